@@ -1,0 +1,127 @@
+"""Configuration classes. Pick one with EDUTRADEX_ENV (development, testing, production)."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+load_dotenv(BASE_DIR / ".env")
+
+DEFAULT_SECRET = "dev-only-change-me"
+
+
+def normalise_database_url(url: str) -> str:
+    """Heroku-style hosts hand out postgres://, which SQLAlchemy no longer accepts."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def _bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY", DEFAULT_SECRET)
+    SQLALCHEMY_DATABASE_URI = normalise_database_url(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'edutradex.db'}")
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+
+    # Background jobs: "rq" when Redis is configured, "thread" (in-process) otherwise,
+    # "sync" (run at once, in the caller) for tests.
+    JOBS_MODE = os.environ.get("JOBS_MODE") or ("rq" if REDIS_URL else "thread")
+    # The price feed and settlement clock run inside the web process (embedded default)
+    # unless a separate `feed` process is the authority (production).
+    EMBEDDED_SERVICES = _bool("EMBEDDED_SERVICES", not REDIS_URL)
+
+    DEFAULT_DEMO_BALANCE = Decimal(os.environ.get("DEFAULT_DEMO_BALANCE", "10000"))
+    PASSWORD_MIN_LENGTH = int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))
+    # argon2id parameters (argon2-cffi defaults: time_cost=3, memory_cost=64 MiB)
+    ARGON2_TIME_COST = 3
+    ARGON2_MEMORY_COST = 65536
+
+    RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    RATELIMIT_AUTH = os.environ.get("RATELIMIT_AUTH", "10 per minute")
+    RATELIMIT_HEADERS_ENABLED = True
+
+    WTF_CSRF_TIME_LIMIT = None  # token valid for the session's lifetime
+    WTF_CSRF_HEADERS = ["X-CSRFToken"]
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+
+    SITE_NAME = os.environ.get("SITE_NAME", "EduTradeX")
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS", False)
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "EduTradeX <no-reply@edutradex.local>")
+    MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(BASE_DIR / "instance" / "outbox"))
+
+    SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+    SECRET_KEY = "testing-secret"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    REDIS_URL = None
+    JOBS_MODE = "sync"
+    EMBEDDED_SERVICES = False
+    RATELIMIT_ENABLED = False
+    RATELIMIT_STORAGE_URI = "memory://"
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_COST = 1024
+    SOCKETIO_ASYNC_MODE = "threading"
+    MAIL_SUPPRESS_SEND = True
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+
+    @classmethod
+    def validate(cls) -> None:
+        if not cls.SECRET_KEY or cls.SECRET_KEY == DEFAULT_SECRET or len(cls.SECRET_KEY) < 16:
+            raise RuntimeError(
+                "SECRET_KEY is missing, too short or the development default: "
+                "set a long random SECRET_KEY before starting in production."
+            )
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def get_config(name: str | None = None) -> type[Config]:
+    name = name or os.environ.get("EDUTRADEX_ENV", "development")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise RuntimeError(f"Unknown EDUTRADEX_ENV {name!r}; use one of {sorted(CONFIGS)}") from None

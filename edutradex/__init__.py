@@ -1,0 +1,103 @@
+"""EduTradeX: an educational trading platform. ``create_app`` builds the Flask app."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from flask import Flask
+
+from config import Config, ProductionConfig, get_config
+
+from .extensions import csrf, db, limiter, login_manager, mail, migrate, socketio
+
+# Feature packages, each a blueprint (and optionally socket events, CLI, background
+# services). Order is the navigation order.
+FEATURES = ("core", "auth", "admin")
+
+
+def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
+    config_class = config if isinstance(config, type) else get_config(config)
+    if issubclass(config_class, ProductionConfig):
+        config_class.validate()
+
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(config_class)
+    app.config.update(overrides)
+    app.extensions["background_services"] = []
+    app.extensions["health_checks"] = {}
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    _init_database(app)
+    migrate.init_app(app, db, render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    mail.init_app(app)
+    _import_socket_events()
+    # SocketIO keeps its options between init_app calls; drop a queue manager left by an
+    # earlier app in this process (tests build many apps) so the config here decides.
+    socketio.server_options.pop("client_manager", None)
+    socketio.init_app(
+        app,
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        message_queue=app.config["REDIS_URL"],
+        cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
+    )
+
+    from . import cli, jobs, security, templating
+
+    jobs.init_app(app)
+    security.init_app(app)
+    templating.init_app(app)
+    cli.init_app(app)
+
+    for name in FEATURES:
+        feature = importlib.import_module(f"{__name__}.{name}")
+        feature.init_app(app)
+    return app
+
+
+def _import_socket_events() -> None:
+    """Socket.IO handlers live in each feature's events.py. They must be imported before
+    the first socketio.init_app so that SocketIO keeps them in its handler list and
+    registers them on every server it builds (tests build many apps per process)."""
+    import importlib.util
+
+    for name in FEATURES:
+        module = f"{__name__}.{name}.events"
+        if importlib.util.find_spec(module) is not None:
+            importlib.import_module(module)
+
+
+def _init_database(app: Flask) -> None:
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite"):
+        from pathlib import Path
+
+        from sqlalchemy.pool import StaticPool
+
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS", {}))
+        options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        if uri in ("sqlite://", "sqlite:///:memory:"):
+            options["poolclass"] = StaticPool
+        else:
+            Path(uri.split("sqlite:///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    db.init_app(app)
+    if uri.startswith("sqlite"):
+        from sqlalchemy import event
+
+        with app.app_context():
+            @event.listens_for(db.engine, "connect")
+            def _sqlite_pragmas(dbapi_connection, _record):
+                # WAL lets readers work while the one writer writes; busy_timeout makes a
+                # second writer wait instead of failing at once.
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.close()
+
+
+__all__ = ["create_app"]

@@ -1,0 +1,129 @@
+"""One way to run background work.
+
+- ``rq``: RQ on Redis (production). Jobs at a given time use RQ's built-in scheduler, so
+  the worker runs with ``--with-scheduler``.
+- ``thread``: in-process green threads (the embedded default; no Redis needed).
+- ``sync``: run at once in the caller (tests).
+
+Jobs receive ids, never ORM objects, and run inside an app context of their own
+(``@job``), whichever way they were started.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, current_app, has_app_context
+
+from .extensions import socketio
+
+log = logging.getLogger(__name__)
+
+QUEUE_NAME = "default"
+_worker_app: Flask | None = None
+
+
+def init_app(app: Flask) -> None:
+    mode = app.config["JOBS_MODE"]
+    if mode not in {"rq", "thread", "sync"}:
+        raise RuntimeError(f"JOBS_MODE must be rq, thread or sync, not {mode!r}")
+    if mode == "rq" and not app.config["REDIS_URL"]:
+        raise RuntimeError("JOBS_MODE=rq needs REDIS_URL")
+
+
+def job(func: Callable) -> Callable:
+    """Give a job function an app context when it runs outside one (in an RQ worker)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        if has_app_context():
+            return func(*args, **kwargs)
+        with _app_for_worker().app_context():
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
+def _app_for_worker() -> Flask:
+    global _worker_app
+    if _worker_app is None:
+        from . import create_app
+
+        _worker_app = create_app()
+    return _worker_app
+
+
+def redis_connection():
+    from redis import Redis
+
+    connections = current_app.extensions.setdefault("redis_connections", {})
+    url = current_app.config["REDIS_URL"]
+    if url not in connections:
+        connections[url] = Redis.from_url(url)
+    return connections[url]
+
+
+def queue():
+    from rq import Queue
+
+    return Queue(QUEUE_NAME, connection=redis_connection())
+
+
+def enqueue(func: Callable, *args: Any, job_id: str | None = None, at: datetime | None = None, **kwargs: Any) -> str | None:
+    """Run ``func(*args, **kwargs)`` in the background, at ``at`` if given (aware UTC).
+
+    ``job_id`` makes the enqueue idempotent in RQ mode: a second enqueue with the same id
+    while the first is still known replaces nothing."""
+    mode = current_app.config["JOBS_MODE"]
+    if mode == "sync":
+        func(*args, **kwargs)
+        return job_id
+    if mode == "thread":
+        app = current_app._get_current_object()
+        socketio.start_background_task(_run_in_thread, app, func, args, kwargs, at)
+        return job_id
+    q = queue()
+    if job_id is not None:
+        existing = q.fetch_job(job_id)
+        if existing is not None and existing.get_status(refresh=True) not in ("finished", "failed", "canceled", "stopped"):
+            return job_id
+    options = {"job_id": job_id, "failure_ttl": 7 * 24 * 3600}
+    if at is not None:
+        q.enqueue_at(at, func, *args, **kwargs, **{k: v for k, v in options.items() if v is not None})
+    else:
+        q.enqueue(func, *args, **kwargs, **{k: v for k, v in options.items() if v is not None})
+    return job_id
+
+
+def _run_in_thread(app: Flask, func: Callable, args: tuple, kwargs: dict, at: datetime | None) -> None:
+    if at is not None:
+        delay = (at - datetime.now(UTC)).total_seconds()
+        if delay > 0:
+            socketio.sleep(delay)
+    with app.app_context():
+        try:
+            func(*args, **kwargs)
+        except Exception:
+            log.exception("background job %s failed", getattr(func, "__name__", func))
+
+
+def queue_status() -> tuple[bool, dict]:
+    mode = current_app.config["JOBS_MODE"]
+    if mode != "rq":
+        return True, {"mode": mode}
+    from rq import Worker
+    from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+
+    q = queue()
+    workers = Worker.count(queue=q)
+    return workers > 0, {
+        "mode": "rq",
+        "queued": len(q),
+        "scheduled": len(ScheduledJobRegistry(queue=q)),
+        "failed": len(FailedJobRegistry(queue=q)),
+        "workers": workers,
+    }
