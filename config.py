@@ -46,6 +46,12 @@ class Config:
     EMBEDDED_SERVICES = _bool("EMBEDDED_SERVICES", not REDIS_URL)
 
     DEFAULT_DEMO_BALANCE = Decimal(os.environ.get("DEFAULT_DEMO_BALANCE", "10000"))
+    DEFAULT_PAYOUT_PERCENT = Decimal(os.environ.get("DEFAULT_PAYOUT_PERCENT", "80"))
+    ALLOWED_DURATIONS = [int(s) for s in os.environ.get("ALLOWED_DURATIONS", "5,15,30,60,120,300,900,3600").split(",")]
+    MAX_OPEN_TRADES = int(os.environ.get("MAX_OPEN_TRADES", "20"))
+    ACCENT_COLOUR = os.environ.get("ACCENT_COLOUR", "#3b82f6")
+    # A market whose latest tick is older than this is unavailable for trading.
+    FEED_STALE_AFTER_SECONDS = float(os.environ.get("FEED_STALE_AFTER_SECONDS", "10"))
     PASSWORD_MIN_LENGTH = int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))
     # argon2id parameters (argon2-cffi defaults: time_cost=3, memory_cost=64 MiB)
     ARGON2_TIME_COST = 3

@@ -13,7 +13,7 @@ from .extensions import csrf, db, limiter, login_manager, mail, migrate, socketi
 
 # Feature packages, each a blueprint (and optionally socket events, CLI, background
 # services). Order is the navigation order.
-FEATURES = ("core", "auth", "admin")
+FEATURES = ("core", "auth", "market", "admin")
 
 
 def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
@@ -45,7 +45,7 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
     )
 
-    from . import cli, jobs, security, templating
+    from . import cli, jobs, security, settings, templating  # noqa: F401 - settings: its model
 
     jobs.init_app(app)
     security.init_app(app)

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from ..errors import DomainError, NotFound
 from ..extensions import db
+from ..settings import get_setting
 from ..types import utcnow
 from .models import Role, User, new_session_nonce
 from .passwords import dummy_verify, hash_password, needs_rehash, verify_password
@@ -26,7 +27,7 @@ def normalise_email(email: str) -> str:
 
 
 def default_demo_balance() -> Decimal:
-    return Decimal(current_app.config["DEFAULT_DEMO_BALANCE"]).quantize(Decimal("0.01"))
+    return Decimal(get_setting("default_demo_balance")).quantize(Decimal("0.01"))
 
 
 def find_user_by_email(email: str) -> User | None:

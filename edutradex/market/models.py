@@ -1,0 +1,93 @@
+"""The market catalogue and the tick store."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..types import Money, Percent, Price, ScaledDecimal, UTCDateTime, utcnow
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class MarketType(enum.StrEnum):
+    FOREX = "FOREX"  # real prices from a feed provider; never simulated
+    OTC = "OTC"  # simulated copies of real pairs, open 24/7
+    SYNTHETIC = "SYNTHETIC"  # volatility indices, simulated
+
+
+class VolatilityMode(enum.StrEnum):
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    SPIKE = "SPIKE"
+
+
+class Market(db.Model):
+    __tablename__ = "markets"
+    __table_args__ = (
+        CheckConstraint("min_stake > 0 AND max_stake >= min_stake", name="ck_markets_stake_range"),
+        CheckConstraint("payout_percent > 0 AND payout_percent <= 1000", name="ck_markets_payout"),
+        CheckConstraint("trend_bias >= -1 AND trend_bias <= 1", name="ck_markets_trend_bias"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(80))
+    market_type: Mapped[str] = mapped_column(String(12))
+    active: Mapped[bool] = mapped_column(default=True)
+    payout_percent: Mapped[Decimal] = mapped_column(Percent(), default=Decimal("80.00"))
+    min_stake: Mapped[Decimal] = mapped_column(Money(), default=Decimal("1.00"))
+    max_stake: Mapped[Decimal] = mapped_column(Money(), default=Decimal("1000.00"))
+    volatility_mode: Mapped[str] = mapped_column(String(8), default=VolatilityMode.MEDIUM.value)
+    trend_bias: Mapped[Decimal] = mapped_column(ScaledDecimal(6, 4), default=Decimal("0"))
+    precision: Mapped[int] = mapped_column(default=5)  # decimal places quoted
+    spread: Mapped[Decimal] = mapped_column(Price(), default=Decimal("0"))  # ask - bid, in price units
+    initial_price: Mapped[Decimal | None] = mapped_column(Price())  # simulator start; None for FOREX
+    provider_symbol: Mapped[str | None] = mapped_column(String(32))  # e.g. "EUR/USD" at the feed provider
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    @property
+    def is_simulated(self) -> bool:
+        return self.market_type != MarketType.FOREX.value
+
+    def __repr__(self) -> str:
+        return f"<Market {self.symbol}>"
+
+
+class Tick(db.Model):
+    """One price from the authority. `ts_ms` is the server's UTC time in milliseconds."""
+
+    __tablename__ = "ticks"
+    __table_args__ = (Index("ix_ticks_symbol_ts", "symbol", "ts_ms"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    bid: Mapped[Decimal] = mapped_column(Price())
+    ask: Mapped[Decimal] = mapped_column(Price())
+    mid: Mapped[Decimal] = mapped_column(Price())
+    source: Mapped[str] = mapped_column(String(16))
+
+
+class Candle(db.Model):
+    """OHLC aggregated from ticks, kept after the raw ticks are pruned."""
+
+    __tablename__ = "candles"
+    __table_args__ = (UniqueConstraint("symbol", "resolution", "start_s", name="uq_candles_symbol_res_start"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    resolution: Mapped[int] = mapped_column()  # seconds
+    start_s: Mapped[int] = mapped_column(BigInteger)  # unix seconds, aligned to resolution
+    open: Mapped[Decimal] = mapped_column(Price())
+    high: Mapped[Decimal] = mapped_column(Price())
+    low: Mapped[Decimal] = mapped_column(Price())
+    close: Mapped[Decimal] = mapped_column(Price())
+    tick_count: Mapped[int] = mapped_column(default=0)
