@@ -52,6 +52,8 @@ class Config:
     ACCENT_COLOUR = os.environ.get("ACCENT_COLOUR", "#3b82f6")
     # A market whose latest tick is older than this is unavailable for trading.
     FEED_STALE_AFTER_SECONDS = float(os.environ.get("FEED_STALE_AFTER_SECONDS", "10"))
+    # How often the settlement clock looks for rise/fall trades that have expired.
+    SETTLEMENT_INTERVAL_SECONDS = float(os.environ.get("SETTLEMENT_INTERVAL_SECONDS", "0.2"))
     PASSWORD_MIN_LENGTH = int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))
     # argon2id parameters (argon2-cffi defaults: time_cost=3, memory_cost=64 MiB)
     ARGON2_TIME_COST = 3

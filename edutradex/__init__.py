@@ -13,7 +13,7 @@ from .extensions import csrf, db, limiter, login_manager, mail, migrate, socketi
 
 # Feature packages, each a blueprint (and optionally socket events, CLI, background
 # services). Order is the navigation order.
-FEATURES = ("core", "auth", "market", "admin")
+FEATURES = ("core", "auth", "market", "binary", "admin")
 
 
 def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:

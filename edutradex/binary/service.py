@@ -1,0 +1,311 @@
+"""Placing rise/fall trades, and reading them back (open trades, history, stats).
+
+The rules a trader is shown on the trade page (templates/binary/_rules.html) are the ones
+implemented here and in settlement.py:
+- entry price = the MID of the authority's latest quote when the server receives the
+  request (its tick id and time are recorded); the exit price is the MID of the tick
+  recorded at or before expiry. Both sides use the same price, so the spread is never
+  charged twice and UP and DOWN are symmetric;
+- the payout % is frozen at placement; potential payout = stake * (1 + payout%/100),
+  rounded half-even to cents (POTENTIAL_PAYOUT_ROUNDING);
+- expiry = server time at receipt + duration.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+
+from sqlalchemy import Select, case, func, select, type_coerce, update
+from sqlalchemy.exc import IntegrityError
+
+from ..auth.models import User
+from ..errors import DomainError, NotFound
+from ..extensions import db
+from ..market.models import Market
+from ..market.quotes import fresh_quote, now_ms
+from ..settings import get_setting
+from ..types import Money, utcnow
+from .models import Direction, SettlementRule, Trade, TradeResult, TradeStatus
+
+CENT = Decimal("0.01")
+POTENTIAL_PAYOUT_ROUNDING = ROUND_HALF_EVEN
+IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+
+
+class TradeError(DomainError):
+    pass
+
+
+def potential_payout(stake: Decimal, payout_percent: Decimal) -> Decimal:
+    """What a winning trade pays back (stake included), half-even to the cent."""
+    return (stake * (1 + payout_percent / 100)).quantize(CENT, rounding=POTENTIAL_PAYOUT_ROUNDING)
+
+
+def parse_stake(raw: str | Decimal | None) -> Decimal:
+    """A positive amount with at most 2 decimal places; anything else is refused."""
+    if isinstance(raw, float):
+        raise TradeError("Enter the stake as a decimal amount, e.g. 10.00.")
+    text = str(raw if raw is not None else "").strip()
+    if not text:
+        raise TradeError("Enter a stake.")
+    try:
+        stake = Decimal(text)
+    except InvalidOperation:
+        raise TradeError("The stake must be a number, e.g. 10.00.") from None
+    if not stake.is_finite() or abs(stake.adjusted()) > 15:
+        raise TradeError("The stake must be a normal amount, e.g. 10.00.")
+    if stake <= 0:
+        raise TradeError("The stake must be more than zero.")
+    if stake != stake.quantize(CENT):
+        raise TradeError("The stake can have at most 2 decimal places.")
+    return stake.quantize(CENT)
+
+
+def parse_direction(raw: str | None) -> Direction:
+    try:
+        return Direction((raw or "").strip().upper())
+    except ValueError:
+        raise TradeError("Choose UP or DOWN.") from None
+
+
+def parse_duration(raw: str | int | None, allowed: list[int]) -> int:
+    try:
+        duration = int(str(raw).strip())
+    except (TypeError, ValueError):
+        raise TradeError("Choose a duration.") from None
+    if duration not in allowed:
+        raise TradeError(f"A duration of {duration} seconds is not offered. Choose one of the listed durations.")
+    return duration
+
+
+def tradable_market(symbol: str) -> Market:
+    market = db.session.scalar(select(Market).where(Market.symbol == (symbol or "").strip().upper()))
+    if market is None:
+        raise TradeError(f"There is no market called {symbol!r}.", status_code=404)
+    if not market.active:
+        raise TradeError(f"{market.name} is closed for trading right now.", status_code=409)
+    return market
+
+
+def existing_trade(user_id: int, idempotency_key: str) -> Trade | None:
+    return db.session.scalar(select(Trade).where(Trade.user_id == user_id, Trade.idempotency_key == idempotency_key))
+
+
+def place_trade(user_id: int, symbol: str, direction: str, stake: str | Decimal, duration: str | int,
+                idempotency_key: str) -> Trade:
+    """Validate, debit the stake and record the trade in ONE transaction.
+
+    A second submission with the same idempotency key returns the first trade and debits
+    nothing (also when both arrive at once: the unique key decides)."""
+    if not IDEMPOTENCY_KEY.match(idempotency_key or ""):
+        raise TradeError("This form is missing its submission key. Reload the page and try again.")
+    replay = existing_trade(user_id, idempotency_key)
+    if replay is not None:
+        return replay
+
+    market = tradable_market(symbol)
+    side = parse_direction(direction)
+    amount = parse_stake(stake)
+    if not market.min_stake <= amount <= market.max_stake:
+        raise TradeError(f"The stake must be from {market.min_stake:,.2f} to {market.max_stake:,.2f} on {market.name}.")
+    seconds = parse_duration(duration, get_setting("allowed_durations"))
+    max_open = int(get_setting("max_open_trades"))
+    quote = fresh_quote(market.symbol, market.name)
+
+    opened_ms = now_ms()
+    expires_ms = opened_ms + seconds * 1000
+    payout_percent = market.payout_percent
+    users = User.__table__
+    try:
+        # The debit comes first: it locks the user's row (PostgreSQL) or takes the write
+        # lock (SQLite), so the open-trade count below cannot race another placement.
+        debited = db.session.execute(
+            update(users)
+            .where(users.c.id == user_id, users.c.demo_balance >= amount)
+            .values(demo_balance=users.c.demo_balance - amount)
+        ).rowcount
+        if debited != 1:
+            raise TradeError("Insufficient balance for this stake.", status_code=409)
+        open_count = db.session.scalar(
+            select(func.count()).select_from(Trade).where(Trade.user_id == user_id, Trade.status == TradeStatus.OPEN.value)
+        )
+        if open_count >= max_open:
+            raise TradeError(f"You already have {open_count} open trades (the limit is {max_open}). "
+                             "Wait for one to settle.", status_code=409)
+        trade = Trade(
+            user_id=user_id,
+            symbol=market.symbol,
+            direction=side.value,
+            stake=amount,
+            payout_percent=payout_percent,
+            potential_payout=potential_payout(amount, payout_percent),
+            entry_price=quote.mid,
+            entry_bid=quote.bid,
+            entry_ask=quote.ask,
+            entry_tick_id=quote.tick_id,
+            entry_ts_ms=quote.ts_ms,
+            duration_seconds=seconds,
+            opened_at=ms_to_datetime(opened_ms),
+            expires_at=ms_to_datetime(expires_ms),
+            expires_ms=expires_ms,
+            status=TradeStatus.OPEN.value,
+            idempotency_key=idempotency_key,
+        )
+        db.session.add(trade)
+        db.session.flush()
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        replay = existing_trade(user_id, idempotency_key)
+        if replay is None:
+            raise
+        return replay
+    except BaseException:
+        db.session.rollback()
+        raise
+    return trade
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC).replace(microsecond=(ms % 1000) * 1000)
+
+
+def open_trades(user_id: int) -> list[Trade]:
+    return list(db.session.scalars(
+        select(Trade).where(Trade.user_id == user_id, Trade.status == TradeStatus.OPEN.value).order_by(Trade.expires_ms)
+    ))
+
+
+def recent_trades(user_id: int, limit: int = 8) -> list[Trade]:
+    return list(db.session.scalars(
+        select(Trade).where(Trade.user_id == user_id, Trade.status != TradeStatus.OPEN.value)
+        .order_by(Trade.settled_at.desc(), Trade.id.desc()).limit(limit)
+    ))
+
+
+def trade_for_user(user_id: int, trade_id: int) -> Trade:
+    """Another user's trade is indistinguishable from a missing one."""
+    trade = db.session.get(Trade, trade_id)
+    if trade is None or trade.user_id != user_id:
+        raise NotFound("No such trade.")
+    return trade
+
+
+# ---- history -------------------------------------------------------------------------
+
+RESULT_FILTERS = ("WIN", "LOSS", "TIE", "OPEN", "CANCELLED")
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    symbol: str | None = None
+    result: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+    @classmethod
+    def parse(cls, symbol: str | None, result: str | None, date_from: str | None, date_to: str | None) -> HistoryFilter:
+        symbol = (symbol or "").strip().upper() or None
+        result = (result or "").strip().upper() or None
+        if result is not None and result not in RESULT_FILTERS:
+            raise TradeError("Unknown result filter.")
+        start, end = _parse_date(date_from, "From"), _parse_date(date_to, "To")
+        if start and end and start > end:
+            raise TradeError("The 'from' date is after the 'to' date.")
+        return cls(symbol, result, start, end)
+
+    def apply(self, query: Select, user_id: int) -> Select:
+        query = query.where(Trade.user_id == user_id)
+        if self.symbol:
+            query = query.where(Trade.symbol == self.symbol)
+        if self.result in ("OPEN", "CANCELLED"):
+            query = query.where(Trade.status == self.result)
+        elif self.result:
+            query = query.where(Trade.result == self.result)
+        if self.date_from:
+            query = query.where(Trade.opened_at >= datetime.combine(self.date_from, time.min, UTC))
+        if self.date_to:
+            query = query.where(Trade.opened_at < datetime.combine(self.date_to + timedelta(days=1), time.min, UTC))
+        return query
+
+    def as_args(self) -> dict[str, str]:
+        args = {"symbol": self.symbol, "result": self.result,
+                "date_from": self.date_from.isoformat() if self.date_from else None,
+                "date_to": self.date_to.isoformat() if self.date_to else None}
+        return {k: v for k, v in args.items() if v}
+
+
+def _parse_date(raw: str | None, label: str) -> date | None:
+    raw = (raw or "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise TradeError(f"{label} date must look like 2025-01-31.") from None
+
+
+def history_query(user_id: int, filters: HistoryFilter) -> Select:
+    return filters.apply(select(Trade), user_id).order_by(Trade.opened_at.desc(), Trade.id.desc())
+
+
+@dataclass(frozen=True)
+class TradeStats:
+    trades: int
+    wins: int
+    losses: int
+    ties: int
+    staked: Decimal
+    returned: Decimal
+    best: Decimal | None
+    worst: Decimal | None
+
+    @property
+    def win_rate(self) -> Decimal | None:
+        """Wins over decided trades (ties excluded), in percent."""
+        decided = self.wins + self.losses
+        if not decided:
+            return None
+        return (Decimal(self.wins) * 100 / decided).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN)
+
+    @property
+    def net_profit(self) -> Decimal:
+        return self.returned - self.staked
+
+
+def trade_stats(user_id: int, filters: HistoryFilter | None = None) -> TradeStats:
+    """Over settled trades only (open and cancelled ones have no result)."""
+    filters = filters or HistoryFilter()
+    settled = Trade.status == TradeStatus.SETTLED.value
+    profit = type_coerce(Trade.payout - Trade.stake, Money())
+    query = filters.apply(select(
+        func.count(),
+        func.count(case((Trade.result == TradeResult.WIN.value, 1))),
+        func.count(case((Trade.result == TradeResult.LOSS.value, 1))),
+        func.count(case((Trade.result == TradeResult.TIE.value, 1))),
+        type_coerce(func.coalesce(func.sum(Trade.stake), 0), Money()),
+        type_coerce(func.coalesce(func.sum(Trade.payout), 0), Money()),
+        type_coerce(func.max(profit), Money()),
+        type_coerce(func.min(profit), Money()),
+    ).select_from(Trade).where(settled), user_id)
+    trades, wins, losses, ties, staked, returned, best, worst = db.session.execute(query).one()
+    return TradeStats(trades, wins, losses, ties, staked, returned, best, worst)
+
+
+# ---- demo-balance reset ---------------------------------------------------------------
+
+def cancel_open_trades_on_reset(user: User) -> None:
+    """Hook for auth.service.reset_demo_balance (runs in its transaction, before the
+    balance is set to the default). Open trades are cancelled without a payout: the reset
+    balance is the whole new starting point, so a refund would be overwritten anyway.
+    The status flip is gated on OPEN, so a settler racing the reset pays at most once."""
+    trades = Trade.__table__
+    db.session.execute(
+        update(trades)
+        .where(trades.c.user_id == user.id, trades.c.status == TradeStatus.OPEN.value)
+        .values(status=TradeStatus.CANCELLED.value, rule=SettlementRule.RESET.value, payout=Decimal("0.00"),
+                settled_at=utcnow())
+    )

@@ -1,0 +1,305 @@
+"""Settling rise/fall trades from recorded ticks, exactly once, in set-based batches.
+
+Rules (shown to traders on the trade page and on each trade's proof):
+- the exit price is the MID of the tick recorded at or before the trade's expiry (a tick
+  exactly at ``expires_ms`` counts);
+- a trade is settled only once that price is final: the authority persists ticks in
+  order, so a tick after the expiry proves every tick up to it is stored; if the feed is
+  silent, the price becomes final FEED_STALE_AFTER_SECONDS after the expiry;
+- UP wins when exit > entry, DOWN wins when exit < entry, equal prices are a TIE;
+- no tick recorded after the entry quote up to the expiry is a TIE (rule NO_NEW_TICK);
+- WIN pays the frozen potential payout, TIE returns the stake, LOSS pays nothing.
+
+Exactly once: each batch flips trades with ``UPDATE ... WHERE status = 'OPEN' RETURNING``
+and credits only the rows that statement returned, in the same transaction. On
+PostgreSQL the due rows are also locked with ``FOR UPDATE SKIP LOCKED`` so concurrent
+settlers split the work instead of queueing behind each other.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from flask import Flask, current_app
+from sqlalchemy import bindparam, func, select, update
+
+from .. import jobs
+from ..auth.models import User
+from ..core.events import user_room
+from ..extensions import db, socketio
+from ..market.models import Tick
+from ..market.quotes import now_ms
+from ..market.ticks import tick_at_or_before
+from ..types import Money, utcnow
+from .models import Direction, SettlementRule, Trade, TradeResult, TradeStatus
+
+log = logging.getLogger(__name__)
+
+ZERO = Decimal("0.00")
+ID_CHUNK = 1000
+# Expiries closer together than this share one window of ticks (one query); wider gaps
+# (recovery after a long outage) get their own window so no huge tick range is loaded.
+TICK_WINDOW_MS = 5000
+MAX_BATCHES_PER_CYCLE = 500
+
+
+@dataclass(frozen=True)
+class SettledTrade:
+    id: int
+    user_id: int
+    symbol: str
+    direction: str
+    stake: Decimal
+    result: str
+    rule: str
+    payout: Decimal
+    entry_price: Decimal
+    exit_price: Decimal | None
+    exit_tick_id: int | None
+    exit_ts_ms: int | None
+    expires_ms: int
+
+    def as_event(self) -> dict:
+        return {
+            "id": self.id, "symbol": self.symbol, "direction": self.direction, "stake": str(self.stake),
+            "result": self.result, "rule": self.rule, "payout": str(self.payout),
+            "profit": str(self.payout - self.stake), "entry_price": str(self.entry_price),
+            "exit_price": None if self.exit_price is None else str(self.exit_price),
+            "exit_tick_id": self.exit_tick_id, "exit_ts_ms": self.exit_ts_ms, "expires_ms": self.expires_ms,
+        }
+
+
+def decide(direction: str, entry_price: Decimal, entry_ts_ms: int, exit_tick: Tick | None) -> tuple[str, str]:
+    """(result, rule) for one trade, given the tick at or before its expiry."""
+    if exit_tick is None or exit_tick.ts_ms <= entry_ts_ms:
+        return TradeResult.TIE.value, SettlementRule.NO_NEW_TICK.value
+    if exit_tick.mid == entry_price:
+        return TradeResult.TIE.value, SettlementRule.COMPARE.value
+    went_up = exit_tick.mid > entry_price
+    won = went_up if direction == Direction.UP.value else not went_up
+    return (TradeResult.WIN.value if won else TradeResult.LOSS.value), SettlementRule.COMPARE.value
+
+
+def exit_ticks(symbol: str, expiries: list[int]) -> dict[int, Tick | None]:
+    """tick_at_or_before(symbol, e) for every distinct expiry e, with one lookup plus one
+    range query per window of close expiries instead of one query per expiry."""
+    found: dict[int, Tick | None] = {}
+    expiries = sorted(set(expiries))
+    start = 0
+    while start < len(expiries):
+        end = start
+        while end + 1 < len(expiries) and expiries[end + 1] - expiries[start] <= TICK_WINDOW_MS:
+            end += 1
+        first, last = expiries[start], expiries[end]
+        ticks: list[Tick] = []
+        base = tick_at_or_before(symbol, first)
+        if base is not None:
+            ticks.append(base)
+        if last > first:
+            ticks.extend(db.session.scalars(
+                select(Tick).where(Tick.symbol == symbol, Tick.ts_ms > first, Tick.ts_ms <= last)
+                .order_by(Tick.ts_ms, Tick.id)
+            ))
+        times = [tick.ts_ms for tick in ticks]
+        for expiry in expiries[start:end + 1]:
+            index = bisect.bisect_right(times, expiry) - 1
+            found[expiry] = ticks[index] if index >= 0 else None
+        start = end + 1
+    return found
+
+
+def settle_due_trades(symbol: str, up_to_ms: int) -> list[SettledTrade]:
+    """Settle every OPEN trade of ``symbol`` that expired at or before ``up_to_ms`` and
+    whose exit price is final. Safe to run concurrently and to repeat."""
+    now = now_ms()
+    up_to = min(up_to_ms, now)
+    grace_ms = int(current_app.config["FEED_STALE_AFTER_SECONDS"] * 1000)
+    due = (
+        select(Trade.id, Trade.user_id, Trade.direction, Trade.stake, Trade.potential_payout,
+               Trade.entry_price, Trade.entry_ts_ms, Trade.expires_ms)
+        .where(Trade.status == TradeStatus.OPEN.value, Trade.symbol == symbol, Trade.expires_ms <= up_to)
+        .order_by(Trade.id)
+    )
+    if db.engine.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    try:
+        rows = db.session.execute(due).all()
+        if not rows:
+            db.session.rollback()
+            return []
+        last_tick_ms = db.session.scalar(select(func.max(Tick.ts_ms)).where(Tick.symbol == symbol))
+        final = [row for row in rows
+                 if (last_tick_ms is not None and last_tick_ms > row.expires_ms) or row.expires_ms < now - grace_ms]
+        if not final:
+            db.session.rollback()
+            return []
+        ticks = exit_ticks(symbol, [row.expires_ms for row in final])
+
+        groups: dict[tuple[str, str, int | None], list] = defaultdict(list)
+        for row in final:
+            tick = ticks[row.expires_ms]
+            result, rule = decide(row.direction, row.entry_price, row.entry_ts_ms, tick)
+            shown_tick = tick if rule == SettlementRule.COMPARE.value else None
+            groups[(result, rule, shown_tick.id if shown_tick else None)].append((row, shown_tick))
+
+        settled = _flip_and_collect(symbol, groups)
+        balances = _credit(settled)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    _announce(settled, balances)
+    return settled
+
+
+def _flip_and_collect(symbol: str, groups: dict) -> list[SettledTrade]:
+    """One UPDATE per (result, exit tick) group; only rows still OPEN are flipped and
+    returned, so a trade another settler got first is neither flipped nor paid here."""
+    trades = Trade.__table__
+    payout_column = {
+        TradeResult.WIN.value: trades.c.potential_payout,
+        TradeResult.TIE.value: trades.c.stake,
+        TradeResult.LOSS.value: ZERO,
+    }
+    settled_at = utcnow()
+    settled: list[SettledTrade] = []
+    for (result, rule, _tick_id), members in groups.items():
+        tick = members[0][1]
+        by_id = {row.id: row for row, _ in members}
+        ids = list(by_id)
+        for offset in range(0, len(ids), ID_CHUNK):
+            chunk = ids[offset:offset + ID_CHUNK]
+            flipped = db.session.execute(
+                update(trades)
+                .where(trades.c.id.in_(chunk), trades.c.status == TradeStatus.OPEN.value)
+                .values(status=TradeStatus.SETTLED.value, result=result, rule=rule, payout=payout_column[result],
+                        exit_price=tick.mid if tick else None, exit_tick_id=tick.id if tick else None,
+                        exit_ts_ms=tick.ts_ms if tick else None, settled_at=settled_at)
+                .returning(trades.c.id, trades.c.payout)
+            ).all()
+            for trade_id, payout in flipped:
+                row = by_id[trade_id]
+                settled.append(SettledTrade(
+                    id=trade_id, user_id=row.user_id, symbol=symbol, direction=row.direction, stake=row.stake,
+                    result=result, rule=rule, payout=payout, entry_price=row.entry_price,
+                    exit_price=tick.mid if tick else None, exit_tick_id=tick.id if tick else None,
+                    exit_ts_ms=tick.ts_ms if tick else None, expires_ms=row.expires_ms,
+                ))
+    return settled
+
+
+def _credit(settled: list[SettledTrade]) -> dict[int, Decimal]:
+    """Credit each user once with the sum of their payouts; returns the new balances of
+    every user with a settled trade. Users are updated in id order (no deadlock between
+    settlers of different symbols)."""
+    if not settled:
+        return {}
+    owed: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    for trade in settled:
+        owed[trade.user_id] += trade.payout
+    users = User.__table__
+    credits = [{"uid": uid, "amount": amount} for uid, amount in sorted(owed.items()) if amount > 0]
+    if credits:
+        db.session.execute(
+            update(users).where(users.c.id == bindparam("uid"))
+            .values(demo_balance=users.c.demo_balance + bindparam("amount", type_=Money())),
+            credits,
+        )
+    user_ids = sorted(owed)
+    balances: dict[int, Decimal] = {}
+    for offset in range(0, len(user_ids), ID_CHUNK):
+        chunk = user_ids[offset:offset + ID_CHUNK]
+        balances.update(db.session.execute(select(users.c.id, users.c.demo_balance).where(users.c.id.in_(chunk))).all())
+    return balances
+
+
+def _announce(settled: list[SettledTrade], balances: dict[int, Decimal]) -> None:
+    """After the commit: the trader sees the result and the new balance live."""
+    try:
+        for trade in settled:
+            socketio.emit("trade_settled", trade.as_event(), to=user_room(trade.user_id))
+        for user_id, balance in balances.items():
+            socketio.emit("balance", {"demo_balance": str(balance)}, to=user_room(user_id))
+    except Exception:
+        log.exception("settled %d trades but could not announce them", len(settled))
+
+
+# ---- the settlement clock ---------------------------------------------------------------
+
+def due_batches(now: int | None = None, limit: int = MAX_BATCHES_PER_CYCLE) -> list[tuple[str, int]]:
+    """(symbol, second) pairs with OPEN trades expired by ``now``, oldest first."""
+    now = now_ms() if now is None else now
+    second = Trade.expires_ms // 1000
+    query = (
+        select(Trade.symbol, second)
+        .where(Trade.status == TradeStatus.OPEN.value, Trade.expires_ms <= now)
+        .group_by(Trade.symbol, second)
+        .order_by(second, Trade.symbol)
+        .limit(limit)
+    )
+    rows = db.session.execute(query).all()
+    db.session.rollback()
+    return [(symbol, int(sec)) for symbol, sec in rows]
+
+
+@jobs.job
+def settle_batch(symbol: str, second: int) -> int:
+    """RQ entry point: one job per (symbol, second), never per trade."""
+    return len(settle_due_trades(symbol, second * 1000 + 999))
+
+
+def batch_job_id(symbol: str, second: int) -> str:
+    return f"binary-settle:{symbol}:{second}"
+
+
+def run_clock_cycle(now: int | None = None) -> int:
+    """Settle (or, with RQ, enqueue) every due batch. Returns the number of batches."""
+    batches = due_batches(now)
+    use_rq = current_app.config["JOBS_MODE"] == "rq"
+    for symbol, second in batches:
+        if use_rq:
+            jobs.enqueue(settle_batch, symbol, second, job_id=batch_job_id(symbol, second))
+        else:
+            settle_due_trades(symbol, second * 1000 + 999)
+    return len(batches)
+
+
+def settle_overdue() -> int:
+    """Crash recovery: settle everything that expired while nothing was running, each
+    trade at the tick recorded at its own expiry. Returns the number of trades settled."""
+    total = 0
+    while True:
+        batches = due_batches()
+        settled = 0
+        for symbol, second in batches:
+            settled += len(settle_due_trades(symbol, second * 1000 + 999))
+        total += settled
+        if len(batches) < MAX_BATCHES_PER_CYCLE or not settled:
+            return total
+
+
+def settlement_clock(app: Flask) -> None:
+    """The background service: recover, then look for due batches every interval."""
+    interval = app.config.get("SETTLEMENT_INTERVAL_SECONDS", 0.2)
+    with app.app_context():
+        try:
+            recovered = settle_overdue() if app.config["JOBS_MODE"] != "rq" else run_clock_cycle()
+            log.info("settlement clock started (%s overdue handled)", recovered)
+        except Exception:
+            log.exception("settlement recovery failed; the clock will retry")
+        finally:
+            db.session.remove()
+    while True:
+        socketio.sleep(interval)
+        with app.app_context():
+            try:
+                run_clock_cycle()
+            except Exception:
+                # A failed batch stays OPEN and is retried on the next cycle.
+                log.exception("settlement cycle failed")
+            finally:
+                db.session.remove()

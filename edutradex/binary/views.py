@@ -1,0 +1,135 @@
+"""Trade page (HTMX panel beside the chart) and trade history. Thin: parse, call the
+service, render."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from decimal import Decimal
+
+from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import select
+
+from ..extensions import db
+from ..market.models import Market
+from ..market.quotes import latest_quote, now_ms
+from ..settings import get_setting
+from . import bp
+from .service import (
+    HistoryFilter,
+    history_query,
+    open_trades,
+    place_trade,
+    recent_trades,
+    trade_for_user,
+    trade_stats,
+)
+
+QUICK_STAKES = (Decimal("1"), Decimal("5"), Decimal("10"), Decimal("25"), Decimal("50"), Decimal("100"), Decimal("500"))
+HISTORY_PAGE_SIZE = 25
+
+
+def new_idempotency_key() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def is_htmx() -> bool:
+    return bool(request.headers.get("HX-Request"))
+
+
+@bp.route("/trade")
+@bp.route("/trade/<symbol>")
+@login_required
+def trade(symbol: str | None = None):
+    markets = list(db.session.scalars(select(Market).where(Market.active.is_(True)).order_by(Market.market_type, Market.symbol)))
+    if not markets:
+        return render_template("binary/trade.html", market=None, markets=[])
+    if symbol is None:
+        return redirect(url_for("binary.trade", symbol=markets[0].symbol))
+    market = next((m for m in markets if m.symbol == symbol.upper()), None)
+    if market is None:
+        abort(404)
+    quote = latest_quote(market.symbol)
+    stakes = [s for s in QUICK_STAKES if market.min_stake <= s <= market.max_stake] or [market.min_stake]
+    default_stake = Decimal("10") if market.min_stake <= Decimal("10") <= market.max_stake else market.min_stake
+    return render_template(
+        "binary/trade.html", market=market, markets=markets, quote=quote, quick_stakes=stakes,
+        default_stake=default_stake, durations=get_setting("allowed_durations"),
+        idempotency_key=new_idempotency_key(), open_trades=open_trades(current_user.id),
+        recent=recent_trades(current_user.id), now_ms=now_ms(),
+    )
+
+
+@bp.route("/trade/place", methods=["POST"])
+@login_required
+def place():
+    form = request.form
+    trade = place_trade(current_user.id, form.get("symbol", ""), form.get("direction", ""), form.get("stake", ""),
+                        form.get("duration", ""), form.get("idempotency_key", ""))
+    if not is_htmx():
+        flash(f"{trade.direction} trade on {trade.symbol} placed: {trade.stake:,.2f} at {trade.entry_price}.", "success")
+        return redirect(url_for("binary.trade", symbol=trade.symbol))
+    return render_template("binary/_placed.html", trade=trade, open_trades=open_trades(current_user.id),
+                           idempotency_key=new_idempotency_key(), now_ms=now_ms())
+
+
+@bp.route("/trade/activity")
+@login_required
+def activity():
+    """Open trades and recent results, refreshed by the page after a settlement."""
+    return render_template("binary/_activity.html", open_trades=open_trades(current_user.id),
+                           recent=recent_trades(current_user.id), now_ms=now_ms())
+
+
+def _filters() -> HistoryFilter:
+    args = request.args
+    return HistoryFilter.parse(args.get("symbol"), args.get("result"), args.get("date_from"), args.get("date_to"))
+
+
+@bp.route("/history")
+@login_required
+def history():
+    filters = _filters()
+    page = request.args.get("page", 1, type=int)
+    pagination = db.paginate(history_query(current_user.id, filters), page=max(page, 1), per_page=HISTORY_PAGE_SIZE,
+                             error_out=False)
+    symbols = list(db.session.scalars(select(Market.symbol).order_by(Market.symbol)))
+    return render_template("binary/history.html", pagination=pagination, trades=pagination.items, filters=filters,
+                           stats=trade_stats(current_user.id, filters), symbols=symbols)
+
+
+@bp.route("/history/<int:trade_id>")
+@login_required
+def trade_detail(trade_id: int):
+    return render_template("binary/detail.html", trade=trade_for_user(current_user.id, trade_id))
+
+
+CSV_COLUMNS = ("id", "symbol", "direction", "stake", "payout_percent", "potential_payout", "status", "result", "rule",
+               "payout", "profit", "opened_at", "expires_at", "settled_at", "entry_price", "entry_tick_id",
+               "entry_ts_ms", "exit_price", "exit_tick_id", "exit_ts_ms")
+
+
+@bp.route("/history.csv")
+@login_required
+def history_csv():
+    filters = _filters()
+    user_id = current_user.id
+    query = history_query(user_id, filters).execution_options(yield_per=500)
+
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        for trade in db.session.scalars(query):
+            writer.writerow(["" if (value := getattr(trade, column)) is None else
+                             value.isoformat() if hasattr(value, "isoformat") else value for column in CSV_COLUMNS])
+            if buffer.tell() > 16384:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    return Response(stream_with_context(rows()), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=edutradex-trades.csv"})
