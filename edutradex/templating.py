@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 
@@ -42,6 +43,32 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["utc"] = datetime_utc
 
+    app.add_url_rule("/branding.css", endpoint="branding_css", view_func=branding_css)
+
     @app.context_processor
     def inject_globals():
-        return {"site_name": app.config["SITE_NAME"], "navigation_items": navigation_items}
+        site_name, accent_colour = branding()
+        return {"site_name": site_name, "accent_colour": accent_colour, "navigation_items": navigation_items}
+
+
+def branding() -> tuple[str, str]:
+    """The white-label site name and accent colour (admin settings, else the config). An
+    error page must still render when the database is the problem, hence the fallback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .settings import get_setting
+
+    try:
+        return get_setting("site_name"), get_setting("accent_colour")
+    except SQLAlchemyError:
+        return current_app.config["SITE_NAME"], current_app.config["ACCENT_COLOUR"]
+
+
+def branding_css():
+    """The accent colour as a stylesheet: the CSP forbids inline styles. base.html links
+    it with the colour in the URL, so a changed colour is a new, cacheable URL."""
+    _, accent = branding()
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", accent):  # the env fallback is not validated like the setting
+        accent = "#3b82f6"
+    css = f":root {{ --accent: {accent}; }}\n"
+    return current_app.response_class(css, mimetype="text/css", headers={"Cache-Control": "public, max-age=86400"})

@@ -1,4 +1,6 @@
-"""The admin panel: one blueprint, every route behind the admin check."""
+"""The admin panel: one blueprint, every route behind the admin check; its sections
+(users, markets, KYC, withdrawals, statistics, settings, jobs, audit log) are submodules
+of views/, their logic in services/."""
 
 from flask import Blueprint
 
@@ -14,6 +16,6 @@ def require_admin():
 
 
 def init_app(app):
-    from . import views  # noqa: F401
+    from . import models, views  # noqa: F401
 
     app.register_blueprint(bp)

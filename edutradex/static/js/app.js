@@ -43,6 +43,11 @@
       if (el && data && data.demo_balance !== undefined) el.textContent = formatMoney(data.demo_balance);
     });
     socket.on("notice", function (data) { toast(data.message, data.category); });
+    // An admin deactivated this account: the session is already void server-side.
+    socket.on("force_logout", function (data) {
+      toast((data && data.message) || "You have been signed out.", "warning");
+      setTimeout(function () { window.location.assign("/login"); }, 1500);
+    });
   }
 
   window.EduTradeX = { socket: socket, toast: toast, formatMoney: formatMoney };

@@ -1,0 +1,47 @@
+"""Markets: the catalogue with live prices, and changes through market.service.update_market
+(which validates them; the feed and the next trade pick them up once committed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ...extensions import db
+from ...market import service as market_service
+from ...market.models import Market
+from ...market.quotes import Quote, latest_quote
+from .audit import Actor, record_audit
+
+# The fields the admin edits, in form order; simulation-only ones are left out for FOREX.
+EDITABLE = ("active", "payout_percent", "min_stake", "max_stake", "spread", "volatility_mode", "trend_bias")
+SIMULATION_ONLY = {"volatility_mode", "trend_bias"}
+
+
+@dataclass(frozen=True)
+class MarketRow:
+    market: Market
+    quote: Quote | None
+
+
+def markets_with_quotes() -> list[MarketRow]:
+    return [MarketRow(market, latest_quote(market.symbol)) for market in market_service.list_markets()]
+
+
+def editable_fields(market: Market) -> tuple[str, ...]:
+    return tuple(f for f in EDITABLE if market.is_simulated or f not in SIMULATION_ONLY)
+
+
+def change_market(actor: Actor, symbol: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Apply the changes and audit them in one transaction. Returns the changed fields'
+    new values (empty when nothing changed, and nothing is recorded)."""
+    try:
+        before, after = market_service.update_market(symbol, **changes)
+    except BaseException:
+        db.session.rollback()
+        raise
+    if not after:
+        db.session.rollback()
+        return {}
+    record_audit(actor, "market.update", "market", symbol, before=before, after=after)
+    db.session.commit()
+    return after

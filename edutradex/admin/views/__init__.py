@@ -1,0 +1,3 @@
+"""The admin's sections, one module each, all on the one admin blueprint."""
+
+from . import audit, dashboard, jobs, kyc, markets, settings, users, withdrawals  # noqa: F401
