@@ -52,6 +52,22 @@ class Config:
     ACCENT_COLOUR = os.environ.get("ACCENT_COLOUR", "#3b82f6")
     # A market whose latest tick is older than this is unavailable for trading.
     FEED_STALE_AFTER_SECONDS = float(os.environ.get("FEED_STALE_AFTER_SECONDS", "10"))
+    # Markets: the feed loop, the tick store and the real-feed providers.
+    FEED_TICK_INTERVAL_MS = int(os.environ.get("FEED_TICK_INTERVAL_MS", "500"))  # simulated markets
+    FEED_EMIT_INTERVAL_MS = int(os.environ.get("FEED_EMIT_INTERVAL_MS", "100"))  # at most one frame per symbol
+    FEED_CONFIG_RELOAD_SECONDS = float(os.environ.get("FEED_CONFIG_RELOAD_SECONDS", "1"))
+    FEED_SEED = int(os.environ["FEED_SEED"]) if os.environ.get("FEED_SEED") else None
+    TICK_FLUSH_INTERVAL_MS = int(os.environ.get("TICK_FLUSH_INTERVAL_MS", "250"))
+    TICK_FLUSH_MAX = int(os.environ.get("TICK_FLUSH_MAX", "500"))
+    TICK_RETENTION_HOURS = float(os.environ.get("TICK_RETENTION_HOURS", "48"))
+    CANDLE_AGGREGATE_SECONDS = float(os.environ.get("CANDLE_AGGREGATE_SECONDS", "10"))
+    CANDLES_MAX = int(os.environ.get("CANDLES_MAX", "5000"))  # per request to the candles API
+    TWELVEDATA_API_KEY = os.environ.get("TWELVEDATA_API_KEY") or None
+    TWELVEDATA_WS_URL = os.environ.get("TWELVEDATA_WS_URL", "wss://ws.twelvedata.com/v1/quotes/price")
+    TWELVEDATA_REST_URL = os.environ.get("TWELVEDATA_REST_URL", "https://api.twelvedata.com")
+    FINNHUB_API_KEY = os.environ.get("FINNHUB_API_KEY") or None
+    FINNHUB_WS_URL = os.environ.get("FINNHUB_WS_URL", "wss://ws.finnhub.io")
+    FINNHUB_SYMBOL_PREFIX = os.environ.get("FINNHUB_SYMBOL_PREFIX", "OANDA:")  # EUR/USD -> OANDA:EUR_USD
     # How often the settlement clock looks for rise/fall trades that have expired.
     SETTLEMENT_INTERVAL_SECONDS = float(os.environ.get("SETTLEMENT_INTERVAL_SECONDS", "0.2"))
     PASSWORD_MIN_LENGTH = int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))
@@ -83,6 +99,19 @@ class Config:
     MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(BASE_DIR / "instance" / "outbox"))
 
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
+
+    # Credit wallet (1 credit = 1 EUR). Without STRIPE_SECRET_KEY the demo provider credits
+    # deposits at once and pays withdrawals at once (the embedded default).
+    STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY") or None
+    STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY") or None
+    STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or None
+    STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE") or None  # e.g. localstripe: http://127.0.0.1:8420
+    STRIPE_JS_URL = os.environ.get("STRIPE_JS_URL", "https://js.stripe.com/v3/")
+    DEPOSIT_MIN = Decimal(os.environ.get("DEPOSIT_MIN", "5"))
+    DEPOSIT_MAX = Decimal(os.environ.get("DEPOSIT_MAX", "1000"))
+    WITHDRAWAL_MIN = Decimal(os.environ.get("WITHDRAWAL_MIN", "10"))
+    # Fernet key(s) for KYC data and bank details, comma-separated, newest first (rotation).
+    KYC_ENCRYPTION_KEY = os.environ.get("KYC_ENCRYPTION_KEY") or None
 
 
 class DevelopmentConfig(Config):
@@ -118,6 +147,13 @@ class ProductionConfig(Config):
                 "SECRET_KEY is missing, too short or the development default: "
                 "set a long random SECRET_KEY before starting in production."
             )
+        if not cls.KYC_ENCRYPTION_KEY:
+            raise RuntimeError(
+                "KYC_ENCRYPTION_KEY is missing: identity documents and bank details are encrypted with it. "
+                "Generate one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+            )
+        if cls.STRIPE_SECRET_KEY and not cls.STRIPE_WEBHOOK_SECRET:
+            raise RuntimeError("STRIPE_SECRET_KEY is set without STRIPE_WEBHOOK_SECRET: deposits would never be credited.")
 
 
 CONFIGS = {

@@ -7,6 +7,12 @@ bp = Blueprint("market", __name__)
 
 
 def init_app(app):
-    from . import models  # noqa: F401
+    from . import cli, config_signal, models, views  # noqa: F401 - models, routes, commit hook
+    from .feed import feed_health, run_feed_service
+    from .service import seed_markets
 
     app.register_blueprint(bp)
+    app.extensions.setdefault("seeders", []).append(seed_markets)
+    app.extensions["health_checks"]["feed"] = feed_health
+    app.extensions["background_services"].append(run_feed_service)
+    cli.init_app(app)

@@ -237,7 +237,10 @@
     var mid = Number(tick.mid);
     var high = tick.high !== undefined ? Math.max(Number(tick.high), mid) : mid;
     var low = tick.low !== undefined ? Math.min(Number(tick.low), mid) : mid;
-    if (this.precision === null) { this.precision = decimalsOf(tick.mid); this._applyPrecision(); }
+    if (this.precision === null) {
+      this.precision = tick.precision !== undefined ? Number(tick.precision) : decimalsOf(tick.mid);
+      this._applyPrecision();
+    }
     var bar = this._last;
     if (bar && time < bar.time) return;  // older than what is drawn (history overlap)
     if (!bar || time > bar.time) {

@@ -1,0 +1,43 @@
+"""`flask feed run`: the production price authority (the Procfile's `feed` process).
+
+It starts every registered background service (the price feed, and the settlement clock
+that the rise/fall feature registers) and blocks."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from ..extensions import socketio
+from ..runtime import start_background_services
+
+feed_cli = AppGroup("feed", help="The price feed process.")
+
+
+@feed_cli.command("run")
+@click.option("--seconds", type=float, default=None, help="Stop after this many seconds (default: run until killed).")
+def run_command(seconds):
+    """Run the price feed and the other background services until stopped."""
+    app = current_app._get_current_object()
+    if not app.config["REDIS_URL"]:
+        click.echo("warning: REDIS_URL is not set, so web processes cannot see these prices. "
+                   "The embedded default runs the feed inside the web process instead.", err=True)
+    start_background_services(app)
+    click.echo(f"feed: running {len(app.extensions['background_services'])} background service(s)")
+    deadline = None if seconds is None else time.monotonic() + seconds
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            socketio.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    feed = app.extensions.get("price_feed")
+    if feed is not None:
+        feed.stop()
+        socketio.sleep(0.5)  # let the loop write its last batch
+
+
+def init_app(app):
+    app.cli.add_command(feed_cli)

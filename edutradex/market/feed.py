@@ -1,0 +1,403 @@
+"""The one price authority: the feed loop, the only producer of ticks.
+
+Each pass of the loop:
+1. reloads the catalogue when an admin change was announced (or every
+   FEED_CONFIG_RELOAD_SECONDS), so volatility, bias, spread, precision and `active` apply
+   from the next tick without a restart;
+2. steps the simulator for every active OTC / SYNTHETIC market whose tick is due, and takes
+   the prices the real-feed adapters received for FOREX markets;
+3. publishes each tick as the latest quote (quotes.publish_quote), buffers it for the tick
+   store, and hands it to the coalescer, which emits at most one Socket.IO frame per symbol
+   per FEED_EMIT_INTERVAL_MS to the room ticks:<SYMBOL>;
+4. flushes the tick buffer in one batched INSERT every TICK_FLUSH_INTERVAL_MS;
+5. now and then aggregates completed minutes into candles and prunes raw ticks that are
+   older than TICK_RETENTION_HOURS and already aggregated.
+
+Embedded default: a background task of the web process. Production: `flask feed run`, with
+quotes in Redis and frames through Socket.IO's Redis message queue. A Redis lock keeps a
+second feed process on standby, so there is exactly one authority."""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from flask import Flask, current_app
+
+from ..extensions import db, socketio
+from . import candles, config_signal, quotes, store, ticks
+from .models import Market, MarketType
+from .simulator import Simulator, WalkConfig, quote_from_mid
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_KEY = "edutradex:feed:heartbeat"
+LOCK_KEY = "edutradex:feed:lock"
+TICK_EVENT = "tick"
+MAX_STEP_SECONDS = 5.0  # after a stall, move the walk as if at most this much time passed
+
+
+def room(symbol: str) -> str:
+    return f"ticks:{symbol}"
+
+
+@dataclass(frozen=True)
+class MarketSnapshot:
+    symbol: str
+    name: str
+    market_type: str
+    active: bool
+    volatility_mode: str
+    trend_bias: Decimal
+    precision: int
+    spread: Decimal
+    initial_price: Decimal | None
+    provider_symbol: str | None
+
+    @classmethod
+    def of(cls, market: Market) -> MarketSnapshot:
+        return cls(market.symbol, market.name, market.market_type, market.active, market.volatility_mode,
+                   market.trend_bias, market.precision, market.spread, market.initial_price, market.provider_symbol)
+
+    @property
+    def simulated(self) -> bool:
+        return self.market_type != MarketType.FOREX.value
+
+    @property
+    def walk_config(self) -> WalkConfig:
+        return WalkConfig(self.volatility_mode, float(self.trend_bias), self.precision, self.spread)
+
+
+def tick_frame(quote: quotes.Quote, precision: int) -> dict:
+    return {"symbol": quote.symbol, "bid": float(quote.bid), "ask": float(quote.ask), "mid": float(quote.mid),
+            "ts_ms": quote.ts_ms, "high": float(quote.mid), "low": float(quote.mid), "precision": precision}
+
+
+class TickCoalescer:
+    """Keeps the newest frame per symbol (with the high and low of the mid since the last
+    frame, so live candles keep their wicks) and emits each symbol at most once per
+    interval: one payload per symbol per interval, however many clients watch it."""
+
+    def __init__(self, emit: Callable[[str, dict], None], interval: float = 0.1, clock=time.monotonic):
+        self.emit = emit
+        self.interval = interval
+        self.clock = clock
+        self.pending: dict[str, dict] = {}
+        self.last_emit = clock()
+        self.frames_sent = 0
+
+    def add(self, quote: quotes.Quote, precision: int) -> None:
+        frame = self.pending.get(quote.symbol)
+        if frame is None:
+            self.pending[quote.symbol] = tick_frame(quote, precision)
+            return
+        mid = float(quote.mid)
+        frame.update(bid=float(quote.bid), ask=float(quote.ask), mid=mid, ts_ms=quote.ts_ms, precision=precision,
+                     high=max(frame["high"], mid), low=min(frame["low"], mid))
+
+    def due(self) -> bool:
+        return bool(self.pending) and self.clock() - self.last_emit >= self.interval
+
+    def flush(self) -> int:
+        self.last_emit = self.clock()
+        frames, self.pending = self.pending, {}
+        for symbol, frame in frames.items():
+            self.emit(symbol, frame)
+        self.frames_sent += len(frames)
+        return len(frames)
+
+
+def socketio_emit(symbol: str, frame: dict) -> None:
+    socketio.emit(TICK_EVENT, frame, to=room(symbol))
+
+
+class PriceFeed:
+    def __init__(self, app: Flask, *, seed: int | None = None, emit: Callable[[str, dict], None] = socketio_emit,
+                 clock_ms: Callable[[], int] = quotes.now_ms, monotonic: Callable[[], float] = time.monotonic,
+                 adapters: bool = True):
+        config = app.config
+        self.app = app
+        self.clock_ms = clock_ms
+        self.monotonic = monotonic
+        self.simulator = Simulator(seed if seed is not None else config.get("FEED_SEED"))
+        self.tick_interval = config["FEED_TICK_INTERVAL_MS"] / 1000
+        self.reload_interval = config["FEED_CONFIG_RELOAD_SECONDS"]
+        self.retention_ms = int(config["TICK_RETENTION_HOURS"] * 3_600_000)
+        self.writer = store.TickWriter(config["TICK_FLUSH_INTERVAL_MS"] / 1000, config["TICK_FLUSH_MAX"], clock=monotonic)
+        self.coalescer = TickCoalescer(emit, config["FEED_EMIT_INTERVAL_MS"] / 1000, clock=monotonic)
+        self.markets: dict[str, MarketSnapshot] = {}
+        self.last_step: dict[str, int] = {}  # symbol -> ts_ms of its last simulated tick
+        self.received: collections.deque = collections.deque()  # (symbol, price, bid, ask, ts_ms, source)
+        self.use_adapters = adapters
+        self.adapters: list = []
+        self.config_version: tuple[int, int] | None = None
+        self.next_reload = 0.0
+        self.next_aggregate = monotonic() + config["CANDLE_AGGREGATE_SECONDS"]
+        self.next_prune = monotonic() + 60
+        self.next_heartbeat = 0.0
+        self.last_tick_ms: int | None = None
+        self.ticks_produced = 0
+        self.running = False
+
+    # ---- catalogue -----------------------------------------------------------------------
+    def reload_markets(self) -> None:
+        markets = {m.symbol: MarketSnapshot.of(m) for m in db.session.scalars(db.select(Market))}
+        for symbol, market in markets.items():
+            if market.simulated and market.active and (symbol in self.simulator.walks or market.initial_price):
+                start = None if symbol in self.simulator.walks else self._start_price(market)
+                self.simulator.configure(symbol, market.walk_config, start)
+            else:
+                self.simulator.forget(symbol)
+                self.last_step.pop(symbol, None)
+        db.session.remove()
+        self.markets = markets
+        self.next_reload = self.monotonic() + self.reload_interval
+        for adapter in self.adapters:
+            adapter.update_symbols(self._provider_symbols())
+
+    def _start_price(self, market: MarketSnapshot) -> Decimal:
+        """Carry on from the last recorded price, so a restart does not make prices jump."""
+        last = ticks.tick_at_or_before(market.symbol, self.clock_ms())
+        return last.mid if last is not None else market.initial_price
+
+    def _config_changed(self) -> bool:
+        version = config_signal.version()
+        changed = version != self.config_version
+        self.config_version = version
+        return changed
+
+    def _provider_symbols(self) -> dict[str, str]:
+        return {m.provider_symbol: m.symbol for m in self.markets.values()
+                if not m.simulated and m.active and m.provider_symbol}
+
+    # ---- producing ticks ----------------------------------------------------------------
+    def receive_price(self, symbol: str, price: Decimal, bid: Decimal | None = None, ask: Decimal | None = None,
+                      source: str = "FEED") -> None:
+        """Called by the adapters (from their own task) for each provider price."""
+        self.received.append((symbol, price, bid, ask, self.clock_ms(), source))
+
+    def publish(self, market: MarketSnapshot, bid: Decimal, ask: Decimal, mid: Decimal, ts_ms: int,
+                source: str) -> quotes.Quote:
+        quote = quotes.Quote(market.symbol, bid, ask, mid, None, ts_ms, source)
+        quotes.publish_quote(quote)
+        self.writer.add(store.TickRow(market.symbol, ts_ms, bid, ask, mid, source))
+        self.coalescer.add(quote, market.precision)
+        self.last_tick_ms = ts_ms
+        self.ticks_produced += 1
+        return quote
+
+    def step_simulated(self, now_ms: int) -> int:
+        produced = 0
+        due_ms = int(self.tick_interval * 1000)
+        for symbol in list(self.simulator.walks):
+            market = self.markets.get(symbol)
+            last = self.last_step.get(symbol)
+            if market is None or (last is not None and now_ms - last < due_ms):
+                continue
+            dt = min(MAX_STEP_SECONDS, (now_ms - last) / 1000) if last is not None else self.tick_interval
+            price = self.simulator.step(symbol, max(dt, 0.001))
+            self.last_step[symbol] = now_ms
+            self.publish(market, price.bid, price.ask, price.mid, now_ms, "SIM")
+            produced += 1
+        return produced
+
+    def drain_received(self) -> int:
+        produced = 0
+        while self.received:
+            symbol, price, bid, ask, ts_ms, source = self.received.popleft()
+            market = self.markets.get(symbol)
+            if market is None or market.simulated or not market.active:
+                continue
+            rounded = quote_from_mid(price, market.precision, market.spread)
+            if bid is not None and ask is not None and bid <= ask:
+                quantum = Decimal(1).scaleb(-market.precision)
+                rounded = type(rounded)(bid.quantize(quantum), ask.quantize(quantum), rounded.mid)
+            self.publish(market, rounded.bid, rounded.ask, rounded.mid, ts_ms, source)
+            produced += 1
+        return produced
+
+    # ---- one pass ----------------------------------------------------------------------
+    def run_once(self) -> int:
+        now = self.monotonic()
+        changed = self._config_changed()
+        if changed or now >= self.next_reload:
+            self.reload_markets()
+        produced = self.step_simulated(self.clock_ms()) + self.drain_received()
+        if self.coalescer.due():
+            self.coalescer.flush()
+        if self.writer.due():
+            self.writer.flush()
+        if now >= self.next_aggregate:
+            self.maintain()
+        if now >= self.next_heartbeat:
+            self.beat()
+        return produced
+
+    def maintain(self, prune: bool | None = None) -> None:
+        """Aggregate finished minutes into candles; prune old raw ticks once aggregated."""
+        now = self.monotonic()
+        self.next_aggregate = now + self.app.config["CANDLE_AGGREGATE_SECONDS"]
+        prune = now >= self.next_prune if prune is None else prune
+        now_ms = self.clock_ms()
+        for symbol in self.markets:
+            try:
+                candles.aggregate(symbol, now_ms)
+                if prune:
+                    done = candles.aggregated_until(symbol)
+                    if done is not None:
+                        store.prune_ticks(symbol, min(now_ms - self.retention_ms, done * 1000))
+            except Exception:
+                log.exception("candle aggregation failed for %s", symbol)
+                db.session.rollback()
+            finally:
+                db.session.remove()
+        if prune:
+            self.next_prune = now + 300
+
+    def beat(self) -> None:
+        self.next_heartbeat = self.monotonic() + 1.0
+        write_heartbeat({"ts_ms": self.clock_ms(), "last_tick_ms": self.last_tick_ms, "pid": os.getpid()})
+
+    # ---- the loop ------------------------------------------------------------------------
+    def start_adapters(self) -> None:
+        from .adapters import build_adapters
+
+        self.adapters = build_adapters(self.app.config, self._provider_symbols(), self.receive_price)
+        for adapter in self.adapters:
+            socketio.start_background_task(adapter.run, lambda: not self.running)
+
+    def run(self, seconds: float | None = None) -> None:
+        """Run until stop() (or for `seconds`). Holds the Redis lock while producing."""
+        pause = min(self.tick_interval, self.coalescer.interval, self.writer.flush_interval) / 4
+        deadline = None if seconds is None else self.monotonic() + seconds
+        lock = AuthorityLock(self.app)
+        with self.app.app_context():
+            self.running = True
+            try:
+                while self.running and not lock.acquire():
+                    log.warning("another feed process holds the price authority; standing by")
+                    socketio.sleep(lock.ttl / 2)
+                    if deadline is not None and self.monotonic() >= deadline:
+                        return
+                self.reload_markets()
+                if self.use_adapters:
+                    self.start_adapters()
+                log.info("price feed running: %d markets, tick every %.0f ms", len(self.markets),
+                         self.tick_interval * 1000)
+                while self.running and (deadline is None or self.monotonic() < deadline):
+                    try:
+                        self.run_once()
+                        lock.renew()
+                    except Exception:
+                        log.exception("feed pass failed; carrying on")
+                        db.session.rollback()
+                        db.session.remove()
+                    socketio.sleep(pause)
+            finally:
+                self.running = False
+                self.writer.flush()
+                lock.release()
+
+    def stop(self) -> None:
+        self.running = False
+
+
+# ---- heartbeat, lock and health ---------------------------------------------------------
+
+_local_heartbeat: dict = {}
+
+
+def write_heartbeat(beat: dict) -> None:
+    if current_app.config["REDIS_URL"]:
+        from .. import jobs
+
+        jobs.redis_connection().set(HEARTBEAT_KEY, json.dumps(beat), ex=3600)
+    else:
+        _local_heartbeat.clear()
+        _local_heartbeat.update(beat)
+
+
+def read_heartbeat() -> dict | None:
+    if current_app.config["REDIS_URL"]:
+        from .. import jobs
+
+        raw = jobs.redis_connection().get(HEARTBEAT_KEY)
+        return json.loads(raw) if raw else None
+    return dict(_local_heartbeat) or None
+
+
+class AuthorityLock:
+    """A Redis lease so that only one feed process produces ticks. Without Redis there is
+    one process (the embedded default) and the lock always succeeds."""
+
+    ttl = 5.0
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.token = uuid.uuid4().hex
+        self.renew_at = 0.0
+
+    def _redis(self):
+        if not self.app.config["REDIS_URL"]:
+            return None
+        from .. import jobs
+
+        return jobs.redis_connection()
+
+    def acquire(self) -> bool:
+        redis = self._redis()
+        if redis is None:
+            return True
+        if redis.set(LOCK_KEY, self.token, nx=True, px=int(self.ttl * 1000)) or redis.get(LOCK_KEY) == self.token.encode():
+            self.renew_at = time.monotonic() + 1
+            return True
+        return False
+
+    def renew(self) -> None:
+        redis = self._redis()
+        if redis is None or time.monotonic() < self.renew_at:
+            return
+        self.renew_at = time.monotonic() + 1
+        if redis.get(LOCK_KEY) == self.token.encode():
+            redis.pexpire(LOCK_KEY, int(self.ttl * 1000))
+        elif not redis.set(LOCK_KEY, self.token, nx=True, px=int(self.ttl * 1000)):
+            raise RuntimeError("lost the price-authority lock to another feed process")
+
+    def release(self) -> None:
+        redis = self._redis()
+        if redis is not None and redis.get(LOCK_KEY) == self.token.encode():
+            redis.delete(LOCK_KEY)
+
+
+def feed_health() -> tuple[bool, dict]:
+    """OK when the feed's heartbeat and its last tick are recent. Read from Redis in a
+    production web process (the feed runs elsewhere), from this process otherwise."""
+    config = current_app.config
+    beat = read_heartbeat()
+    if beat is None:
+        if not config["REDIS_URL"] and not config["EMBEDDED_SERVICES"]:
+            return True, {"running": False, "detail": "no feed in this process (embedded services off)"}
+        return False, {"running": False, "detail": "no heartbeat from the price feed"}
+    now = quotes.now_ms()
+    stale_ms = config["FEED_STALE_AFTER_SECONDS"] * 1000
+    heartbeat_age = (now - beat["ts_ms"]) / 1000
+    last_tick = beat.get("last_tick_ms")
+    tick_age = None if last_tick is None else round((now - last_tick) / 1000, 3)
+    simulated_active = db.session.scalar(db.select(db.func.count(Market.id)).where(
+        Market.active.is_(True), Market.market_type != MarketType.FOREX.value))
+    ok = heartbeat_age * 1000 <= stale_ms and (not simulated_active or (tick_age is not None and tick_age * 1000 <= stale_ms))
+    return ok, {"running": True, "last_tick_age_s": tick_age, "heartbeat_age_s": round(heartbeat_age, 3)}
+
+
+def run_feed_service(app: Flask) -> None:
+    """The background service registered for the embedded web process and `flask feed run`."""
+    feed = PriceFeed(app)
+    app.extensions["price_feed"] = feed
+    feed.run()

@@ -1,0 +1,90 @@
+"""Markets pages and the market data API (thin: parse, call the service, render)."""
+
+from __future__ import annotations
+
+import math
+
+from flask import current_app, jsonify, render_template, request
+
+from ..errors import DomainError
+from . import bp, candles, service
+from .models import MarketType
+
+
+def _bad_request(message: str):
+    return jsonify(error=message), 400
+
+
+def _unix_seconds(name: str) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        raise DomainError(f"Missing '{name}' (Unix time in seconds).")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise DomainError(f"'{name}' must be a Unix time in seconds, not {raw[:20]!r}.") from None
+    if not math.isfinite(value) or not 0 <= value <= 32503680000:  # up to the year 3000
+        raise DomainError(f"'{name}' must be a Unix time in seconds between 1970 and 3000.")
+    return int(value)
+
+
+def _api_market(symbol: str):
+    try:
+        return service.get_market(symbol)
+    except DomainError as err:
+        raise DomainError(err.message, status_code=400) from None
+
+
+@bp.route("/api/markets/<symbol>/candles")
+def api_candles(symbol: str):
+    market = _api_market(symbol)
+    resolution = request.args.get("resolution", "1m")
+    if resolution not in candles.RESOLUTIONS:
+        return _bad_request(f"Unknown resolution {resolution[:10]!r}; use one of {', '.join(candles.RESOLUTIONS)}.")
+    seconds = candles.RESOLUTIONS[resolution]
+    start, end = _unix_seconds("from"), _unix_seconds("to")
+    if start > end:
+        return _bad_request("'from' must not be after 'to'.")
+    cap = current_app.config["CANDLES_MAX"]
+    count = (candles.bucket(end, seconds) - candles.bucket(start, seconds)) // seconds + 1
+    if count > cap:
+        return _bad_request(f"That range holds {count} {resolution} candles; ask for at most {cap} at a time.")
+    bars = candles.candles(market.symbol, seconds, start, end)
+    quantum = service.price_quantum(market.precision)
+    return jsonify([{"time": b.start_s, "open": str(b.open.quantize(quantum)), "high": str(b.high.quantize(quantum)),
+                     "low": str(b.low.quantize(quantum)), "close": str(b.close.quantize(quantum))} for b in bars])
+
+
+@bp.route("/api/markets/<symbol>/quote")
+def api_quote(symbol: str):
+    market = _api_market(symbol)
+    view = service.market_view(market)
+    return jsonify(view.as_json()), 200
+
+
+@bp.route("/api/markets")
+def api_markets():
+    market_type = request.args.get("type") or None
+    return jsonify([service.market_view(m).as_json() for m in service.list_markets(market_type, active_only=True)])
+
+
+@bp.route("/markets")
+def index():
+    market_type = request.args.get("type") or None
+    if market_type and market_type not in MarketType.__members__:
+        market_type = None
+    views = [service.market_view(m, with_change=True) for m in service.list_markets(active_only=True)]
+    return render_template("market/index.html", markets=views, market_type=market_type,
+                           market_types=[t.value for t in MarketType])
+
+
+@bp.route("/markets/<symbol>")
+def chart(symbol: str):
+    market = service.get_market(symbol)
+    resolution = request.args.get("resolution", "1m")
+    if resolution not in candles.RESOLUTIONS:
+        resolution = "1m"
+    others = service.list_markets(active_only=True)
+    return render_template("market/chart.html", market=market, view=service.market_view(market, with_change=True),
+                           resolution=resolution, resolutions=list(candles.RESOLUTIONS), others=others,
+                           can_trade="binary.trade" in current_app.view_functions)
