@@ -41,7 +41,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "edutradex:feed:heartbeat"
 LOCK_KEY = "edutradex:feed:lock"
 TICK_EVENT = "tick"
-MAX_STEP_SECONDS = 5.0  # after a stall, move the walk as if at most this much time passed
+MAX_STEP_SECONDS = 5.0
+CLOCK_SLACK = 0.0005  # seconds; float clocks must not postpone a due flush by a whole pass  # after a stall, move the walk as if at most this much time passed
 
 
 def room(symbol: str) -> str:
@@ -103,7 +104,7 @@ class TickCoalescer:
                      high=max(frame["high"], mid), low=min(frame["low"], mid))
 
     def due(self) -> bool:
-        return bool(self.pending) and self.clock() - self.last_emit >= self.interval
+        return bool(self.pending) and self.clock() - self.last_emit >= self.interval - CLOCK_SLACK
 
     def flush(self) -> int:
         self.last_emit = self.clock()

@@ -180,7 +180,7 @@ def market_config(market: Market) -> dict[str, Any]:
     return {field: _plain(getattr(market, field)) for field in PARSERS}
 
 
-def update_market(symbol: str, **changes: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def update_market(symbol: str, /, **changes: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Validate every field, apply, flush. Returns (before, after) holding only the fields
     that changed (both empty when nothing did). The caller commits (with its audit entry);
     the feed applies the change on its next tick after that commit."""

@@ -56,7 +56,7 @@ class TickWriter:
 
     def due(self) -> bool:
         return bool(self.buffer) and (len(self.buffer) >= self.max_batch
-                                      or self.clock() - self.last_flush >= self.flush_interval)
+                                      or self.clock() - self.last_flush >= self.flush_interval - 0.0005)
 
     def flush(self) -> int:
         self.last_flush = self.clock()

@@ -1,0 +1,201 @@
+"""The feed loop, driven pass by pass with a fake clock."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import event, select
+
+from edutradex.extensions import db
+from edutradex.market import candles, quotes, service, store, ticks
+from edutradex.market.feed import PriceFeed, TickCoalescer, feed_health
+from edutradex.market.models import Candle, Tick
+
+from .conftest import FakeClock, FeedHarness, tick_count
+
+SIMULATED = {"OTC_EUR_USD", "OTC_GBP_USD", "OTC_USD_JPY", "OTC_GOLD",
+             "VOLATILITY_10", "VOLATILITY_25", "VOLATILITY_50", "VOLATILITY_100"}
+
+
+def test_every_simulated_market_ticks_at_the_configured_interval(harness, seeded):
+    harness.run(40)  # 2 s at 50 ms a pass; ticks every 500 ms
+    harness.flush()
+    with seeded.app_context():
+        for symbol in SIMULATED:
+            assert 4 <= tick_count(seeded, symbol) <= 5
+            quote = quotes.fresh_quote(symbol)
+            assert quote.source == "SIM" and quote.bid <= quote.mid <= quote.ask
+            last = ticks.tick_at_or_before(symbol, harness.clock.now_ms())
+            assert (last.mid, last.ts_ms) == (quote.mid, quote.ts_ms)
+
+
+def test_forex_is_never_simulated_and_shows_unavailable(harness, seeded):
+    harness.run(40)
+    harness.flush()
+    with seeded.app_context():
+        for symbol in ("EUR_USD", "GBP_USD", "USD_JPY", "AUD_USD", "USD_CHF"):
+            assert tick_count(seeded, symbol) == 0
+            assert quotes.latest_quote(symbol) is None
+            with pytest.raises(quotes.MarketUnavailable, match="no live price"):
+                quotes.fresh_quote(symbol, "EUR/USD")
+            view = service.market_view(service.get_market(symbol))
+            assert view.status == "unavailable" and "needs a real price feed" in view.message
+
+
+def test_ticks_are_written_in_batches_with_one_insert(harness, seeded):
+    statements = []
+    with seeded.app_context():
+        engine = db.engine
+
+    def count(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("INSERT INTO TICKS"):
+            statements.append(executemany)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        harness.run(20, step_ms=50)  # 1 s: flushes every 250 ms
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert tick_count(seeded) == 8 * 2
+    assert 1 <= len(statements) <= 5  # one INSERT per flush, not one per tick
+    assert all(statements)  # each an executemany
+
+
+def test_writer_keeps_ticks_when_the_database_fails_and_retries(seeded, monkeypatch):
+    writer = store.TickWriter(flush_interval=0)
+    row = store.TickRow("OTC_GOLD", 1, Decimal("1"), Decimal("1"), Decimal("1"), "SIM")
+    writer.add(row)
+    with seeded.app_context():
+        original = db.engine.begin
+        monkeypatch.setattr(type(db.engine), "begin", lambda self: (_ for _ in ()).throw(RuntimeError("locked")))
+        assert writer.flush() == 0 and writer.buffer == [row]
+        monkeypatch.setattr(type(db.engine), "begin", lambda self: original())
+        assert writer.flush() == 1 and writer.buffer == []
+
+
+def test_frames_are_coalesced_to_one_per_symbol_per_interval():
+    emitted = []
+    clock = FakeClock()
+    coalescer = TickCoalescer(lambda symbol, frame: emitted.append(frame), interval=0.1, clock=clock.monotonic)
+    for i, mid in enumerate(["1.1", "1.3", "0.9", "1.2"]):
+        coalescer.add(quotes.Quote("X", Decimal(mid), Decimal(mid), Decimal(mid), None, 1000 + i, "SIM"), 1)
+        coalescer.add(quotes.Quote("Y", Decimal("5"), Decimal("5"), Decimal("5"), None, 1000 + i, "SIM"), 1)
+    assert not coalescer.due()
+    clock.advance(100)
+    assert coalescer.due() and coalescer.flush() == 2
+    frame = next(f for f in emitted if f["symbol"] == "X")
+    assert (frame["mid"], frame["high"], frame["low"], frame["ts_ms"]) == (1.2, 1.3, 0.9, 1003)
+    assert coalescer.flush() == 0
+
+
+def test_a_fast_feed_emits_at_most_one_frame_per_symbol_per_100ms(seeded, clock, monkeypatch):
+    seeded.config["FEED_TICK_INTERVAL_MS"] = 20
+    harness = FeedHarness(seeded, clock)
+    harness.run(100, step_ms=20)  # 2 s, 100 ticks per symbol
+    per_symbol = [f for s, f in harness.frames if s == "VOLATILITY_100"]
+    assert 18 <= len(per_symbol) <= 21
+    times = [f["ts_ms"] for f in per_symbol]
+    assert all(b - a >= 100 for a, b in zip(times, times[1:], strict=False))
+
+
+def test_admin_changes_apply_on_the_next_tick(harness, seeded):
+    harness.run(12)
+    with seeded.app_context():
+        service.update_market("VOLATILITY_10", volatility_mode="SPIKE", trend_bias="0.5", spread="1.5", precision=1)
+        service.update_market("OTC_GOLD", active=False)
+        db.session.commit()
+    harness.frames.clear()
+    harness.run(12)  # the next ticks, well before the periodic reload is due
+    walk = harness.feed.simulator.walks["VOLATILITY_10"]
+    assert (walk.config.volatility_mode, walk.config.trend_bias) == ("SPIKE", 0.5)
+    frame = [f for s, f in harness.frames if s == "VOLATILITY_10"][0]
+    assert frame["precision"] == 1
+    assert Decimal(str(frame["ask"])) - Decimal(str(frame["bid"])) >= Decimal("1.5")
+    assert not [f for s, f in harness.frames if s == "OTC_GOLD"]
+    assert "OTC_GOLD" not in harness.feed.simulator.walks
+
+
+def test_periodic_reload_picks_up_changes_made_elsewhere(harness, seeded):
+    harness.run(2)
+    with seeded.app_context():
+        db.session.execute(db.update(service.Market).where(service.Market.symbol == "OTC_GOLD").values(active=False))
+        db.session.commit()  # not through update_market: no announcement
+    harness.run(30)  # > FEED_CONFIG_RELOAD_SECONDS
+    assert "OTC_GOLD" not in harness.feed.simulator.walks
+
+
+def test_a_restarted_feed_continues_from_the_last_recorded_price(seeded, clock):
+    first = FeedHarness(seeded, clock, seed=1)
+    first.run(40)
+    first.flush()
+    with seeded.app_context():
+        last = ticks.tick_at_or_before("OTC_GOLD", clock.now_ms()).mid
+    second = FeedHarness(seeded, clock, seed=2)
+    with seeded.app_context():
+        second.feed.reload_markets()
+    assert second.feed.simulator.walks["OTC_GOLD"].price == pytest.approx(float(last))
+
+
+def test_stale_prices_refuse_trading(harness, seeded):
+    harness.run(4)
+    with seeded.app_context():
+        quotes.fresh_quote("OTC_EUR_USD")
+        harness.clock.advance(int(seeded.config["FEED_STALE_AFTER_SECONDS"] * 1000) + 1)
+        with pytest.raises(quotes.MarketUnavailable, match="stale"):
+            quotes.fresh_quote("OTC_EUR_USD", "EUR/USD OTC")
+        assert service.market_view(service.get_market("OTC_EUR_USD")).status == "stale"
+
+
+def test_candles_are_aggregated_and_old_ticks_pruned(seeded, clock):
+    seeded.config["TICK_RETENTION_HOURS"] = 1 / 60  # one minute
+    harness = FeedHarness(seeded, clock)
+    harness.run(20 * 60 * 3, step_ms=50)  # three minutes
+    harness.flush()
+    with seeded.app_context():
+        live = candles.candles("OTC_EUR_USD", 60, clock.now_ms() // 1000 - 600, clock.now_ms() // 1000)
+        before = tick_count(seeded, "OTC_EUR_USD")
+        harness.feed.maintain(prune=True)
+        stored = db.session.scalars(select(Candle).where(Candle.symbol == "OTC_EUR_USD", Candle.resolution == 60)
+                                    .order_by(Candle.start_s)).all()
+        assert len(stored) >= 2
+        after = tick_count(seeded, "OTC_EUR_USD")
+        assert 0 < after < before
+        oldest = db.session.scalar(select(db.func.min(Tick.ts_ms)).where(Tick.symbol == "OTC_EUR_USD"))
+        assert oldest >= min(clock.now_ms() - 60_000, candles.aggregated_until("OTC_EUR_USD") * 1000)
+        # the same candles whether built from ticks before pruning or from the store after
+        again = candles.candles("OTC_EUR_USD", 60, clock.now_ms() // 1000 - 600, clock.now_ms() // 1000)
+        assert [(b.start_s, b.open, b.high, b.low, b.close) for b in again] == \
+               [(b.start_s, b.open, b.high, b.low, b.close) for b in live]
+
+
+def test_health_reports_the_age_of_the_last_tick(seeded, clock):
+    seeded.config["EMBEDDED_SERVICES"] = True
+    harness = FeedHarness(seeded, clock)
+    with seeded.app_context():
+        from edutradex.market import feed as feed_module
+
+        feed_module._local_heartbeat.clear()
+        ok, detail = feed_health()
+        assert not ok and detail["running"] is False
+    harness.run(30)
+    with seeded.app_context():
+        ok, detail = feed_health()
+        assert ok and detail["last_tick_age_s"] < 1
+        clock.advance(30_000)
+        ok, detail = feed_health()
+        assert not ok and detail["last_tick_age_s"] >= 30
+
+
+def test_healthz_includes_the_feed(harness, seeded):
+    response = seeded.test_client().get("/healthz")
+    assert response.status_code == 200
+    assert "feed" in response.get_json()["checks"]
+
+
+def test_feed_run_stops_after_its_time_and_writes_its_last_batch(seeded):
+    seeded.config.update(FEED_TICK_INTERVAL_MS=20, TICK_FLUSH_INTERVAL_MS=10_000)
+    feed = PriceFeed(seeded, seed=3, emit=lambda s, f: None, adapters=False)
+    feed.run(seconds=0.5)
+    assert feed.ticks_produced > 0
+    assert tick_count(seeded) == feed.ticks_produced
