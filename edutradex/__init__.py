@@ -9,11 +9,12 @@ from flask import Flask
 
 from config import Config, ProductionConfig, get_config
 
-from .extensions import csrf, db, limiter, login_manager, mail, migrate, socketio
+from . import extensions
+from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 
 # Feature packages, each a blueprint (and optionally socket events, CLI, background
 # services). Order is the navigation order.
-FEATURES = ("core", "auth", "market", "binary", "admin")
+FEATURES = ("core", "auth", "market", "binary", "admin", "wallet")
 
 
 def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
@@ -33,7 +34,9 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
-    mail.init_app(app)
+    # Not the bare name `mail`: importing the edutradex.mail module (email sending) sets the
+    # package attribute `mail` to that module, shadowing the extension imported here.
+    extensions.mail.init_app(app)
     _import_socket_events()
     # SocketIO keeps its options between init_app calls; drop a queue manager left by an
     # earlier app in this process (tests build many apps) so the config here decides.

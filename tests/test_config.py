@@ -19,6 +19,7 @@ def test_production_refuses_missing_or_default_secret(monkeypatch, secret):
 
 def test_production_starts_with_a_real_secret_and_secure_cookies(monkeypatch, tmp_path):
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "x" * 40)
+    monkeypatch.setattr(config.ProductionConfig, "KYC_ENCRYPTION_KEY", "A" * 43 + "=")
     monkeypatch.setattr(config.ProductionConfig, "SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path / 'p.db'}")
     app = create_app(config.ProductionConfig)
     assert app.config["SESSION_COOKIE_SECURE"] is True

@@ -1,0 +1,30 @@
+"""``flask wallet ...`` commands."""
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+wallet_cli = AppGroup("wallet", help="Credit wallet: check the books.")
+
+
+@wallet_cli.command("verify")
+def verify_command():
+    """Recompute every wallet and platform account from the ledger and check the
+    platform-wide sum. Exits 1 and lists the mismatches if the books do not balance."""
+    from .verify import platform_totals, verify_ledger
+
+    problems = verify_ledger()
+    totals = platform_totals()
+    click.echo("Held: " + ", ".join(f"{name} {amount:.2f}" for name, amount in totals.items()))
+    if problems:
+        for problem in problems:
+            click.echo(f"MISMATCH {problem}", err=True)
+        click.echo(f"{len(problems)} mismatch(es): the books do not balance.", err=True)
+        sys.exit(1)
+    click.echo("OK: every wallet and platform account matches its ledger entries, and the platform balances.")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(wallet_cli)

@@ -1,0 +1,148 @@
+"""Identity verification (KYC): the user's side and the review decisions. The details are
+encrypted at rest; only the status, reason and timestamps are stored in clear."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+
+from ..auth.models import User
+from ..errors import Conflict, DomainError, NotFound
+from ..extensions import db
+from ..types import utcnow
+from .crypto import decrypt_json, encrypt_json
+from .models import KycStatus, KycSubmission
+from .notify import after_commit, email_user
+
+MINIMUM_AGE = 18
+
+# ISO 3166-1 alpha-2 codes of the countries we accept documents from (EEA, UK, CH and a
+# few more), with the names shown in the form.
+COUNTRIES = {
+    "AT": "Austria", "AU": "Australia", "BE": "Belgium", "BG": "Bulgaria", "CA": "Canada", "CH": "Switzerland",
+    "CY": "Cyprus", "CZ": "Czechia", "DE": "Germany", "DK": "Denmark", "EE": "Estonia", "ES": "Spain",
+    "FI": "Finland", "FR": "France", "GB": "United Kingdom", "GR": "Greece", "HR": "Croatia", "HU": "Hungary",
+    "IE": "Ireland", "IS": "Iceland", "IT": "Italy", "LI": "Liechtenstein", "LT": "Lithuania", "LU": "Luxembourg",
+    "LV": "Latvia", "MT": "Malta", "NL": "Netherlands", "NO": "Norway", "NZ": "New Zealand", "PL": "Poland",
+    "PT": "Portugal", "RO": "Romania", "SE": "Sweden", "SI": "Slovenia", "SK": "Slovakia", "US": "United States",
+}
+_DOCUMENT_NUMBER = re.compile(r"^[A-Z0-9][A-Z0-9 -]{3,38}[A-Z0-9]$")
+
+
+@dataclass(frozen=True)
+class KycDetails:
+    legal_name: str
+    date_of_birth: date
+    country: str
+    address: str
+    id_number: str
+
+
+def validate_details(legal_name: str, date_of_birth: str, country: str, address: str, id_number: str,
+                     today: date | None = None) -> KycDetails:
+    today = today or utcnow().date()
+    legal_name = " ".join((legal_name or "").split())
+    if not 2 <= len(legal_name) <= 120:
+        raise DomainError("Enter your full legal name as on your ID document.")
+    try:
+        born = date.fromisoformat((date_of_birth or "").strip())
+    except ValueError:
+        raise DomainError("Enter your date of birth as YYYY-MM-DD.") from None
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    if born > today or age > 120:
+        raise DomainError("Enter a real date of birth.")
+    if age < MINIMUM_AGE:
+        raise DomainError(f"You must be at least {MINIMUM_AGE} to withdraw money.")
+    country = (country or "").strip().upper()
+    if country not in COUNTRIES:
+        raise DomainError("Choose your country of residence from the list.")
+    address = (address or "").strip()
+    if not 5 <= len(address) <= 300:
+        raise DomainError("Enter your full address (street, postcode, city).")
+    id_number = (id_number or "").strip().upper()
+    if not _DOCUMENT_NUMBER.match(id_number):
+        raise DomainError("Enter the ID document number: 5 to 40 letters and digits.")
+    return KycDetails(legal_name, born, country, address, id_number)
+
+
+def latest_submission(user_id: int) -> KycSubmission | None:
+    return db.session.scalar(select(KycSubmission).where(KycSubmission.user_id == user_id)
+                             .order_by(KycSubmission.id.desc()).limit(1))
+
+
+def kyc_status(user_id: int) -> str | None:
+    submission = latest_submission(user_id)
+    return submission.status if submission else None
+
+
+def is_verified(user_id: int) -> bool:
+    return kyc_status(user_id) == KycStatus.APPROVED.value
+
+
+def submit_kyc(user_id: int, legal_name: str, date_of_birth: str, country: str, address: str,
+               id_number: str) -> KycSubmission:
+    details = validate_details(legal_name, date_of_birth, country, address, id_number)
+    status = kyc_status(user_id)
+    if status == KycStatus.PENDING.value:
+        raise Conflict("Your identity details are already being reviewed.")
+    if status == KycStatus.APPROVED.value:
+        raise Conflict("Your identity is already verified.")
+    submission = KycSubmission(user_id=user_id, status=KycStatus.PENDING.value, data_encrypted=encrypt_json({
+        "legal_name": details.legal_name,
+        "date_of_birth": details.date_of_birth.isoformat(),
+        "country": details.country,
+        "address": details.address,
+        "id_number": details.id_number,
+    }))
+    db.session.add(submission)
+    db.session.commit()
+    return submission
+
+
+def submission_details(submission_id: int) -> dict:
+    """The decrypted details, for the admin review screen."""
+    submission = db.session.get(KycSubmission, submission_id)
+    if submission is None:
+        raise NotFound("No such KYC submission.")
+    return decrypt_json(submission.data_encrypted)
+
+
+def pending_submissions() -> list[KycSubmission]:
+    return list(db.session.scalars(select(KycSubmission).where(KycSubmission.status == KycStatus.PENDING.value)
+                                   .order_by(KycSubmission.submitted_at)))
+
+
+def _decide(submission_id: int, admin_id: int, status: KycStatus, reason: str | None) -> KycSubmission:
+    submission = db.session.scalar(select(KycSubmission).where(KycSubmission.id == submission_id).with_for_update())
+    if submission is None:
+        raise NotFound("No such KYC submission.")
+    if submission.status != KycStatus.PENDING.value:
+        raise Conflict(f"This submission was already {submission.status}.")
+    submission.status = status.value
+    submission.reason = reason
+    submission.reviewed_by = admin_id
+    submission.reviewed_at = utcnow()
+    user = db.session.get(User, submission.user_id)
+    email, name, sid = user.email, user.name, submission.id
+    approved = status == KycStatus.APPROVED
+    after_commit(lambda: email_user(
+        email, "Identity verified" if approved else "Identity verification declined", "kyc_decision",
+        f"kyc-{sid}-{status.value}", name=name, approved=approved, reason=reason))
+    db.session.commit()
+    return submission
+
+
+def approve_kyc(submission_id: int, admin_id: int) -> KycSubmission:
+    return _decide(submission_id, admin_id, KycStatus.APPROVED, None)
+
+
+def reject_kyc(submission_id: int, admin_id: int, reason: str) -> KycSubmission:
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("Give the user a reason, so they can fix their details.")
+    if len(reason) > 500:
+        raise DomainError("Keep the reason under 500 characters.")
+    return _decide(submission_id, admin_id, KycStatus.REJECTED, reason)

@@ -1,0 +1,253 @@
+"""The ledger: the one way credits move.
+
+``post_ledger_entry`` moves an amount from a debit account to a credit account (either may
+be the outside world: a card payment, a bank payout, an admin adjustment) in the caller's
+transaction:
+
+1. a replayed idempotency key returns the entries already written and changes nothing;
+2. each balance changes with one conditional UPDATE (``balance >= :amount`` for the debit),
+   so concurrent debits can never overdraw, and the balance before/after come from the
+   database's RETURNING, in the order the row lock was taken;
+3. the entries are inserted with ON CONFLICT DO NOTHING on (idempotency_key, leg): if a
+   concurrent posting with the same key won the race, the balance changes are undone and
+   its entries are returned.
+
+The caller commits. Nothing here commits or rolls back, so a movement and the business
+change that caused it (a deposit marked completed, a withdrawal created) commit together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import select, update
+from sqlalchemy.orm.attributes import set_committed_value
+
+from ..errors import Conflict, DomainError
+from ..extensions import db
+from ..types import utcnow
+from .models import EntryType, LedgerEntry, PlatformAccount, PlatformAccountKind, Wallet
+
+CENT = Decimal("0.01")
+
+# Which wallet running total an entry type moves, and in which direction (per unit of the
+# entry's signed amount on the wallet).
+WALLET_TOTALS: dict[str, tuple[str, int]] = {
+    EntryType.DEPOSIT: ("total_deposited", 1),
+    EntryType.WITHDRAWAL: ("total_withdrawn", -1),
+    EntryType.WITHDRAWAL_REVERSAL: ("total_withdrawn", -1),
+    EntryType.COMPETITION_ENTRY: ("total_spent_competitions", -1),
+    EntryType.COMPETITION_REFUND: ("total_spent_competitions", -1),
+    EntryType.COMPETITION_PRIZE: ("total_won_competitions", 1),
+}
+TOTAL_COLUMNS = ("total_deposited", "total_withdrawn", "total_spent_competitions", "total_won_competitions")
+# Movements across the platform's boundary: the only ones allowed to have a single leg.
+EXTERNAL_TYPES = frozenset({EntryType.DEPOSIT, EntryType.PAYOUT, EntryType.ADJUSTMENT})
+
+
+class InsufficientFunds(DomainError):
+    pass
+
+
+@dataclass(frozen=True)
+class Account:
+    """A wallet (by wallet id) or a platform account (by kind and reference)."""
+
+    wallet_id: int | None = None
+    kind: str | None = None
+    reference: str = ""
+
+    @property
+    def label(self) -> str:
+        if self.wallet_id is not None:
+            return f"wallet:{self.wallet_id}"
+        return f"platform:{self.kind}:{self.reference}".rstrip(":")
+
+
+def _dialect() -> str:
+    return db.session.get_bind().dialect.name
+
+
+def _insert(table):
+    if _dialect() == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def get_or_create_wallet(user_id: int) -> Wallet:
+    """The user's wallet, created on first use for accounts that predate the wallet."""
+    wallet = db.session.scalar(select(Wallet).where(Wallet.user_id == user_id))
+    if wallet is not None:
+        return wallet
+    db.session.execute(_insert(Wallet.__table__).values(user_id=user_id).on_conflict_do_nothing(index_elements=["user_id"]))
+    return db.session.scalar(select(Wallet).where(Wallet.user_id == user_id))
+
+
+def wallet_account(user_id: int) -> Account:
+    return Account(wallet_id=get_or_create_wallet(user_id).id)
+
+
+def platform_account(kind: PlatformAccountKind | str, reference: str = "") -> Account:
+    return Account(kind=PlatformAccountKind(kind).value, reference=reference)
+
+
+def _platform_account_id(account: Account) -> int:
+    table = PlatformAccount.__table__
+    query = select(table.c.id).where(table.c.kind == account.kind, table.c.reference == account.reference)
+    found = db.session.scalar(query)
+    if found is None:
+        db.session.execute(_insert(table).values(kind=account.kind, reference=account.reference)
+                           .on_conflict_do_nothing(index_elements=["kind", "reference"]))
+        found = db.session.scalar(query)
+    return found
+
+
+def parse_amount(amount: Decimal) -> Decimal:
+    if isinstance(amount, float) or not isinstance(amount, Decimal | int):
+        raise TypeError("ledger amounts are Decimal")
+    try:
+        amount = Decimal(amount)
+        exact = amount.quantize(CENT)
+    except InvalidOperation:
+        raise DomainError("The amount is not a valid number of credits.") from None
+    if exact != amount:
+        raise DomainError("Amounts have at most 2 decimal places.")
+    if exact <= 0:
+        raise DomainError("The amount must be positive.")
+    return exact
+
+
+@dataclass
+class _Leg:
+    account: Account
+    side: str  # "debit" | "credit"
+    table: object = None
+    row_id: int = 0
+    before: Decimal | None = None
+    after: Decimal | None = None
+
+
+def _apply(leg: _Leg, entry_type: str, amount: Decimal) -> bool:
+    """Change one balance with a conditional UPDATE. False when a debit would overdraw."""
+    table = leg.table
+    signed = amount if leg.side == "credit" else -amount
+    values = {"balance": table.c.balance + amount if leg.side == "credit" else table.c.balance - amount}
+    total = WALLET_TOTALS.get(entry_type) if leg.account.wallet_id is not None else None
+    if total is not None:
+        column, direction = total
+        delta = signed * direction
+        values[column] = table.c[column] + delta
+    statement = update(table).where(table.c.id == leg.row_id).values(**values).returning(table.c.balance)
+    if leg.side == "debit":
+        statement = statement.where(table.c.balance >= amount)
+    after = db.session.execute(statement).scalar_one_or_none()
+    if after is None:
+        return False
+    leg.after = after
+    leg.before = after - signed
+    return True
+
+
+def _undo(leg: _Leg, entry_type: str, amount: Decimal) -> None:
+    opposite = _Leg(leg.account, "credit" if leg.side == "debit" else "debit", leg.table, leg.row_id)
+    _apply(opposite, entry_type, amount)
+
+
+def _refresh_identity_map(legs: list[_Leg]) -> None:
+    """Loaded Wallet/PlatformAccount objects must see the new balances, without marking
+    them dirty (an ORM flush must never write a stale balance back)."""
+    for leg in legs:
+        model = Wallet if leg.account.wallet_id is not None else PlatformAccount
+        obj = db.session.identity_map.get(db.session.identity_key(model, leg.row_id))
+        if obj is not None:
+            set_committed_value(obj, "balance", leg.after)
+            if model is Wallet:
+                db.session.expire(obj, list(TOTAL_COLUMNS))
+
+
+def _existing(idempotency_key: str) -> list[LedgerEntry]:
+    return list(db.session.scalars(select(LedgerEntry).where(LedgerEntry.idempotency_key == idempotency_key)
+                                   .order_by(LedgerEntry.id)))
+
+
+def _check_replay(entries: list[LedgerEntry], entry_type: str, amount: Decimal) -> list[LedgerEntry]:
+    for entry in entries:
+        if entry.entry_type != entry_type or abs(entry.amount) != amount:
+            raise Conflict("This operation was already recorded with different details.")
+    return entries
+
+
+def post_ledger_entry(entry_type: EntryType | str, amount: Decimal, *, debit: Account | None, credit: Account | None,
+                      idempotency_key: str, reference: str, reason: str | None = None,
+                      actor_id: int | None = None) -> list[LedgerEntry]:
+    """Move ``amount`` from ``debit`` to ``credit`` (None = outside the platform). Returns
+    the entries (one per account leg). Raises InsufficientFunds if the debit account
+    cannot cover it; then nothing has changed."""
+    entry_type = EntryType(entry_type).value
+    amount = parse_amount(amount)
+    if debit is None and credit is None:
+        raise ValueError("a movement needs at least one account")
+    if debit == credit:
+        raise ValueError("a movement needs two different accounts")
+    if (debit is None or credit is None) and entry_type not in EXTERNAL_TYPES:
+        raise ValueError(f"{entry_type} moves credits inside the platform: give both accounts")
+    if not idempotency_key:
+        raise ValueError("every movement needs an idempotency key")
+
+    db.session.flush()
+    existing = _existing(idempotency_key)
+    if existing:
+        return _check_replay(existing, entry_type, amount)
+
+    legs = [_Leg(account, side) for account, side in ((debit, "debit"), (credit, "credit")) if account is not None]
+    for leg in legs:
+        if leg.account.wallet_id is not None:
+            leg.table, leg.row_id = Wallet.__table__, leg.account.wallet_id
+        else:
+            leg.table, leg.row_id = PlatformAccount.__table__, _platform_account_id(leg.account)
+    # One lock order for every posting (wallets, then platform accounts, each by id), so
+    # two postings touching the same rows in opposite directions cannot deadlock.
+    applied: list[_Leg] = []
+    for leg in sorted(legs, key=lambda leg: (leg.table is not Wallet.__table__, leg.row_id)):
+        if not _apply(leg, entry_type, amount):
+            for done in applied:
+                _undo(done, entry_type, amount)
+            if leg.account.wallet_id is None:
+                raise InsufficientFunds(f"The platform account {leg.account.label} cannot cover {amount} credits.")
+            raise InsufficientFunds("Not enough credits in the wallet for this.")
+        applied.append(leg)
+
+    other = {id(leg): (legs[1 - i].account.label if len(legs) == 2 else "external") for i, leg in enumerate(legs)}
+    rows = [{
+        "wallet_id": leg.account.wallet_id,
+        "platform_account_id": None if leg.account.wallet_id is not None else leg.row_id,
+        "entry_type": entry_type,
+        "leg": leg.side,
+        "amount": amount if leg.side == "credit" else -amount,
+        "balance_before": leg.before,
+        "balance_after": leg.after,
+        "counterparty": other[id(leg)],
+        "reference": reference,
+        "idempotency_key": idempotency_key,
+        "reason": reason,
+        "actor_id": actor_id,
+    } for leg in legs]
+    now = utcnow()
+    for row in rows:
+        row["created_at"] = now
+    table = LedgerEntry.__table__
+    inserted = db.session.execute(
+        _insert(table).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key", "leg"]).returning(table.c.id)
+    ).scalars().all()
+    if len(inserted) != len(rows):
+        # A concurrent posting with this key committed first: undo ours, return theirs.
+        for leg in applied:
+            _undo(leg, entry_type, amount)
+        if inserted:
+            raise Conflict("This operation was recorded twice with different accounts.")
+        return _check_replay(_existing(idempotency_key), entry_type, amount)
+    _refresh_identity_map(legs)
+    return list(db.session.scalars(select(LedgerEntry).where(LedgerEntry.id.in_(inserted)).order_by(LedgerEntry.id)))

@@ -1,0 +1,45 @@
+"""Stripe webhooks: verify the signature, record the event id, apply it — all in one
+transaction, so a replayed event (same id) changes nothing and a failed one is retried
+by Stripe."""
+
+from __future__ import annotations
+
+import logging
+
+from ..extensions import db
+from .deposits import intent_failed, intent_succeeded
+from .ledger import _insert
+from .models import StripeEvent
+from .providers import stripe_gateway
+from .withdrawals import payout_event
+
+log = logging.getLogger(__name__)
+
+HANDLERS = {
+    "payment_intent.succeeded": intent_succeeded,
+    "payment_intent.payment_failed": intent_failed,
+    "payout.paid": payout_event,
+    "payout.failed": payout_event,
+    "payout.canceled": payout_event,
+    "payout.updated": payout_event,
+}
+
+
+def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
+    """Returns "processed", "duplicate" or "ignored". Raises WebhookRejected (400) for a
+    bad signature or payload; then nothing is recorded."""
+    event = stripe_gateway().construct_event(payload, signature)
+    table = StripeEvent.__table__
+    recorded = db.session.execute(
+        _insert(table).values(event_id=event["id"], event_type=event["type"])
+        .on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.id)
+    ).scalar_one_or_none()
+    if recorded is None:
+        db.session.rollback()
+        log.info("Stripe event %s replayed: nothing to do", event["id"])
+        return "duplicate"
+    handler = HANDLERS.get(event["type"])
+    if handler is not None:
+        handler(event["data"]["object"])
+    db.session.commit()
+    return "processed" if handler else "ignored"

@@ -1,0 +1,30 @@
+"""Shared helpers for the wallet tests."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from edutradex.extensions import db
+from edutradex.wallet import kyc
+from edutradex.wallet.ledger import get_or_create_wallet
+from edutradex.wallet.withdrawals import save_bank_account
+
+GOOD_IBAN = "DE89370400440532013000"
+
+
+def assert_books_balance(app) -> str:
+    """Run the real `flask wallet verify` command; fail with its output if it does not pass."""
+    result = app.test_cli_runner().invoke(args=["wallet", "verify"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def balance(user_id: int) -> Decimal:
+    db.session.expire_all()
+    return get_or_create_wallet(user_id).balance
+
+
+def verified_user_with_bank(user_id: int, admin_id: int) -> None:
+    submission = kyc.submit_kyc(user_id, "Mike Trader", "1990-04-01", "DE", "Hauptstr. 1, 10115 Berlin", "C01X00T47")
+    kyc.approve_kyc(submission.id, admin_id)
+    save_bank_account(user_id, GOOD_IBAN, "Mike Trader")
