@@ -64,3 +64,28 @@ def tick_and_quote(symbol: str, mid: str | Decimal, ts_ms: int | None = None) ->
     tick = add_tick(symbol, ts_ms, mid)
     publish(symbol, mid, ts_ms, tick.id)
     return tick
+
+
+class SettlementClock:
+    """The settler's view of "now", moved by the test (placement keeps the real clock)."""
+
+    def __init__(self):
+        self.ms: int | None = None
+
+    def __call__(self) -> int:
+        return quotes.now_ms() if self.ms is None else self.ms
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    from edutradex.binary import settlement
+
+    fake = SettlementClock()
+    monkeypatch.setattr(settlement, "now_ms", fake)
+    return fake
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_app(request):
+    """The same test on the embedded default (SQLite) and on PostgreSQL."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")

@@ -29,8 +29,8 @@ def balance(user_id: int) -> Decimal:
 
 
 @pytest.fixture
-def ctx(app):
-    with app.app_context():
+def ctx(db_app):
+    with db_app.app_context():
         user = make_user()
         make_market("OTC_EUR_USD")
         yield user.id
@@ -145,10 +145,10 @@ def test_inactive_market(ctx):
     assert err.value.status_code == 409 and trade_count() == 0
 
 
-def test_no_quote_and_stale_quote(ctx, app):
+def test_no_quote_and_stale_quote(ctx, db_app):
     with pytest.raises(MarketUnavailable, match="no live price"):
         place_trade(ctx, "OTC_EUR_USD", "UP", "10", 5, KEY)
-    stale_ms = now_ms() - int(app.config["FEED_STALE_AFTER_SECONDS"] * 1000) - 1
+    stale_ms = now_ms() - int(db_app.config["FEED_STALE_AFTER_SECONDS"] * 1000) - 1
     publish("OTC_EUR_USD", "1.1", ts_ms=stale_ms)
     with pytest.raises(MarketUnavailable, match="stale"):
         place_trade(ctx, "OTC_EUR_USD", "UP", "10", 5, KEY)
