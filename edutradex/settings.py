@@ -46,7 +46,12 @@ def _decimal_range(low: Decimal, high: Decimal, places: int = 2) -> Callable[[st
             value = Decimal(str(raw).strip())
         except InvalidOperation:
             raise SettingError("Enter a number.") from None
-        if not value.is_finite() or value != value.quantize(Decimal(1).scaleb(-places)):
+        try:
+            # quantize raises for a huge finite value such as 1e309 (more digits than the context)
+            exact = value.is_finite() and value == value.quantize(Decimal(1).scaleb(-places))
+        except InvalidOperation:
+            raise SettingError(f"Enter a value from {low} to {high}.") from None
+        if not exact:
             raise SettingError(f"Enter a number with at most {places} decimal places.")
         if not low <= value <= high:
             raise SettingError(f"Enter a value from {low} to {high}.")

@@ -64,7 +64,8 @@ def queue_overview() -> QueueOverview:
 
 
 def _failed_job(job) -> FailedJob:
-    info = (job.exc_info or "").strip().splitlines()
+    result = job.latest_result()
+    info = ((result.exc_string if result is not None else None) or "").strip().splitlines()
     args = ", ".join([repr(a) for a in job.args] + [f"{k}={v!r}" for k, v in job.kwargs.items()])
     return FailedJob(id=job.id, func_name=job.func_name, args=args[:200], ended_at=job.ended_at,
                      error=info[-1][:300] if info else "")

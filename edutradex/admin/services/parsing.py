@@ -42,3 +42,11 @@ def parse_reason(raw: str | None, label: str = "Reason", *, max_len: int = 500) 
     if len(text) > max_len:
         raise InputError(f"{label}: at most {max_len} characters.")
     return text
+
+
+def parse_note(raw: str | None, *, max_len: int = 500) -> str | None:
+    """An optional note for the audit log."""
+    text = (raw or "").strip()
+    if len(text) > max_len:
+        raise InputError(f"Note: at most {max_len} characters.")
+    return text or None
