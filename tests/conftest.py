@@ -99,6 +99,17 @@ def redis_server():
 
 
 @pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd). Build the app with **smtp_server.app_config; read
+    smtp_server.messages (email.message.Message objects)."""
+    from tests.support.smtp import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def redis_url(redis_server):
     from redis import Redis
 

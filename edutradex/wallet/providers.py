@@ -122,7 +122,7 @@ class StripeGateway:
             return CardPaymentResult("requires_action", intent.client_secret)
         if intent.status in ("succeeded", "processing"):
             return CardPaymentResult(intent.status)
-        error = intent.get("last_payment_error") or {}
+        error = intent.to_dict().get("last_payment_error") or {}
         raise PaymentDeclined(error.get("message") or "The payment was not completed.")
 
     def create_payout(self, withdrawal_id: int, amount: Decimal, currency: str, user_id: int) -> PayoutResult:
@@ -143,7 +143,7 @@ class StripeGateway:
         except stripe.StripeError as exc:
             return PayoutResult(reference="", status="failed", failure_message=exc.user_message or str(exc))
         status = {"paid": "paid", "failed": "failed", "canceled": "failed"}.get(payout.status, "pending")
-        return PayoutResult(payout.id, status, payout.get("failure_message"))
+        return PayoutResult(payout.id, status, payout.to_dict().get("failure_message"))
 
     def construct_event(self, payload: bytes, signature: str | None):
         if not self.webhook_secret:

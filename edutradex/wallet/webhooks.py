@@ -29,6 +29,9 @@ def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
     """Returns "processed", "duplicate" or "ignored". Raises WebhookRejected (400) for a
     bad signature or payload; then nothing is recorded."""
     event = stripe_gateway().construct_event(payload, signature)
+    handler = HANDLERS.get(event["type"])
+    if handler is None:
+        return "ignored"  # no effect, so nothing to remember
     table = StripeEvent.__table__
     recorded = db.session.execute(
         _insert(table).values(event_id=event["id"], event_type=event["type"])
@@ -38,8 +41,6 @@ def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
         db.session.rollback()
         log.info("Stripe event %s replayed: nothing to do", event["id"])
         return "duplicate"
-    handler = HANDLERS.get(event["type"])
-    if handler is not None:
-        handler(event["data"]["object"])
+    handler(event["data"]["object"].to_dict())  # a plain dict: handlers read it with .get
     db.session.commit()
-    return "processed" if handler else "ignored"
+    return "processed"

@@ -1,0 +1,123 @@
+"""Wallet fixtures: localstripe (a fake Stripe server from PyPI) started once per session,
+and the app served over real HTTP in a thread so localstripe can deliver signed webhooks
+to it. In CI a missing localstripe is a failure, not a skip."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+import stripe
+from werkzeug.serving import make_server
+
+from edutradex.extensions import db
+from tests.conftest import build_app, require
+from tests.support.servers import ServerUnavailable, free_port, wait_for_port
+
+WEBHOOK_SECRET = "whsec_edutradex_tests"
+SECRET_KEY = "sk_test_edutradex"
+PUBLISHABLE_KEY = "pk_test_edutradex"
+
+
+class LocalStripe:
+    def __init__(self):
+        binary = Path(sys.executable).with_name("localstripe")
+        if not binary.exists():
+            raise ServerUnavailable("localstripe is not installed: pip install -r requirements-dev.txt")
+        self.port = free_port()
+        self.workdir = Path(tempfile.mkdtemp(prefix="edutradex-localstripe-"))
+        self.log = open(self.workdir / "localstripe.log", "wb")
+        self.process = subprocess.Popen([str(binary), "--port", str(self.port), "--from-scratch"], cwd=self.workdir,
+                                        stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for_port(self.port)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def js_url(self) -> str:
+        return f"{self.url}/js.stripe.com/v3/"
+
+    def send_webhooks_to(self, url: str) -> None:
+        """localstripe signs every event with this secret and POSTs it to url (about 1 s
+        after the event). One registration, overwritten by each test."""
+        response = requests.post(f"{self.url}/_config/webhooks/edutradex", data={"url": url, "secret": WEBHOOK_SECRET},
+                                 timeout=5)
+        response.raise_for_status()
+
+    def card_token(self, number: str = "4242424242424242") -> str:
+        """What Stripe.js createToken does in the browser (with the publishable key)."""
+        response = requests.post(f"{self.url}/v1/tokens", data={
+            "card[number]": number, "card[exp_month]": "12", "card[exp_year]": "2034", "card[cvc]": "123",
+            "key": PUBLISHABLE_KEY,
+        }, timeout=5)
+        response.raise_for_status()
+        return response.json()["id"]
+
+    def client(self) -> stripe.StripeClient:
+        return stripe.StripeClient(SECRET_KEY, base_addresses={"api": self.url})
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def localstripe():
+    try:
+        server = LocalStripe()
+    except ServerUnavailable as exc:
+        require(str(exc))
+    yield server
+    server.stop()
+
+
+class AppServer:
+    """The test's app object served over HTTP from a thread (shares its database)."""
+
+    def __init__(self, app):
+        self.port = free_port()
+        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+def stripe_config(localstripe: LocalStripe) -> dict:
+    return {
+        "STRIPE_SECRET_KEY": SECRET_KEY,
+        "STRIPE_PUBLISHABLE_KEY": PUBLISHABLE_KEY,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_API_BASE": localstripe.url,
+        "STRIPE_JS_URL": localstripe.js_url,
+    }
+
+
+@pytest.fixture
+def stripe_app(tmp_path, localstripe, smtp_server):
+    """Stripe mode against localstripe, emails to a real SMTP server, webhooks delivered
+    over HTTP to the app."""
+    app = build_app(f"sqlite:///{tmp_path / 'stripe.db'}", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"),
+                    **stripe_config(localstripe), **smtp_server.app_config)
+    server = AppServer(app)
+    localstripe.send_webhooks_to(f"{server.url}/wallet/webhooks/stripe")
+    app.extensions["test_server"] = server
+    yield app
+    server.stop()
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
