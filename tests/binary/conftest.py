@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import text
 
 from edutradex.extensions import db
 from edutradex.market import quotes
@@ -26,17 +25,8 @@ def make_market(symbol: str = "OTC_EUR_USD", **fields) -> Market:
                   precision=5, spread=Decimal("0.00010"), initial_price=Decimal("1.10000"))
     values.update(fields)
     market = Market(symbol=symbol, **values)
-    sqlite = db.engine.dialect.name == "sqlite"
-    if sqlite:
-        # ck_markets_payout / ck_markets_trend_bias compare SQLite's scaled integers
-        # (80.00% is stored as 8000) with unscaled bounds, refusing every realistic
-        # payout there; reported to the markets owner. Only this insert skips them.
-        db.session.execute(text("PRAGMA ignore_check_constraints = ON"))
     db.session.add(market)
     db.session.commit()
-    if sqlite:
-        db.session.execute(text("PRAGMA ignore_check_constraints = OFF"))
-        db.session.commit()
     return market
 
 

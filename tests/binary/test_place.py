@@ -60,7 +60,7 @@ def test_payout_percent_is_frozen_at_placement(ctx):
     tick_and_quote("OTC_EUR_USD", "1.1")
     trade = place_trade(ctx, "OTC_EUR_USD", "DOWN", "10", 5, KEY)
     market = db.session.scalar(select(Market).where(Market.symbol == "OTC_EUR_USD"))
-    market.payout_percent = Decimal("5.00")
+    market.payout_percent = Decimal("50.00")
     db.session.commit()
     db.session.expire_all()
     assert db.session.get(Trade, trade.id).payout_percent == Decimal("80.00")

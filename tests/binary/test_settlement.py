@@ -124,7 +124,7 @@ def test_prices_are_compared_to_every_recorded_digit(ctx):
     """A half-pip mid (6th decimal on a 5-decimal market) is not rounded into a tie."""
     up = entered(ctx, "UP", mid="1.10000")
     down = entered(ctx, "DOWN", mid="1.10000")
-    add_tick(SYMBOL, down.expires_ms - 10, "1.100005")
+    add_tick(SYMBOL, up.expires_ms - 1, "1.100005")
     add_tick(SYMBOL, down.expires_ms + 10, "1.10000")
     settle_at(down.expires_ms)
     assert reload(up.id).result == "WIN" and reload(down.id).result == "LOSS"
