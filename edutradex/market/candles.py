@@ -134,7 +134,11 @@ def aggregate(symbol: str, now_ms: int, grace_ms: int = 2000) -> int:
         # Stop before the minute the limit cut into; the next pass carries on from there.
         until = max(bucket(ticks[-1][0] // 1000, MINUTE), done + MINUTE)
         ticks = [t for t in ticks if t[0] < until * 1000]
-    minutes = bars_from_ticks(ticks, MINUTE)
+    return store_minutes(symbol, bars_from_ticks(ticks, MINUTE))
+
+
+def store_minutes(symbol: str, minutes: list[Bar]) -> int:
+    """Store 1m bars (time order) and recompute the longer candles containing them; commits."""
     if not minutes:
         return 0
     _upsert(symbol, MINUTE, minutes)

@@ -270,9 +270,22 @@ class PriceFeed:
     def start_adapters(self) -> None:
         from .adapters import build_adapters
 
-        self.adapters = build_adapters(self.app.config, self._provider_symbols(), self.receive_price)
+        self.adapters = build_adapters(self.app.config, self._provider_symbols(), self.receive_price, self.store_history)
         for adapter in self.adapters:
             socketio.start_background_task(adapter.run, lambda: not self.running)
+
+    def store_history(self, symbol: str, bars: list[dict]) -> None:
+        """Provider history for a symbol with no candles yet (its chart starts filled);
+        called from an adapter's task."""
+        now_s = self.clock_ms() // 1000
+        complete = [candles.Bar(b["start_s"], b["open"], b["high"], b["low"], b["close"], 0)
+                    for b in bars if b["start_s"] + candles.MINUTE <= now_s]
+        with self.app.app_context():
+            try:
+                if candles.aggregated_until(symbol) is None:
+                    candles.store_minutes(symbol, complete)
+            finally:
+                db.session.remove()
 
     def run(self, seconds: float | None = None) -> None:
         """Run until stop() (or for `seconds`). Holds the Redis lock while producing."""
