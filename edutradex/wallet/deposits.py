@@ -15,7 +15,7 @@ from ..extensions import db
 from ..types import utcnow
 from .ledger import get_or_create_wallet, post_ledger_entry, wallet_account
 from .models import Deposit, DepositStatus, EntryType
-from .notify import after_commit, email_user, live_update
+from .notify import after_commit, commit, email_user, live_update
 from .providers import CardPaymentResult, PaymentDeclined, stripe_enabled, stripe_gateway, to_cents
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def start_deposit(user_id: int, amount: Decimal) -> Deposit:
         db.session.flush()
         deposit.provider_ref = f"demo-{deposit.id}"
         _complete(deposit)
-        db.session.commit()
+        commit()
         return deposit
 
     gateway = stripe_gateway()
@@ -67,16 +67,16 @@ def start_deposit(user_id: int, amount: Decimal) -> Deposit:
         wallet.stripe_customer_id = gateway.create_customer(user_id, user.email)
     deposit = Deposit(user_id=user_id, amount=amount, provider="stripe", status=DepositStatus.PENDING.value)
     db.session.add(deposit)
-    db.session.commit()  # the deposit's id goes into the PaymentIntent's metadata
+    commit()  # the deposit's id goes into the PaymentIntent's metadata
     try:
         deposit.provider_ref, deposit.client_secret = gateway.create_payment_intent(
             deposit.id, user_id, wallet.stripe_customer_id, amount)
     except DomainError as exc:
         deposit.status = DepositStatus.FAILED.value
         deposit.failure_message = exc.message
-        db.session.commit()
+        commit()
         raise
-    db.session.commit()
+    commit()
     return deposit
 
 
@@ -91,18 +91,18 @@ def pay_deposit(user_id: int, deposit_id: int, card_token: str) -> CardPaymentRe
     if not card_token or not card_token.startswith("tok_") or len(card_token) > 100:
         raise DomainError("The card details did not arrive. Enter them again.")
     intent_id, customer_id = deposit.provider_ref, get_or_create_wallet(user_id).stripe_customer_id
-    db.session.commit()  # no transaction stays open while Stripe is called
+    commit()  # no transaction stays open while Stripe is called
     try:
         result = stripe_gateway().pay_with_card_token(intent_id, customer_id, card_token)
     except PaymentDeclined as exc:
         mark_deposit_failed(_locked(deposit_id), exc.message)
-        db.session.commit()
+        commit()
         raise
     if result.status != "requires_action":
         # The webhook may have completed the deposit already: only pending moves on.
         db.session.execute(update(Deposit).where(Deposit.id == deposit_id, Deposit.status == DepositStatus.PENDING.value)
                            .values(status=DepositStatus.PROCESSING.value))
-    db.session.commit()
+    commit()
     return result
 
 

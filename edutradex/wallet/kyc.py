@@ -15,7 +15,7 @@ from ..extensions import db
 from ..types import utcnow
 from .crypto import decrypt_json, encrypt_json
 from .models import KycStatus, KycSubmission
-from .notify import after_commit, email_user
+from .notify import after_commit, commit, email_user
 
 MINIMUM_AGE = 18
 
@@ -98,7 +98,7 @@ def submit_kyc(user_id: int, legal_name: str, date_of_birth: str, country: str, 
         "id_number": details.id_number,
     }))
     db.session.add(submission)
-    db.session.commit()
+    commit()
     return submission
 
 
@@ -131,7 +131,7 @@ def _decide(submission_id: int, admin_id: int, status: KycStatus, reason: str | 
     after_commit(lambda: email_user(
         email, "Identity verified" if approved else "Identity verification declined", "kyc_decision",
         f"kyc-{sid}-{status.value}", name=name, approved=approved, reason=reason))
-    db.session.commit()
+    commit()
     return submission
 
 

@@ -132,6 +132,7 @@ class WithdrawalStatus(enum.StrEnum):
     PAID = "paid"
     FAILED = "failed"  # payout failed: credits given back
     REJECTED = "rejected"  # an admin refused: credits given back
+    CANCELED = "canceled"  # the user withdrew the request before review: credits given back
 
 
 class Withdrawal(db.Model):

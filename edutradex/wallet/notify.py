@@ -1,7 +1,8 @@
-"""Side effects that must follow a commit, never precede it: emails and live updates.
+"""Side effects that must follow a commit, never precede it: emails, jobs, live updates.
 
-Services call ``after_commit(fn)`` inside their transaction; ``fn`` runs once the
-transaction commits and is dropped if it rolls back."""
+Services call ``after_commit(fn)`` inside their transaction and end it with ``commit()``:
+``fn`` runs once the transaction has committed (outside it, so it may use the database or
+run a job at once) and is dropped if the transaction rolls back."""
 
 from __future__ import annotations
 
@@ -18,16 +19,18 @@ from ..extensions import db, socketio
 from ..mail import send_email
 
 log = logging.getLogger(__name__)
-_KEY = "wallet_after_commit"
+_QUEUED = "wallet_after_commit"
+_READY = "wallet_committed"
 
 
 def after_commit(fn: Callable[[], None]) -> None:
-    db.session.info.setdefault(_KEY, []).append(fn)
+    db.session.info.setdefault(_QUEUED, []).append(fn)
 
 
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session) -> None:
-    for fn in session.info.pop(_KEY, []):
+def commit() -> None:
+    db.session.commit()
+    ready = db.session.info.pop(_READY, [])
+    for fn in ready:
         try:
             fn()
         except Exception:
@@ -36,9 +39,14 @@ def _run_after_commit(session) -> None:
             log.exception("after-commit action %s failed", getattr(fn, "__name__", fn))
 
 
+@event.listens_for(Session, "after_commit")
+def _committed(session) -> None:
+    session.info.setdefault(_READY, []).extend(session.info.pop(_QUEUED, []))
+
+
 @event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session) -> None:
-    session.info.pop(_KEY, None)
+def _rolled_back(session) -> None:
+    session.info.pop(_QUEUED, None)
 
 
 def live_update(user_id: int, balance: Decimal | None, message: str | None = None, category: str = "success") -> None:

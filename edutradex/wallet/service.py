@@ -17,7 +17,7 @@ from ..errors import DomainError, NotFound
 from ..extensions import db
 from .ledger import get_or_create_wallet, parse_amount, post_ledger_entry, wallet_account
 from .models import EntryType, LedgerEntry, Wallet
-from .notify import after_commit, live_update
+from .notify import after_commit, commit, live_update
 
 HISTORY_PAGE_SIZE = 20
 
@@ -42,7 +42,7 @@ def create_wallet_for_new_user(user: User) -> None:
 def get_wallet(user_id: int) -> Wallet:
     """The user's wallet; one created lazily for an older account is committed at once."""
     wallet = get_or_create_wallet(user_id)
-    db.session.commit()
+    commit()
     return wallet
 
 
@@ -126,12 +126,12 @@ def adjust_credits(user_id: int, amount: Decimal, reason: str, actor_id: int, *,
     )
     entry = entries[0]
     after_commit(lambda: live_update(user_id, entry.balance_after, f"Your wallet was adjusted by {amount:+.2f} credits."))
-    db.session.commit()
+    commit()
     return entry
 
 
 def set_withdrawals_enabled(user_id: int, enabled: bool) -> Wallet:
     wallet = get_or_create_wallet(user_id)
     wallet.withdrawals_enabled = enabled
-    db.session.commit()
+    commit()
     return wallet

@@ -27,7 +27,14 @@ from .models import DepositStatus
 from .providers import stripe_enabled
 from .service import ENTRY_LABELS, get_wallet, history, history_csv
 from .webhooks import handle_stripe_webhook
-from .withdrawals import bank_details, request_withdrawal, save_bank_account, user_withdrawals, withdrawal_blockers
+from .withdrawals import (
+    bank_details,
+    cancel_withdrawal,
+    request_withdrawal,
+    save_bank_account,
+    user_withdrawals,
+    withdrawal_blockers,
+)
 
 
 def _is_htmx() -> bool:
@@ -148,6 +155,14 @@ def withdraw():
     created = request_withdrawal(current_user.id, amount)
     return _done(f"Withdrawal of {created.amount:.2f} credits requested.", "wallet/_withdrawals.html",
                  **_panels(current_user.id))
+
+
+@bp.route("/withdrawals/<int:withdrawal_id>/cancel", methods=["POST"])
+@login_required
+def cancel_withdrawal_view(withdrawal_id: int):
+    cancelled = cancel_withdrawal(current_user.id, withdrawal_id)
+    return _done(f"Withdrawal cancelled: {cancelled.amount:.2f} credits are back in your wallet.",
+                 "wallet/_withdrawals.html", **_panels(current_user.id))
 
 
 @bp.route("/withdrawals/panel")

@@ -10,6 +10,7 @@ from ..extensions import db
 from .deposits import intent_failed, intent_succeeded
 from .ledger import _insert
 from .models import StripeEvent
+from .notify import commit
 from .providers import stripe_gateway
 from .withdrawals import payout_event
 
@@ -42,5 +43,5 @@ def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
         log.info("Stripe event %s replayed: nothing to do", event["id"])
         return "duplicate"
     handler(event["data"]["object"].to_dict())  # a plain dict: handlers read it with .get
-    db.session.commit()
+    commit()
     return "processed"

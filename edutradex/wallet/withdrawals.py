@@ -25,7 +25,7 @@ from .iban import mask_iban, validate_iban
 from .kyc import is_verified
 from .ledger import InsufficientFunds, get_or_create_wallet, platform_account, post_ledger_entry, wallet_account
 from .models import BankAccount, EntryType, PlatformAccountKind, Withdrawal, WithdrawalStatus
-from .notify import after_commit, email_user, live_update
+from .notify import after_commit, commit, email_user, live_update
 from .providers import ProviderUnavailable, payout_provider
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def save_bank_account(user_id: int, iban: str, holder: str) -> BankDetails:
     account.iban_encrypted = encrypt_text(iban)
     account.holder_encrypted = encrypt_text(holder)
     account.iban_masked = mask_iban(iban)
-    db.session.commit()
+    commit()
     return BankDetails(account.iban_masked, holder)
 
 
@@ -111,7 +111,19 @@ def request_withdrawal(user_id: int, amount: Decimal) -> Withdrawal:
                    name=name, amount=amount, iban_masked=masked, withdrawal_id=wid)
 
     after_commit(notify)
-    db.session.commit()
+    commit()
+    return withdrawal
+
+
+def cancel_withdrawal(user_id: int, withdrawal_id: int) -> Withdrawal:
+    """The user changes their mind before an admin has decided: the credits come back."""
+    withdrawal = _locked(withdrawal_id)
+    if withdrawal.user_id != user_id:
+        raise NotFound("No such withdrawal.")
+    if withdrawal.status != WithdrawalStatus.REQUESTED.value:
+        raise Conflict(f"This withdrawal is already {withdrawal.status} and can no longer be cancelled.")
+    _give_back(withdrawal, WithdrawalStatus.CANCELED, "Cancelled by you.")
+    commit()
     return withdrawal
 
 
@@ -159,7 +171,7 @@ def approve_withdrawal(withdrawal_id: int, admin_id: int) -> Withdrawal:
     withdrawal.decided_at = utcnow()
     wid = withdrawal.id
     after_commit(lambda: jobs.enqueue(run_payout, wid, job_id=f"payout-{wid}"))
-    db.session.commit()
+    commit()
     return withdrawal
 
 
@@ -173,7 +185,7 @@ def reject_withdrawal(withdrawal_id: int, admin_id: int, reason: str) -> Withdra
     withdrawal.decided_by = admin_id
     withdrawal.decided_at = utcnow()
     _give_back(withdrawal, WithdrawalStatus.REJECTED, reason[:255])
-    db.session.commit()
+    commit()
     return withdrawal
 
 
@@ -187,7 +199,7 @@ def run_payout(withdrawal_id: int) -> str:
         return withdrawal.status
     provider = payout_provider()
     amount, currency, user_id = withdrawal.amount, withdrawal.currency, withdrawal.user_id
-    db.session.commit()  # no transaction stays open while the provider is called
+    commit()  # no transaction stays open while the provider is called
     try:
         result = provider.create_payout(withdrawal_id, amount, currency, user_id)
     except ProviderUnavailable:
@@ -205,7 +217,7 @@ def run_payout(withdrawal_id: int) -> str:
         _give_back(withdrawal, WithdrawalStatus.FAILED, result.failure_message or "The payout failed.")
     else:
         withdrawal.status = WithdrawalStatus.PROCESSING.value
-    db.session.commit()
+    commit()
     return withdrawal.status
 
 
@@ -245,7 +257,8 @@ def _mark_paid(withdrawal: Withdrawal) -> None:
 
 def _give_back(withdrawal: Withdrawal, status: WithdrawalStatus, reason: str) -> None:
     """Reverse a withdrawal that will not be paid: the credits return to the wallet."""
-    if withdrawal.status in (WithdrawalStatus.FAILED.value, WithdrawalStatus.REJECTED.value):
+    if withdrawal.status in (WithdrawalStatus.FAILED.value, WithdrawalStatus.REJECTED.value,
+                             WithdrawalStatus.CANCELED.value):
         return
     if withdrawal.status == WithdrawalStatus.PAID.value:
         log.error("withdrawal %s failed after it was paid (%s): needs a person", withdrawal.id, reason)
@@ -263,6 +276,9 @@ def _give_back(withdrawal: Withdrawal, status: WithdrawalStatus, reason: str) ->
     rejected = status == WithdrawalStatus.REJECTED
 
     def notify() -> None:
+        if status == WithdrawalStatus.CANCELED:
+            live_update(user_id, balance, f"Withdrawal {wid} cancelled: the credits are back.", "info")
+            return
         live_update(user_id, balance, f"Withdrawal {wid} {'rejected' if rejected else 'failed'}: the credits are back.",
                     "error")
         email_user(email, "Withdrawal rejected" if rejected else "Withdrawal failed", "withdrawal_failed",

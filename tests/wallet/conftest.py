@@ -121,3 +121,13 @@ def stripe_app(tmp_path, localstripe, smtp_server):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def mail_app(tmp_path, smtp_server):
+    """The embedded default's demo provider, with emails going to a real SMTP server."""
+    app = build_app(f"sqlite:///{tmp_path / 'mail.db'}", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), **smtp_server.app_config)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
