@@ -47,7 +47,8 @@ def trade(symbol: str | None = None):
     if not markets:
         return render_template("binary/trade.html", market=None, markets=[])
     if symbol is None:
-        return redirect(url_for("binary.trade", symbol=markets[0].symbol))
+        live = next((m for m in markets if latest_quote(m.symbol) is not None), markets[0])
+        return redirect(url_for("binary.trade", symbol=live.symbol))
     market = next((m for m in markets if m.symbol == symbol.upper()), None)
     if market is None:
         abort(404)
