@@ -107,11 +107,30 @@ def stripe_config(localstripe: LocalStripe) -> dict:
     }
 
 
-@pytest.fixture
-def stripe_app(tmp_path, localstripe, smtp_server):
+def _database_url(request, tmp_path, name: str) -> str:
+    if request.param == "postgres":
+        return request.getfixturevalue("postgres_url")
+    return f"sqlite:///{tmp_path / name}"
+
+
+BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BOTH_DATABASES)
+def db_app(request, tmp_path):
+    """The demo-provider app on SQLite and on PostgreSQL."""
+    app = build_app(_database_url(request, tmp_path, "wallet.db"), MAIL_OUTBOX_DIR=str(tmp_path / "outbox"))
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture(params=BOTH_DATABASES)
+def stripe_app(request, tmp_path, localstripe, smtp_server):
     """Stripe mode against localstripe, emails to a real SMTP server, webhooks delivered
-    over HTTP to the app."""
-    app = build_app(f"sqlite:///{tmp_path / 'stripe.db'}", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"),
+    over HTTP to the app; on SQLite and on PostgreSQL."""
+    app = build_app(_database_url(request, tmp_path, "stripe.db"), MAIL_OUTBOX_DIR=str(tmp_path / "outbox"),
                     **stripe_config(localstripe), **smtp_server.app_config)
     server = AppServer(app)
     localstripe.send_webhooks_to(f"{server.url}/wallet/webhooks/stripe")

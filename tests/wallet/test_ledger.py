@@ -25,16 +25,16 @@ def adjust(user_id, amount, key):
     return entries
 
 
-def test_a_wallet_is_created_with_the_account(app):
-    with app.app_context():
+def test_a_wallet_is_created_with_the_account(db_app):
+    with db_app.app_context():
         user = make_user()
         wallet = db.session.scalar(db.select(Wallet).where(Wallet.user_id == user.id))
         assert wallet is not None and wallet.balance == Decimal("0.00")
         assert wallet.total_deposited == Decimal("0.00")
 
 
-def test_a_wallet_is_created_lazily_for_an_older_account(app):
-    with app.app_context():
+def test_a_wallet_is_created_lazily_for_an_older_account(db_app):
+    with db_app.app_context():
         user = make_user()
         db.session.execute(db.delete(Wallet).where(Wallet.user_id == user.id))
         db.session.commit()
@@ -42,8 +42,8 @@ def test_a_wallet_is_created_lazily_for_an_older_account(app):
         assert db.session.scalar(db.select(db.func.count()).select_from(Wallet).where(Wallet.user_id == user.id)) == 1
 
 
-def test_a_credit_records_balance_before_and_after_and_totals(app):
-    with app.app_context():
+def test_a_credit_records_balance_before_and_after_and_totals(db_app):
+    with db_app.app_context():
         user = make_user()
         deposit(user.id, "50.00", "deposit:a")
         [entry] = deposit(user.id, "25.50", "deposit:b")
@@ -51,11 +51,11 @@ def test_a_credit_records_balance_before_and_after_and_totals(app):
         assert entry.counterparty == "external" and entry.leg == "credit"
         wallet = db.session.scalar(db.select(Wallet).where(Wallet.user_id == user.id))
         assert wallet.balance == Decimal("75.50") and wallet.total_deposited == Decimal("75.50")
-    assert_books_balance(app)
+    assert_books_balance(db_app)
 
 
-def test_a_replayed_idempotency_key_returns_the_entry_and_changes_nothing(app):
-    with app.app_context():
+def test_a_replayed_idempotency_key_returns_the_entry_and_changes_nothing(db_app):
+    with db_app.app_context():
         user = make_user()
         [first] = adjust(user.id, "10.00", "adjustment:once")
         [again] = adjust(user.id, "10.00", "adjustment:once")
@@ -65,11 +65,11 @@ def test_a_replayed_idempotency_key_returns_the_entry_and_changes_nothing(app):
         with pytest.raises(Conflict):
             adjust(user.id, "99.00", "adjustment:once")  # the same key for a different movement
         assert balance(user.id) == Decimal("10.00")
-    assert_books_balance(app)
+    assert_books_balance(db_app)
 
 
-def test_a_debit_never_overdraws_and_leaves_nothing_behind(app):
-    with app.app_context():
+def test_a_debit_never_overdraws_and_leaves_nothing_behind(db_app):
+    with db_app.app_context():
         user = make_user()
         deposit(user.id, "10.00", "deposit:x")
         with pytest.raises(InsufficientFunds):
@@ -79,13 +79,13 @@ def test_a_debit_never_overdraws_and_leaves_nothing_behind(app):
         db.session.commit()
         assert balance(user.id) == Decimal("10.00")
         assert db.session.scalar(db.select(db.func.count()).select_from(LedgerEntry)) == 1
-    assert_books_balance(app)
+    assert_books_balance(db_app)
 
 
-def test_internal_transfers_have_two_legs_and_keep_the_platform_sum(app):
+def test_internal_transfers_have_two_legs_and_keep_the_platform_sum(db_app):
     """Competition money (the competitions feature calls exactly this): entry fee into the
     prize pool, the platform's fee out of it, a prize and a refund back to wallets."""
-    with app.app_context():
+    with db_app.app_context():
         alice, bob = make_user(), make_user()
         deposit(alice.id, "30.00", "deposit:alice")
         deposit(bob.id, "30.00", "deposit:bob")
@@ -108,12 +108,12 @@ def test_internal_transfers_have_two_legs_and_keep_the_platform_sum(app):
         with pytest.raises(InsufficientFunds):  # the pool is empty now
             post_ledger_entry(EntryType.COMPETITION_REFUND, Decimal("0.01"), debit=pool, credit=wallet_account(bob.id),
                               idempotency_key="competition:7:refund:bob", reference="competition:7")
-    assert_books_balance(app)
+    assert_books_balance(db_app)
 
 
 @pytest.mark.parametrize("amount", [Decimal("0"), Decimal("-5"), Decimal("1.001"), Decimal("NaN")])
-def test_the_ledger_refuses_bad_amounts(app, amount):
-    with app.app_context():
+def test_the_ledger_refuses_bad_amounts(db_app, amount):
+    with db_app.app_context():
         user = make_user()
         with pytest.raises(DomainError):
             adjust(user.id, amount, "adjustment:bad")
@@ -122,8 +122,8 @@ def test_the_ledger_refuses_bad_amounts(app, amount):
                               idempotency_key="deposit:float", reference="x")
 
 
-def test_admin_adjustment_needs_a_reason_and_records_the_admin(app):
-    with app.app_context():
+def test_admin_adjustment_needs_a_reason_and_records_the_admin(db_app):
+    with db_app.app_context():
         admin, user = make_admin(), make_user()
         with pytest.raises(DomainError, match="reason"):
             service.adjust_credits(user.id, Decimal("5"), "  ", admin.id)
@@ -134,16 +134,16 @@ def test_admin_adjustment_needs_a_reason_and_records_the_admin(app):
         with pytest.raises(InsufficientFunds):
             service.adjust_credits(user.id, Decimal("-3"), "Too much", admin.id)
         assert balance(user.id) == Decimal("2.50")
-    assert_books_balance(app)
+    assert_books_balance(db_app)
 
 
-def test_verify_reports_a_tampered_balance_and_exits_non_zero(app):
-    with app.app_context():
+def test_verify_reports_a_tampered_balance_and_exits_non_zero(db_app):
+    with db_app.app_context():
         user = make_user()
         deposit(user.id, "10.00")
         db.session.execute(db.update(Wallet).where(Wallet.user_id == user.id).values(balance=Decimal("11.00")))
         db.session.commit()
-    result = app.test_cli_runner().invoke(args=["wallet", "verify"])
+    result = db_app.test_cli_runner().invoke(args=["wallet", "verify"])
     assert result.exit_code == 1
     assert "balance 11.00 != entries 10.00" in result.output
     assert "platform: accounts hold 11.00" in result.output

@@ -33,8 +33,8 @@ def entry_types():
     return [e.entry_type for e in db.session.scalars(db.select(LedgerEntry).order_by(LedgerEntry.id))]
 
 
-def test_withdrawal_needs_kyc_enabled_account_and_bank_details(app):
-    with app.app_context():
+def test_withdrawal_needs_kyc_enabled_account_and_bank_details(db_app):
+    with db_app.app_context():
         admin, user = make_admin(), make_user()
         deposits.start_deposit(user.id, Decimal("50"))
         with pytest.raises(Forbidden, match="Verify your identity"):
@@ -55,7 +55,7 @@ def test_withdrawal_needs_kyc_enabled_account_and_bank_details(app):
         assert db.session.scalar(db.select(db.func.count()).select_from(Withdrawal)) == 0
         withdrawal = withdrawals.request_withdrawal(user.id, Decimal("50.00"))
         assert withdrawal.status == "requested" and balance(user.id) == Decimal("0.00")
-    assert_books_balance(app)
+    assert_books_balance(db_app)
 
 
 def test_demo_payout_pays_and_emails_through_smtp(mail_app, smtp_server):
@@ -111,8 +111,8 @@ def test_a_failed_payout_is_reversed_once_and_the_user_is_told(mail_app, smtp_se
     assert_books_balance(mail_app)
 
 
-def test_reject_and_cancel_give_the_credits_back(app):
-    with app.app_context():
+def test_reject_and_cancel_give_the_credits_back(db_app):
+    with db_app.app_context():
         admin, user = funded_verified_user("100.00")
         first = withdrawals.request_withdrawal(user.id, Decimal("30.00"))
         second = withdrawals.request_withdrawal(user.id, Decimal("20.00"))
@@ -128,7 +128,7 @@ def test_reject_and_cancel_give_the_credits_back(app):
             withdrawals.cancel_withdrawal(user.id, second.id)
         assert balance(user.id) == Decimal("100.00")
         assert [w.status for w in withdrawals.user_withdrawals(user.id)] == ["canceled", "rejected"]
-    assert_books_balance(app)
+    assert_books_balance(db_app)
 
 
 def test_stripe_payout_failure_via_webhook_reverses_and_emails(stripe_app, localstripe, smtp_server):

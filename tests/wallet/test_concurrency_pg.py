@@ -1,0 +1,107 @@
+"""Concurrency on a real PostgreSQL server: the conditional debit and the idempotency keys
+hold when requests really race."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+
+from edutradex.extensions import db
+from edutradex.wallet import deposits, withdrawals
+from edutradex.wallet.ledger import InsufficientFunds
+from edutradex.wallet.models import Deposit, LedgerEntry, StripeEvent
+from edutradex.wallet.webhooks import handle_stripe_webhook
+from tests.conftest import build_app
+from tests.factories import make_admin, make_user
+from tests.wallet.conftest import WEBHOOK_SECRET
+from tests.wallet.helpers import assert_books_balance, balance, verified_user_with_bank
+
+pytestmark = pytest.mark.postgres
+
+
+def race(app, count: int, action) -> list[str]:
+    """Run action(i) in `count` threads released at the same instant."""
+    barrier = threading.Barrier(count)
+    results: list[str] = []
+
+    def worker(i: int) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                results.append(action(i))
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+def test_parallel_withdrawals_only_spend_what_is_there(pg_app):
+    with pg_app.app_context():
+        admin, user = make_admin(), make_user()
+        deposits.start_deposit(user.id, Decimal("100.00"))
+        verified_user_with_bank(user.id, admin.id)
+        user_id = user.id
+
+    def withdraw(_):
+        try:
+            withdrawals.request_withdrawal(user_id, Decimal("30.00"))
+            return "ok"
+        except InsufficientFunds:
+            return "refused"
+
+    results = race(pg_app, 12, withdraw)
+    assert sorted(results) == ["ok"] * 3 + ["refused"] * 9
+    with pg_app.app_context():
+        assert balance(user_id) == Decimal("10.00")
+        afters = db.session.scalars(db.select(LedgerEntry.balance_after)).all()
+        assert min(afters) >= 0
+        assert len(withdrawals.user_withdrawals(user_id)) == 3  # refused requests left no row
+    assert_books_balance(pg_app)
+
+
+def test_the_same_webhook_delivered_in_parallel_credits_once(postgres_url, tmp_path):
+    app = build_app(postgres_url, STRIPE_SECRET_KEY="sk_test_x", STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+                    MAIL_OUTBOX_DIR=str(tmp_path / "outbox"))
+    with app.app_context():
+        user = make_user()
+        deposit = Deposit(user_id=user.id, amount=Decimal("60.00"), provider="stripe", provider_ref="pi_race",
+                          status="processing")
+        db.session.add(deposit)
+        db.session.commit()
+        user_id, deposit_id = user.id, deposit.id
+
+    def event(event_id: str) -> tuple[bytes, str]:
+        payload = json.dumps({"id": event_id, "object": "event", "type": "payment_intent.succeeded",
+                              "created": int(time.time()),
+                              "data": {"object": {"id": "pi_race", "object": "payment_intent", "amount": 6000,
+                                                  "currency": "eur", "metadata": {}}}}).encode()
+        timestamp = int(time.time())
+        signature = hmac.new(WEBHOOK_SECRET.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+        return payload, f"t={timestamp},v1={signature}"
+
+    same = event("evt_same")
+    # Half the threads deliver one event id; the other half each a different id for the
+    # same payment: one credit in all.
+    results = race(app, 10, lambda i: handle_stripe_webhook(*(same if i % 2 else event(f"evt_{i}"))))
+    assert results.count("processed") >= 1
+    with app.app_context():
+        assert balance(user_id) == Decimal("60.00")
+        assert db.session.get(Deposit, deposit_id).status == "completed"
+        assert db.session.scalar(db.select(db.func.count()).select_from(LedgerEntry)) == 1
+        assert db.session.scalar(db.select(db.func.count()).select_from(StripeEvent)
+                                 .where(StripeEvent.event_id == "evt_same")) == 1
+    assert_books_balance(app)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
