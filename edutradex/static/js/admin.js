@@ -26,7 +26,9 @@
         }
         var chart = LightweightCharts.createChart(el, {
           autoSize: true,
-          layout: { background: { color: "transparent" }, textColor: cssVar("--muted", "#8b97b0") },
+          // The logo is injected with an inline style, which the CSP blocks; the page
+          // credits TradingView in text instead.
+          layout: { background: { color: "transparent" }, textColor: cssVar("--muted", "#8b97b0"), attributionLogo: false },
           grid: { vertLines: { visible: false }, horzLines: { color: cssVar("--border", "#243049") } },
           rightPriceScale: { borderVisible: false },
           timeScale: { borderVisible: false },
