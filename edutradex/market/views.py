@@ -73,7 +73,9 @@ def index():
     market_type = request.args.get("type") or None
     if market_type and market_type not in MarketType.__members__:
         market_type = None
-    views = [service.market_view(m, with_change=True) for m in service.list_markets(active_only=True)]
+    order = {MarketType.OTC.value: 0, MarketType.SYNTHETIC.value: 1, MarketType.FOREX.value: 2}
+    views = sorted((service.market_view(m, with_change=True) for m in service.list_markets(active_only=True)),
+                   key=lambda v: (v.status != "live", order[v.market.market_type], v.market.symbol))
     return render_template("market/index.html", markets=views, market_type=market_type,
                            market_types=[t.value for t in MarketType])
 

@@ -102,13 +102,20 @@
     container.classList.add("market-chart");
     this._legend = el("div", "market-chart-legend");
     this._status = el("div", "market-chart-status", "Loading…");
+    this._attribution = el("a", "market-chart-attribution", "Charts by TradingView");
+    this._attribution.href = "https://www.tradingview.com/";
+    this._attribution.target = "_blank";
+    this._attribution.rel = "noopener";
     container.appendChild(this._legend);
     container.appendChild(this._status);
+    container.appendChild(this._attribution);
 
     var LC = window.LightweightCharts;
     this._chart = LC.createChart(container, {
       autoSize: true,
-      layout: { background: { type: "solid", color: "#0b0f17" }, textColor: "#8b97b0",
+      // The built-in logo injects a <style> element, which the strict CSP blocks; the
+      // attribution the licence asks for is the plain link added below instead.
+      layout: { background: { type: "solid", color: "#0b0f17" }, textColor: "#8b97b0", attributionLogo: false,
                 fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace" },
       grid: { vertLines: { color: "#151c2b" }, horzLines: { color: "#151c2b" } },
       rightPriceScale: { borderColor: "#243049" },
@@ -326,6 +333,7 @@
     this._chart.remove();
     this._legend.remove();
     this._status.remove();
+    this._attribution.remove();
     this.container.classList.remove("market-chart");
   };
 

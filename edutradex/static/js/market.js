@@ -29,15 +29,31 @@
   }
 
   function markLive(container) {
-    var badge = container.querySelector("[data-role=status]");
-    if (!badge || badge.classList.contains("market-status-paused")) return;
-    badge.className = "badge market-status market-status-live";
-    badge.textContent = "Live";
-    badge.removeAttribute("title");
+    container.querySelectorAll("[data-role=status]").forEach(function (badge) {
+      if (badge.classList.contains("market-status-paused")) return;
+      badge.classList.remove("market-status-stale", "market-status-unavailable");
+      badge.classList.add("market-status-live");
+      badge.textContent = "Live";
+      badge.removeAttribute("title");
+    });
   }
+
+  function markStale(container) {
+    container.querySelectorAll("[data-role=status].market-status-live").forEach(function (badge) {
+      badge.classList.remove("market-status-live");
+      badge.classList.add("market-status-stale");
+      badge.textContent = "Stale";
+      badge.title = "No price for a while: trading on this market is paused.";
+    });
+  }
+
+  var staleHolder = document.querySelector("[data-stale-ms]");
+  var staleMs = (staleHolder && Number(staleHolder.getAttribute("data-stale-ms"))) || 10000;
 
   function watch(container, symbol, onFrame) {
     var precision = Number(container.getAttribute("data-precision"));
+    var lastTickAt = Date.now();
+    setInterval(function () { if (Date.now() - lastTickAt > staleMs) markStale(container); }, 2000);
     var reference = Number(container.getAttribute("data-reference")) || null;
     var lastMid = null;
     var cells = {
@@ -53,6 +69,7 @@
       if (!reference) reference = mid;
       setChange(cells.change, mid, reference);
       lastMid = mid;
+      lastTickAt = Date.now();
       markLive(container);
       if (onFrame) onFrame(tick);
     });
