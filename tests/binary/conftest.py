@@ -79,3 +79,32 @@ def clock(monkeypatch):
 def db_app(request):
     """The same test on the embedded default (SQLite) and on PostgreSQL."""
     return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+
+
+def prepare_live(server):
+    """Tables from the models (the binary migration is generated later by the lead) and
+    the seeded defaults, in the live server's own database file."""
+    from config import TestingConfig
+    from edutradex import create_app
+
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=server.env["DATABASE_URL"])
+    with app.app_context():
+        db.create_all()
+        db.engine.dispose()
+    server.flask("seed")
+    return app
+
+
+@pytest.fixture
+def binary_live(tmp_path):
+    """The app as a real process (wsgi.py, embedded default: the feed and the settlement
+    clock run inside it) plus an app bound to the same database for checking."""
+    from tests.support.live import LiveServer
+
+    server = LiveServer(tmp_path / "live")
+    checker = prepare_live(server)
+    server.start()
+    yield server, checker
+    server.stop()
+    with checker.app_context():
+        db.engine.dispose()
