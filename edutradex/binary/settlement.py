@@ -253,7 +253,9 @@ def settle_batch(symbol: str, second: int) -> int:
 
 
 def batch_job_id(symbol: str, second: int) -> str:
-    return f"binary-settle:{symbol}:{second}"
+    # RQ ids allow letters, digits, "_" and "-" only.
+    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in symbol)
+    return f"binary-settle-{safe}-{second}"
 
 
 def run_clock_cycle(now: int | None = None) -> int:
