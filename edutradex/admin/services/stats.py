@@ -59,20 +59,23 @@ def platform_stats() -> PlatformStats:
 def trade_stats() -> TradeStats:
     from ...binary.models import Trade, TradeResult, TradeStatus
 
-    by_status = dict(db.session.execute(select(Trade.status, func.count()).group_by(Trade.status)).all())
-    settled = by_status.get(TradeStatus.SETTLED.value, 0)
-    wins = db.session.scalar(select(func.count()).select_from(Trade).where(
-        Trade.status == TradeStatus.SETTLED.value, Trade.result == TradeResult.WIN.value))
-    stakes, payouts = db.session.execute(select(func.sum(Trade.stake), func.sum(Trade.payout)).where(
-        Trade.status == TradeStatus.SETTLED.value)).one()
-    win_rate = (Decimal(wins) * 100 / settled).quantize(Decimal("0.01")) if settled else None
+    # One pass over the trades: counts and sums per (status, result).
+    groups = db.session.execute(
+        select(Trade.status, Trade.result, func.count(), func.sum(Trade.stake), func.sum(Trade.payout))
+        .group_by(Trade.status, Trade.result)
+    ).all()
+    settled_groups = [g for g in groups if g[0] == TradeStatus.SETTLED.value]
+    settled = sum(g[2] for g in settled_groups)
+    wins = sum(g[2] for g in settled_groups if g[1] == TradeResult.WIN.value)
+    stakes = sum((g[3] or ZERO for g in settled_groups), ZERO)
+    payouts = sum((g[4] or ZERO for g in settled_groups), ZERO)
     return TradeStats(
-        total=sum(by_status.values()),
-        open=by_status.get(TradeStatus.OPEN.value, 0),
+        total=sum(g[2] for g in groups),
+        open=sum(g[2] for g in groups if g[0] == TradeStatus.OPEN.value),
         settled=settled,
         wins=wins,
-        win_rate=win_rate,
-        house_pnl=(stakes or ZERO) - (payouts or ZERO),
+        win_rate=(Decimal(wins) * 100 / settled).quantize(Decimal("0.01")) if settled else None,
+        house_pnl=stakes - payouts,
     )
 
 
