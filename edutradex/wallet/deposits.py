@@ -128,7 +128,8 @@ def _complete(deposit: Deposit) -> None:
     balance, amount, deposit_id, demo = entries[0].balance_after, deposit.amount, deposit.id, deposit.provider == "demo"
 
     def notify() -> None:
-        live_update(user_id, balance, f"Deposit of {amount:.2f} credits received.")
+        # A demo deposit is confirmed on the page that made it; a card deposit arrives later.
+        live_update(user_id, balance, None if demo else f"Deposit of {amount:.2f} credits received.")
         email_user(email, "Deposit received", "deposit_received", f"deposit-{deposit_id}-received",
                    name=name, amount=amount, balance=balance, deposit_id=deposit_id, demo=demo)
 

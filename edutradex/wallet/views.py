@@ -114,8 +114,9 @@ def deposit():
     if not _is_htmx():
         flash("Enter your card to finish the deposit.", "info")
         return redirect(url_for("wallet.index"))
-    return render_template("wallet/_checkout.html", deposit=created,
-                           publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"])
+    checkout = render_template("wallet/_checkout.html", deposit=created,
+                               publishable_key=current_app.config["STRIPE_PUBLISHABLE_KEY"])
+    return checkout, 200, {"HX-Trigger": json.dumps({"wallet-changed": True})}  # lists show it pending
 
 
 @bp.route("/deposits/<int:deposit_id>/pay", methods=["POST"])

@@ -106,7 +106,7 @@ def request_withdrawal(user_id: int, amount: Decimal) -> Withdrawal:
     balance = next(e.balance_after for e in entries if e.wallet_id is not None)
 
     def notify() -> None:
-        live_update(user_id, balance, f"Withdrawal of {amount:.2f} credits requested.")
+        live_update(user_id, balance)  # the requesting page shows its own confirmation
         email_user(email, "Withdrawal requested", "withdrawal_requested", f"withdrawal-{wid}-requested",
                    name=name, amount=amount, iban_masked=masked, withdrawal_id=wid)
 
@@ -277,7 +277,7 @@ def _give_back(withdrawal: Withdrawal, status: WithdrawalStatus, reason: str) ->
 
     def notify() -> None:
         if status == WithdrawalStatus.CANCELED:
-            live_update(user_id, balance, f"Withdrawal {wid} cancelled: the credits are back.", "info")
+            live_update(user_id, balance)
             return
         live_update(user_id, balance, f"Withdrawal {wid} {'rejected' if rejected else 'failed'}: the credits are back.",
                     "error")

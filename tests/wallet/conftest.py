@@ -1,6 +1,12 @@
 """Wallet fixtures: localstripe (a fake Stripe server from PyPI) started once per session,
 and the app served over real HTTP in a thread so localstripe can deliver signed webhooks
-to it. In CI a missing localstripe is a failure, not a skip."""
+to it. In CI a missing localstripe is a failure, not a skip.
+
+localstripe's fake Stripe.js declares a top-level ``class Element``, which shadows the
+DOM's ``window.Element`` for every script on the page and so breaks htmx (``instanceof
+Element``). The real Stripe.js leaks nothing but ``Stripe``. So the browser loads
+localstripe's own script through a small pass-through proxy that wraps it in a function
+scope; every other request goes to localstripe unchanged."""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -35,6 +42,7 @@ class LocalStripe:
         self.process = subprocess.Popen([str(binary), "--port", str(self.port), "--from-scratch"], cwd=self.workdir,
                                         stdout=self.log, stderr=subprocess.STDOUT)
         wait_for_port(self.port)
+        self.proxy = ScopedStripeJsProxy(self.url)
 
     @property
     def url(self) -> str:
@@ -42,7 +50,8 @@ class LocalStripe:
 
     @property
     def js_url(self) -> str:
-        return f"{self.url}/js.stripe.com/v3/"
+        """What the page loads as Stripe.js (through the proxy, see the module docstring)."""
+        return f"{self.proxy.url}/js.stripe.com/v3/"
 
     def send_webhooks_to(self, url: str) -> None:
         """localstripe signs every event with this secret and POSTs it to url (about 1 s
@@ -64,9 +73,51 @@ class LocalStripe:
         return stripe.StripeClient(SECRET_KEY, base_addresses={"api": self.url})
 
     def stop(self) -> None:
+        self.proxy.stop()
         self.process.terminate()
         self.process.wait(10)
         self.log.close()
+
+
+class ScopedStripeJsProxy:
+    def __init__(self, upstream: str):
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                if self.command == "GET" and self.path == "/js.stripe.com/v3/":
+                    script = requests.get(upstream + self.path, timeout=5).text
+                    self._reply(200, {"Content-Type": "application/javascript"},
+                                ("(function () {\n" + script + "\n})();\n").encode())
+                    return
+                length = int(self.headers.get("Content-Length") or 0)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                response = requests.request(self.command, upstream + self.path, headers=headers,
+                                            data=self.rfile.read(length) if length else None, timeout=10)
+                passed = {k: v for k, v in response.headers.items()
+                          if k.lower() in ("content-type", "access-control-allow-origin",
+                                           "access-control-allow-headers", "access-control-allow-methods")}
+                self._reply(response.status_code, passed, response.content)
+
+            def _reply(self, status: int, headers: dict, body: bytes) -> None:
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = do_OPTIONS = do_DELETE = _forward  # noqa: N815 - http.server's names
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,11 @@
     if (input) { input.value = quick.getAttribute("data-fill-amount"); input.focus(); }
   });
 
+  body.addEventListener("htmx:afterRequest", function (evt) {
+    var form = evt.detail.elt;
+    if (evt.detail.successful && form.classList && form.classList.contains("wallet-amount-form")) form.reset();
+  });
+
   body.addEventListener("wallet-toast", function (evt) {
     if (evt.detail && evt.detail.value) window.EduTradeX.toast(evt.detail.value, "success");
   });
