@@ -82,16 +82,18 @@ def tick_frame(quote: quotes.Quote, precision: int) -> dict:
 
 
 class TickCoalescer:
-    """Keeps the newest frame per symbol (with the high and low of the mid since the last
-    frame, so live candles keep their wicks) and emits each symbol at most once per
-    interval: one payload per symbol per interval, however many clients watch it."""
+    """At most one frame per symbol per interval. A tick for a symbol that has not been sent
+    for an interval goes out at once (no added latency at ordinary tick rates); faster ticks
+    are merged into the symbol's pending frame (newest price, with the high and low of the mid
+    since the last frame, so live candles keep their wicks) and sent when the interval is up.
+    One payload per symbol per interval, however many clients watch it."""
 
     def __init__(self, emit: Callable[[str, dict], None], interval: float = 0.1, clock=time.monotonic):
         self.emit = emit
         self.interval = interval
         self.clock = clock
         self.pending: dict[str, dict] = {}
-        self.last_emit = clock()
+        self.last_emit: dict[str, float] = {}
         self.frames_sent = 0
 
     def add(self, quote: quotes.Quote, precision: int) -> None:
@@ -103,16 +105,22 @@ class TickCoalescer:
         frame.update(bid=float(quote.bid), ask=float(quote.ask), mid=mid, ts_ms=quote.ts_ms, precision=precision,
                      high=max(frame["high"], mid), low=min(frame["low"], mid))
 
+    def _ready(self, symbol: str, now: float) -> bool:
+        last = self.last_emit.get(symbol)
+        return last is None or now - last >= self.interval - CLOCK_SLACK
+
     def due(self) -> bool:
-        return bool(self.pending) and self.clock() - self.last_emit >= self.interval - CLOCK_SLACK
+        now = self.clock()
+        return any(self._ready(symbol, now) for symbol in self.pending)
 
     def flush(self) -> int:
-        self.last_emit = self.clock()
-        frames, self.pending = self.pending, {}
-        for symbol, frame in frames.items():
-            self.emit(symbol, frame)
-        self.frames_sent += len(frames)
-        return len(frames)
+        now = self.clock()
+        ready = [symbol for symbol in self.pending if self._ready(symbol, now)]
+        for symbol in ready:
+            self.emit(symbol, self.pending.pop(symbol))
+            self.last_emit[symbol] = now
+        self.frames_sent += len(ready)
+        return len(ready)
 
 
 def socketio_emit(symbol: str, frame: dict) -> None:
@@ -135,6 +143,7 @@ class PriceFeed:
         self.coalescer = TickCoalescer(emit, config["FEED_EMIT_INTERVAL_MS"] / 1000, clock=monotonic)
         self.markets: dict[str, MarketSnapshot] = {}
         self.last_step: dict[str, int] = {}  # symbol -> ts_ms of its last simulated tick
+        self.next_step: dict[str, int] = {}  # symbol -> ts_ms its next tick is due
         self.received: collections.deque = collections.deque()  # (symbol, price, bid, ask, ts_ms, source)
         self.use_adapters = adapters
         self.adapters: list = []
@@ -157,6 +166,7 @@ class PriceFeed:
             else:
                 self.simulator.forget(symbol)
                 self.last_step.pop(symbol, None)
+                self.next_step.pop(symbol, None)
         db.session.remove()
         self.markets = markets
         self.next_reload = self.monotonic() + self.reload_interval
@@ -200,11 +210,15 @@ class PriceFeed:
         for symbol in list(self.simulator.walks):
             market = self.markets.get(symbol)
             last = self.last_step.get(symbol)
-            if market is None or (last is not None and now_ms - last < due_ms):
+            next_due = self.next_step.get(symbol)
+            if market is None or (next_due is not None and now_ms < next_due):
                 continue
             dt = min(MAX_STEP_SECONDS, (now_ms - last) / 1000) if last is not None else self.tick_interval
             price = self.simulator.step(symbol, max(dt, 0.001))
             self.last_step[symbol] = now_ms
+            # keep to the interval's grid, so waking a little late does not slow the tick rate
+            on_grid = next_due is not None and now_ms - next_due < due_ms
+            self.next_step[symbol] = (next_due if on_grid else now_ms) + due_ms
             self.publish(market, price.bid, price.ask, price.mid, now_ms, "SIM")
             produced += 1
         return produced

@@ -78,14 +78,23 @@ def test_frames_are_coalesced_to_one_per_symbol_per_interval():
     emitted = []
     clock = FakeClock()
     coalescer = TickCoalescer(lambda symbol, frame: emitted.append(frame), interval=0.1, clock=clock.monotonic)
+
+    def tick(symbol, mid, ts):
+        coalescer.add(quotes.Quote(symbol, Decimal(mid), Decimal(mid), Decimal(mid), None, ts, "SIM"), 1)
+
+    tick("X", "1.0", 999)
+    assert coalescer.due() and coalescer.flush() == 1  # the first tick goes out at once
+    clock.advance(20)
     for i, mid in enumerate(["1.1", "1.3", "0.9", "1.2"]):
-        coalescer.add(quotes.Quote("X", Decimal(mid), Decimal(mid), Decimal(mid), None, 1000 + i, "SIM"), 1)
-        coalescer.add(quotes.Quote("Y", Decimal("5"), Decimal("5"), Decimal("5"), None, 1000 + i, "SIM"), 1)
+        tick("X", mid, 1000 + i)
+        tick("Y", "5", 1000 + i)
+    assert coalescer.flush() == 1  # Y at once; X waits for its interval
     assert not coalescer.due()
-    clock.advance(100)
-    assert coalescer.due() and coalescer.flush() == 2
-    frame = next(f for f in emitted if f["symbol"] == "X")
-    assert (frame["mid"], frame["high"], frame["low"], frame["ts_ms"]) == (1.2, 1.3, 0.9, 1003)
+    clock.advance(80)
+    assert coalescer.due() and coalescer.flush() == 1
+    frame = emitted[-1]
+    assert (frame["symbol"], frame["mid"], frame["high"], frame["low"], frame["ts_ms"]) == ("X", 1.2, 1.3, 0.9, 1003)
+    assert [f["symbol"] for f in emitted] == ["X", "Y", "X"]
     assert coalescer.flush() == 0
 
 

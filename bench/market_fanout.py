@@ -1,0 +1,139 @@
+"""Fan-out benchmark: N Socket.IO clients, in separate processes on loopback, each subscribed
+to 10 symbols that tick 10 times a second; one web process (wsgi.py, eventlet) with the feed
+embedded. Reports delivered frames/s (and the share of the ideal N x 100/s) and the p50/p99
+latency from the tick's server timestamp to its arrival at the client.
+
+    .venv/bin/python -m bench.market_fanout            # 100, 500, 1000, 2000 clients
+    .venv/bin/python -m bench.market_fanout 100 500    # chosen levels
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SYMBOLS = ["OTC_EUR_USD", "OTC_GBP_USD", "OTC_USD_JPY", "OTC_GOLD", "VOLATILITY_10", "VOLATILITY_25",
+           "VOLATILITY_50", "VOLATILITY_100", "BENCH_A", "BENCH_B"]
+CLIENT_PROCESSES = 4
+MEASURE_SECONDS = 8
+
+
+# ---- a client process ------------------------------------------------------------------
+
+async def client_main(url: str, count: int, start_at: float, seconds: float) -> dict:
+    import socketio
+
+    latencies: list[int] = []
+    frames = 0
+    connected = 0
+    end_at = start_at + seconds
+
+    async def one(semaphore):
+        nonlocal frames, connected
+        sio = socketio.AsyncClient(reconnection=False)
+
+        @sio.on("tick")
+        async def on_tick(frame):
+            nonlocal frames
+            now = time.time()
+            if start_at <= now < end_at:
+                frames += 1
+                latencies.append(int(now * 1000) - frame["ts_ms"])
+
+        async with semaphore:
+            try:
+                await sio.connect(url, transports=["websocket"], wait_timeout=30)
+            except Exception:  # noqa: BLE001 - counted as not connected
+                return None
+        for symbol in SYMBOLS:
+            await sio.emit("subscribe", {"symbol": symbol})
+        connected += 1
+        return sio
+
+    semaphore = asyncio.Semaphore(25)
+    clients = await asyncio.gather(*(one(semaphore) for _ in range(count)))
+    await asyncio.sleep(max(0.0, end_at - time.time()) + 0.2)
+    for sio in clients:
+        if sio is not None:
+            await sio.disconnect()
+    return {"connected": connected, "frames": frames, "latencies": latencies}
+
+
+# ---- the driver --------------------------------------------------------------------------
+
+def prepare(env: dict) -> None:
+    code = """
+from decimal import Decimal
+from edutradex import create_app
+from edutradex.extensions import db
+from edutradex.market.models import Market
+from edutradex.market.service import seed_markets
+app = create_app(); app.app_context().push(); db.create_all(); seed_markets()
+for symbol in ("BENCH_A", "BENCH_B"):
+    db.session.add(Market(symbol=symbol, name=symbol, market_type="SYNTHETIC", active=True,
+        payout_percent=Decimal("80"), min_stake=Decimal("1"), max_stake=Decimal("1000"),
+        volatility_mode="HIGH", trend_bias=Decimal("0"), precision=3, spread=Decimal("0.01"),
+        initial_price=Decimal("100")))
+db.session.commit()
+"""
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True)
+
+
+def percentile(values: list[int], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def run_level(url: str, clients: int) -> dict:
+    per_process = [clients // CLIENT_PROCESSES + (1 if i < clients % CLIENT_PROCESSES else 0)
+                   for i in range(CLIENT_PROCESSES)]
+    start_at = time.time() + 4 + clients / 150  # time to connect everyone first
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.market_fanout", "--client", url, str(n), str(start_at),
+                               str(MEASURE_SECONDS)], cwd=ROOT, stdout=subprocess.PIPE)
+             for n in per_process if n]
+    results = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
+    latencies = [v for r in results for v in r["latencies"]]
+    frames = sum(r["frames"] for r in results)
+    connected = sum(r["connected"] for r in results)
+    ideal = connected * len(SYMBOLS) * 10
+    return {"clients": clients, "connected": connected, "frames_per_s": frames / MEASURE_SECONDS,
+            "ideal_per_s": ideal, "p50_ms": percentile(latencies, 0.50), "p99_ms": percentile(latencies, 0.99)}
+
+
+def main(levels: list[int]) -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.support.live import LiveServer
+
+    with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
+        server = LiveServer(Path(tmp), FEED_TICK_INTERVAL_MS="100", FEED_EMIT_INTERVAL_MS="100",
+                            EMBEDDED_SERVICES="1", TICK_FLUSH_INTERVAL_MS="250")
+        prepare(server.env)
+        server.start()
+        try:
+            print(f"one web process (eventlet, feed embedded), {len(SYMBOLS)} symbols x 10 ticks/s, "
+                  f"clients in {CLIENT_PROCESSES} processes, {os.cpu_count()} cores, {MEASURE_SECONDS}s per level")
+            print(f"{'clients':>8} {'connected':>9} {'frames/s':>10} {'ideal/s':>9} {'delivered':>9} {'p50 ms':>7} {'p99 ms':>7}")
+            for clients in levels:
+                r = run_level(server.url, clients)
+                share = r["frames_per_s"] / r["ideal_per_s"] if r["ideal_per_s"] else 0
+                print(f"{r['clients']:>8} {r['connected']:>9} {r['frames_per_s']:>10.0f} {r['ideal_per_s']:>9} "
+                      f"{share:>8.0%} {r['p50_ms']:>7.0f} {r['p99_ms']:>7.0f}", flush=True)
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        url, count, start_at, seconds = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+        print(json.dumps(asyncio.run(client_main(url, count, start_at, seconds))))
+    else:
+        main([int(a) for a in sys.argv[1:]] or [100, 500, 1000, 2000])
