@@ -105,3 +105,29 @@ def test_the_same_webhook_delivered_in_parallel_credits_once(postgres_url, tmp_p
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+def test_the_same_idempotency_key_posted_in_parallel_moves_money_once(pg_app):
+    """Every thread passes the replay check before any commits; the unique key decides."""
+    from edutradex.wallet.ledger import platform_account, post_ledger_entry, wallet_account
+    from edutradex.wallet.models import EntryType, PlatformAccountKind
+
+    with pg_app.app_context():
+        user = make_user()
+        deposits.start_deposit(user.id, Decimal("50.00"))
+        user_id = user.id
+
+    def enter(_):
+        entries = post_ledger_entry(EntryType.COMPETITION_ENTRY, Decimal("20.00"), debit=wallet_account(user_id),
+                                    credit=platform_account(PlatformAccountKind.PRIZE_POOL, "competition:9"),
+                                    idempotency_key=f"competition:9:entry:{user_id}", reference="competition:9")
+        db.session.commit()
+        return ",".join(str(e.id) for e in entries)
+
+    results = race(pg_app, 8, enter)
+    assert len(set(results)) == 1  # every caller got the same two entries back
+    with pg_app.app_context():
+        assert balance(user_id) == Decimal("30.00")
+        assert db.session.scalar(db.select(db.func.count()).select_from(LedgerEntry)
+                                 .where(LedgerEntry.entry_type == "competition_entry")) == 2
+    assert_books_balance(pg_app)
