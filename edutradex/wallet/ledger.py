@@ -238,11 +238,10 @@ def post_ledger_entry(entry_type: EntryType | str, amount: Decimal, *, debit: Ac
     now = utcnow()
     for row in rows:
         row["created_at"] = now
-    # ORM "upsert" with RETURNING: the entries come back as objects in the same round trip.
-    inserted = list(db.session.scalars(
-        _insert(LedgerEntry).on_conflict_do_nothing(index_elements=["idempotency_key", "leg"]).returning(LedgerEntry),
-        rows,
-    ))
+    table = LedgerEntry.__table__
+    inserted = db.session.execute(
+        _insert(table).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key", "leg"]).returning(table.c.id)
+    ).scalars().all()
     if len(inserted) != len(rows):
         # A concurrent posting with this key committed first: undo ours, return theirs.
         for leg in applied:
@@ -251,4 +250,4 @@ def post_ledger_entry(entry_type: EntryType | str, amount: Decimal, *, debit: Ac
             raise Conflict("This operation was recorded twice with different accounts.")
         return _check_replay(_existing(idempotency_key), entry_type, amount)
     _refresh_identity_map(legs)
-    return sorted(inserted, key=lambda entry: entry.id)
+    return list(db.session.scalars(select(LedgerEntry).where(LedgerEntry.id.in_(inserted)).order_by(LedgerEntry.id)))
