@@ -96,9 +96,28 @@
     return h ? h + ":" + mm : mm;
   }
 
+  // A placement appends its row; keep one row per trade (a replayed submission answers
+  // with the same trade) in expiry order.
+  function orderRows() {
+    var list = document.getElementById("open-trade-list");
+    if (!list) return;
+    var seen = {};
+    var rows = Array.prototype.slice.call(list.querySelectorAll(".open-trade")).filter(function (row) {
+      var id = row.getAttribute("data-trade-id");
+      if (seen[id]) { row.remove(); return false; }
+      seen[id] = true;
+      return true;
+    });
+    rows.sort(function (a, b) {
+      return Number(a.getAttribute("data-expires-ms")) - Number(b.getAttribute("data-expires-ms"));
+    });
+    rows.forEach(function (row) { list.appendChild(row); });
+  }
+
   function syncOpenTrades() {
     var box = document.getElementById("open-trades");
     readServerClock(box);
+    orderRows();
     var present = {};
     document.querySelectorAll("#open-trades .open-trade").forEach(function (row) {
       var id = row.getAttribute("data-trade-id");
