@@ -19,6 +19,7 @@ from flask import (
 from flask_login import current_user, login_required
 
 from ..errors import DomainError
+from ..extensions import limiter
 from . import bp
 from .amounts import parse_credit_amount
 from .deposits import deposit_limits, get_user_deposit, pay_deposit, recent_deposits, start_deposit
@@ -35,6 +36,10 @@ from .withdrawals import (
     user_withdrawals,
     withdrawal_blockers,
 )
+
+# Each card deposit creates Stripe objects and each request writes: enough for people,
+# not for a script hammering the payment provider on our account.
+MONEY_ACTIONS_LIMIT = "30 per minute"
 
 
 def _is_htmx() -> bool:
@@ -104,6 +109,7 @@ def history_export():
 
 
 @bp.route("/deposits", methods=["POST"])
+@limiter.limit(MONEY_ACTIONS_LIMIT)
 @login_required
 def deposit():
     amount = parse_credit_amount(request.form.get("amount"))
@@ -120,6 +126,7 @@ def deposit():
 
 
 @bp.route("/deposits/<int:deposit_id>/pay", methods=["POST"])
+@limiter.limit(MONEY_ACTIONS_LIMIT)
 @login_required
 def pay(deposit_id: int):
     """Called by wallet.js with the card token from Stripe.js; answers JSON."""
@@ -150,6 +157,7 @@ def deposits_list():
 
 
 @bp.route("/withdrawals", methods=["POST"])
+@limiter.limit(MONEY_ACTIONS_LIMIT)
 @login_required
 def withdraw():
     amount = parse_credit_amount(request.form.get("amount"))
@@ -173,6 +181,7 @@ def withdrawals_panel():
 
 
 @bp.route("/bank-account", methods=["POST"])
+@limiter.limit(MONEY_ACTIONS_LIMIT)
 @login_required
 def bank_account():
     save_bank_account(current_user.id, request.form.get("iban", ""), request.form.get("holder", ""))
@@ -180,6 +189,7 @@ def bank_account():
 
 
 @bp.route("/kyc", methods=["POST"])
+@limiter.limit(MONEY_ACTIONS_LIMIT)
 @login_required
 def kyc():
     form = request.form
