@@ -228,3 +228,21 @@ def test_stripe_mode_loads_the_configured_stripe_js_and_allows_it_in_the_csp(str
     for directive in ("script-src", "connect-src", "frame-src"):
         assert localstripe.proxy.url in next(part for part in csp.split("; ") if part.startswith(directive))
     assert csrf_token(client, "/wallet")
+
+
+def test_balance_changes_are_pushed_live_to_the_owner_only(app, client, auth):
+    from edutradex.extensions import socketio
+
+    auth.register()
+    owner = socketio.test_client(app, flask_test_client=client)
+    other_client = app.test_client()
+    from tests.support.web import AuthActions
+
+    AuthActions(other_client).register(email="other@example.com")
+    other = socketio.test_client(app, flask_test_client=other_client)
+    with app.app_context():
+        adjust_credits(user_id(), Decimal("12.00"), "Refund for outage", make_admin().id)
+    received = owner.get_received()
+    assert [m["args"][0] for m in received if m["name"] == "wallet"] == [{"balance": "12.00"}]
+    assert "+12.00" in next(m["args"][0]["message"] for m in received if m["name"] == "notice")
+    assert not [m for m in other.get_received() if m["name"] in ("wallet", "notice")]
