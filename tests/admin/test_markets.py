@@ -9,6 +9,7 @@ import pytest
 from edutradex.binary.service import place_trade
 from edutradex.errors import DomainError
 from edutradex.extensions import db
+from edutradex.market import feed as feed_module
 from edutradex.market import quotes
 from edutradex.market.feed import PriceFeed
 from edutradex.market.models import Market
@@ -39,6 +40,9 @@ def feed(app, markets):
     with app.app_context():
         yield PriceFeed(app, seed=11, emit=lambda symbol, frame: None,
                         clock_ms=lambda: start + 1000 * next(ticks), monotonic=lambda: 0.0, adapters=False)
+    # The feed's heartbeat lives in this process (the embedded default): leave none behind
+    # for the health checks of later tests.
+    feed_module._local_heartbeat.clear()
 
 
 def next_quote(app, feed) -> quotes.Quote:
