@@ -102,10 +102,19 @@ def place_trade(user_id: int, symbol: str, direction: str, stake: str | Decimal,
     nothing (also when both arrive at once: the unique key decides)."""
     if not IDEMPOTENCY_KEY.match(idempotency_key or ""):
         raise TradeError("This form is missing its submission key. Reload the page and try again.")
-    replay = existing_trade(user_id, idempotency_key)
-    if replay is not None:
+    try:
+        return _place(user_id, symbol, direction, stake, duration, idempotency_key)
+    except DomainError:
+        # A replay is looked up only when the new attempt fails (the market may have gone
+        # stale, the stake may no longer be covered...): the common path saves a query.
+        replay = existing_trade(user_id, idempotency_key)
+        if replay is None:
+            raise
         return replay
 
+
+def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, duration: str | int,
+           idempotency_key: str) -> Trade:
     market = tradable_market(symbol)
     side = parse_direction(direction)
     amount = parse_stake(stake)
@@ -156,6 +165,8 @@ def place_trade(user_id: int, symbol: str, direction: str, stake: str | Decimal,
         )
         db.session.add(trade)
         db.session.flush()
+        # Detached with everything loaded, so reading it after the commit needs no query.
+        db.session.expunge(trade)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
