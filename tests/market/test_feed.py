@@ -182,9 +182,6 @@ def test_health_reports_the_age_of_the_last_tick(seeded, clock):
     seeded.config["EMBEDDED_SERVICES"] = True
     harness = FeedHarness(seeded, clock)
     with seeded.app_context():
-        from edutradex.market import feed as feed_module
-
-        feed_module._local_heartbeat.clear()
         ok, detail = feed_health()
         assert not ok and detail["running"] is False
     harness.run(30)
