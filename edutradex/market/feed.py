@@ -339,23 +339,28 @@ class PriceFeed:
 
 # ---- heartbeat, lock and health ---------------------------------------------------------
 
+# The embedded feed's heartbeat (one app per web process). Tests that run a feed clear it.
+_local_heartbeat: dict = {}
+
+
 def write_heartbeat(beat: dict) -> None:
     if current_app.config["REDIS_URL"]:
         from .. import jobs
 
         jobs.redis_connection().set(HEARTBEAT_KEY, json.dumps(beat), ex=3600)
     else:
-        current_app.extensions["feed_heartbeat"] = dict(beat)
+        _local_heartbeat.clear()
+        _local_heartbeat.update(beat)
 
 
 def read_heartbeat() -> dict | None:
-    """The feed's last heartbeat: from Redis, or from this app (the embedded feed)."""
+    """The feed's last heartbeat: from Redis, or from this process (the embedded feed)."""
     if current_app.config["REDIS_URL"]:
         from .. import jobs
 
         raw = jobs.redis_connection().get(HEARTBEAT_KEY)
         return json.loads(raw) if raw else None
-    return current_app.extensions.get("feed_heartbeat")
+    return dict(_local_heartbeat) or None
 
 
 class AuthorityLock:

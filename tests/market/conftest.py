@@ -86,3 +86,13 @@ def tick_count(app, symbol: str | None = None) -> int:
         if symbol:
             query = query.where(Tick.symbol == symbol)
         return db.session.scalar(query)
+
+
+@pytest.fixture(autouse=True)
+def _no_heartbeat_left_behind():
+    """A feed run here must not make a later test's health check see a stale heartbeat."""
+    from edutradex.market import feed
+
+    feed._local_heartbeat.clear()
+    yield
+    feed._local_heartbeat.clear()
