@@ -80,7 +80,8 @@ def _dialect() -> str:
     return db.session.get_bind().dialect.name
 
 
-def _insert(table):
+def dialect_insert(table):
+    """INSERT with ON CONFLICT support (PostgreSQL and SQLite both have it)."""
     if _dialect() == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -93,7 +94,7 @@ def get_or_create_wallet(user_id: int) -> Wallet:
     wallet = db.session.scalar(select(Wallet).where(Wallet.user_id == user_id))
     if wallet is not None:
         return wallet
-    db.session.execute(_insert(Wallet.__table__).values(user_id=user_id).on_conflict_do_nothing(index_elements=["user_id"]))
+    db.session.execute(dialect_insert(Wallet.__table__).values(user_id=user_id).on_conflict_do_nothing(index_elements=["user_id"]))
     return db.session.scalar(select(Wallet).where(Wallet.user_id == user_id))
 
 
@@ -110,7 +111,7 @@ def _platform_account_id(account: Account) -> int:
     query = select(table.c.id).where(table.c.kind == account.kind, table.c.reference == account.reference)
     found = db.session.scalar(query)
     if found is None:
-        db.session.execute(_insert(table).values(kind=account.kind, reference=account.reference)
+        db.session.execute(dialect_insert(table).values(kind=account.kind, reference=account.reference)
                            .on_conflict_do_nothing(index_elements=["kind", "reference"]))
         found = db.session.scalar(query)
     return found
@@ -251,7 +252,7 @@ def post_ledger_entry(entry_type: EntryType | str, amount: Decimal, *, debit: Ac
         row["created_at"] = now
     table = LedgerEntry.__table__
     inserted = db.session.execute(
-        _insert(table).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key", "leg"]).returning(table.c.id)
+        dialect_insert(table).values(rows).on_conflict_do_nothing(index_elements=["idempotency_key", "leg"]).returning(table.c.id)
     ).scalars().all()
     if len(inserted) != len(rows):
         # A concurrent posting with this key committed first: undo ours, return theirs.

@@ -8,7 +8,7 @@ import logging
 
 from ..extensions import db
 from .deposits import intent_failed, intent_succeeded
-from .ledger import _insert
+from .ledger import dialect_insert
 from .models import StripeEvent
 from .notify import commit
 from .providers import stripe_gateway
@@ -35,7 +35,7 @@ def handle_stripe_webhook(payload: bytes, signature: str | None) -> str:
         return "ignored"  # no effect, so nothing to remember
     table = StripeEvent.__table__
     recorded = db.session.execute(
-        _insert(table).values(event_id=event["id"], event_type=event["type"])
+        dialect_insert(table).values(event_id=event["id"], event_type=event["type"])
         .on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.id)
     ).scalar_one_or_none()
     if recorded is None:
