@@ -14,7 +14,7 @@ from ..errors import Conflict, DomainError, NotFound
 from ..extensions import db
 from ..types import utcnow
 from .ledger import get_or_create_wallet, post_ledger_entry, wallet_account
-from .models import Deposit, DepositStatus, EntryType
+from .models import Deposit, DepositStatus, EntryType, Wallet
 from .notify import after_commit, commit, email_user, live_update
 from .providers import CardPaymentResult, PaymentDeclined, stripe_enabled, stripe_gateway, to_cents
 
@@ -62,15 +62,18 @@ def start_deposit(user_id: int, amount: Decimal) -> Deposit:
         return deposit
 
     gateway = stripe_gateway()
-    wallet = get_or_create_wallet(user_id)
-    if not wallet.stripe_customer_id:
-        wallet.stripe_customer_id = gateway.create_customer(user_id, user.email)
+    customer_id, email = get_or_create_wallet(user_id).stripe_customer_id, user.email
+    commit()  # no transaction stays open while Stripe is called
+    if not customer_id:
+        # The customer's idempotency key is the user's id: two first deposits at once
+        # get the same customer back.
+        customer_id = gateway.create_customer(user_id, email)
+        db.session.execute(update(Wallet).where(Wallet.user_id == user_id).values(stripe_customer_id=customer_id))
     deposit = Deposit(user_id=user_id, amount=amount, provider="stripe", status=DepositStatus.PENDING.value)
     db.session.add(deposit)
     commit()  # the deposit's id goes into the PaymentIntent's metadata
     try:
-        deposit.provider_ref, deposit.client_secret = gateway.create_payment_intent(
-            deposit.id, user_id, wallet.stripe_customer_id, amount)
+        deposit.provider_ref, deposit.client_secret = gateway.create_payment_intent(deposit.id, user_id, customer_id, amount)
     except DomainError as exc:
         deposit.status = DepositStatus.FAILED.value
         deposit.failure_message = exc.message
