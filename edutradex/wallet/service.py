@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
-import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
-from flask import current_app
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, select
 
 from ..auth.models import User
 from ..errors import DomainError, NotFound
@@ -20,8 +18,6 @@ from ..extensions import db
 from .ledger import get_or_create_wallet, parse_amount, post_ledger_entry, wallet_account
 from .models import EntryType, LedgerEntry, Wallet
 from .notify import after_commit, commit, live_update
-
-log = logging.getLogger(__name__)
 
 HISTORY_PAGE_SIZE = 20
 
@@ -39,21 +35,8 @@ ENTRY_LABELS = {
 
 
 def create_wallet_for_new_user(user: User) -> None:
-    """on_user_created hook: runs inside registration, before its commit. A database not
-    yet upgraded to the wallet tables must not stop sign-ups (or `flask seed`): the wallet
-    is then created on first use, like for accounts older than the wallet."""
-    if not _wallet_table_exists():
-        log.warning("no wallets table yet (run `flask db upgrade`): wallet for user %s created on first use", user.id)
-        return
+    """on_user_created hook: runs inside registration, before its commit."""
     db.session.add(Wallet(user_id=user.id))
-
-
-def _wallet_table_exists() -> bool:
-    known = current_app.extensions.setdefault("wallet_table_exists", {})
-    url = str(db.engine.url)
-    if not known.get(url):
-        known[url] = inspect(db.engine).has_table(Wallet.__tablename__)
-    return known[url]
 
 
 def get_wallet(user_id: int) -> Wallet:

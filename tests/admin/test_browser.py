@@ -12,15 +12,11 @@ from tests.support.live import ROOT, LiveServer
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "correct-horse-1"
-# The schema comes from the models (create_all) rather than `flask db upgrade`: the lead
-# generates migrations serially and they lag behind the features being built.
 SETUP = f"""
 from edutradex import create_app
-from edutradex.extensions import db
 from edutradex.auth import service
 app = create_app()
 with app.app_context():
-    db.create_all()
     service.create_admin("boss@example.com", "The Boss", "{PASSWORD}")
     service.register_user("Tara Target", "target@example.com", "{PASSWORD}")
 """
@@ -28,9 +24,8 @@ with app.app_context():
 
 @pytest.fixture
 def server(tmp_path):
-    live = LiveServer(tmp_path / "live")
+    live = LiveServer(tmp_path / "live").prepare()
     subprocess.run([sys.executable, "-c", SETUP], cwd=ROOT, env=live.env, check=True, capture_output=True)
-    live.flask("seed")
     live.start()
     yield live
     live.stop()

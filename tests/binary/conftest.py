@@ -82,17 +82,13 @@ def db_app(request):
 
 
 def prepare_live(server):
-    """Tables from the models (the binary migration is generated later by the lead) and
-    the seeded defaults, in the live server's own database file."""
+    """The live server's database built by `flask db upgrade` and seeded, plus an app bound
+    to the same file for the test's own checks."""
     from config import TestingConfig
     from edutradex import create_app
 
-    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=server.env["DATABASE_URL"])
-    with app.app_context():
-        db.create_all()
-        db.engine.dispose()
-    server.flask("seed")
-    return app
+    server.prepare()
+    return create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=server.env["DATABASE_URL"])
 
 
 @pytest.fixture

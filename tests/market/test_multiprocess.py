@@ -17,10 +17,8 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
 def prepare_database(env: dict) -> None:
-    # create_all + seed (the app's own tables; no dependency on the migration history)
-    code = ("from edutradex import create_app; from edutradex.extensions import db; "
-            "app = create_app(); app.app_context().push(); db.create_all()")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "flask", "db", "upgrade"], cwd=ROOT, env=env, check=True, timeout=120,
+                   capture_output=True)
     subprocess.run([sys.executable, "-m", "flask", "seed"], cwd=ROOT, env=env, check=True, timeout=120,
                    capture_output=True)
 
