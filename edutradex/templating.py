@@ -39,6 +39,18 @@ def navigation_items(is_admin: bool) -> list[tuple[str, str]]:
     ]
 
 
+def active_navigation(items: list[tuple[str, str]], current: str | None) -> str | None:
+    """The one navigation endpoint to highlight: the page itself, else the first item of
+    the page's feature (a trade's detail page lights up Trade, not History too)."""
+    if not current:
+        return None
+    endpoints = [endpoint for _, endpoint in items]
+    if current in endpoints:
+        return current
+    feature = current.split(".")[0]
+    return next((e for e in endpoints if e.split(".")[0] == feature), None)
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["utc"] = datetime_utc
@@ -48,7 +60,8 @@ def init_app(app: Flask) -> None:
     @app.context_processor
     def inject_globals():
         site_name, accent_colour = branding()
-        return {"site_name": site_name, "accent_colour": accent_colour, "navigation_items": navigation_items}
+        return {"site_name": site_name, "accent_colour": accent_colour, "navigation_items": navigation_items,
+                "active_navigation": active_navigation}
 
 
 def branding() -> tuple[str, str]:

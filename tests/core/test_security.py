@@ -34,3 +34,4 @@ def test_errors_are_pages_json_or_htmx_fragments(client):
     assert fragment.headers["HX-Retarget"] == "#toasts"
     assert 'class="toast toast-error"' in fragment.get_data(as_text=True)
     assert "<html" not in fragment.get_data(as_text=True)
+
