@@ -4,14 +4,15 @@ back to the app config. Every feature reads tunables through get_setting()."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from flask import current_app
-from sqlalchemy import String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from flask import current_app, has_app_context
+from sqlalchemy import String, Text, event, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .errors import DomainError
 from .extensions import db
@@ -115,12 +116,32 @@ SPECS: dict[str, SettingSpec] = {
 }
 
 
+# Settings are read on every request (trade limits, branding) and change rarely, so each
+# app keeps them in memory: reloaded in one query when this process changed one, and at
+# least every CACHE_SECONDS so that a change made in another web process is seen too.
+CACHE_SECONDS = 2.0
+
+
+def _stored_settings() -> dict[str, Any]:
+    cache = current_app.extensions.setdefault("settings_cache", {"loaded_at": None, "values": {}})
+    now = time.monotonic()
+    if cache["loaded_at"] is None or now - cache["loaded_at"] > CACHE_SECONDS:
+        rows = db.session.execute(select(Setting.key, Setting.value)).all()
+        cache["values"] = {key: SPECS[key].load(json.loads(value)) for key, value in rows if key in SPECS}
+        cache["loaded_at"] = now
+    return cache["values"]
+
+
+def forget_cached_settings() -> None:
+    current_app.extensions.pop("settings_cache", None)
+
+
 def get_setting(key: str) -> Any:
     spec = SPECS[key]
-    row = db.session.get(Setting, key)
-    if row is None:
-        return current_app.config[spec.config_key]
-    return spec.load(json.loads(row.value))
+    stored = _stored_settings()
+    if key in stored:
+        return stored[key]
+    return current_app.config[spec.config_key]
 
 
 def set_setting(key: str, raw: str) -> tuple[Any, Any]:
@@ -135,4 +156,19 @@ def set_setting(key: str, raw: str) -> tuple[Any, Any]:
         row = Setting(key=key, value="null")
         db.session.add(row)
     row.value = json.dumps(spec.dump(value))
+    # Cached values reload on the next read (the session sees this change at once; other
+    # sessions once it is committed).
+    db.session.info.setdefault(_CHANGED, True)
+    forget_cached_settings()
     return before, value
+
+
+_CHANGED = "settings_changed"
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_after_commit(session: Session) -> None:
+    # Another request of this process may have reloaded the cache between set_setting and
+    # the commit: forget it again once the change is visible to everyone.
+    if session.info.pop(_CHANGED, False) and has_app_context():
+        forget_cached_settings()

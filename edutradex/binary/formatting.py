@@ -5,11 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from flask import g
-from sqlalchemy import select
-
-from ..extensions import db
-from ..market.models import Market
+from ..market.service import market_snapshot
 from . import bp
 
 
@@ -44,7 +40,6 @@ def format_duration(seconds: int) -> str:
 
 @bp.app_template_global()
 def precision_of(symbol: str) -> int | None:
-    """The market's quoted decimal places (one query per request, on first use)."""
-    if "market_precisions" not in g:
-        g.market_precisions = dict(db.session.execute(select(Market.symbol, Market.precision)).all())
-    return g.market_precisions.get(symbol)
+    """The market's quoted decimal places."""
+    market = market_snapshot(symbol)
+    return market.precision if market is not None else None

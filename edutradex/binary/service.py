@@ -26,6 +26,7 @@ from ..errors import DomainError, NotFound
 from ..extensions import db
 from ..market.models import Market
 from ..market.quotes import fresh_quote, now_ms
+from ..market.service import market_snapshot
 from ..settings import get_setting
 from ..types import Money, utcnow
 from .models import Direction, SettlementRule, Trade, TradeResult, TradeStatus
@@ -82,7 +83,7 @@ def parse_duration(raw: str | int | None, allowed: list[int]) -> int:
 
 
 def tradable_market(symbol: str) -> Market:
-    market = db.session.scalar(select(Market).where(Market.symbol == (symbol or "").strip().upper()))
+    market = market_snapshot((symbol or "").strip().upper())
     if market is None:
         raise TradeError(f"There is no market called {symbol!r}.", status_code=404)
     if not market.active:

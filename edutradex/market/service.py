@@ -5,6 +5,7 @@ the next trade (which reads the row)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -76,6 +77,25 @@ def get_market(symbol: str) -> Market:
     if market is None:
         raise NotFound(f"Unknown market {symbol!r}.")
     return market
+
+
+# The hot path (placing a trade, rendering prices) reads market config on every request. A
+# per-app snapshot of the catalogue is reloaded when config_signal's version moves (an edit
+# committed in this process, or in any process through Redis), and at least every
+# SNAPSHOT_SECONDS as a safety net: an admin's change still applies to the next trade.
+SNAPSHOT_SECONDS = 5.0
+
+
+def market_snapshot(symbol: str) -> Market | None:
+    """A read-only copy of the market's configuration (not attached to any session)."""
+    cache = current_app.extensions.get("market_snapshots")
+    version = config_signal.version()
+    now = time.monotonic()
+    if cache is None or cache["version"] != version or now - cache["loaded_at"] > SNAPSHOT_SECONDS:
+        rows = db.session.execute(select(Market.__table__)).mappings().all()
+        cache = {"version": version, "loaded_at": now, "markets": {row["symbol"]: Market(**row) for row in rows}}
+        current_app.extensions["market_snapshots"] = cache
+    return cache["markets"].get(symbol) if isinstance(symbol, str) else None
 
 
 def list_markets(market_type: str | None = None, active_only: bool = False) -> list[Market]:
