@@ -141,3 +141,16 @@ def test_payout_above_ten_percent_is_stored_on_sqlite(seeded):
         service.update_market("OTC_GOLD", payout_percent="95", trend_bias="-1")
         db.session.commit()
         assert service.get_market("OTC_GOLD").payout_percent == Decimal("95.00")
+
+
+def test_market_snapshot_follows_committed_changes_at_once(seeded):
+    with seeded.app_context():
+        before = service.market_snapshot("OTC_EUR_USD")
+        service.update_market("OTC_EUR_USD", payout_percent="91.50", min_stake="2.00")
+        db.session.commit()
+        after = service.market_snapshot("OTC_EUR_USD")
+        assert (before.payout_percent, after.payout_percent) == (Decimal("80.00"), Decimal("91.50"))
+        assert after.min_stake == Decimal("2.00")
+        assert service.market_snapshot("NOPE") is None
+        # a read-only copy: not attached to the request's session
+        assert after not in db.session
