@@ -27,6 +27,7 @@ from ..extensions import db
 from ..market.models import Market
 from ..market.quotes import fresh_quote, now_ms
 from ..market.service import market_snapshot
+from ..parsing import parse_iso_date
 from ..settings import get_setting
 from ..types import Money, utcnow
 from .models import Direction, SettlementRule, Trade, TradeResult, TradeStatus
@@ -224,7 +225,7 @@ class HistoryFilter:
         result = (result or "").strip().upper() or None
         if result is not None and result not in RESULT_FILTERS:
             raise TradeError("Unknown result filter.")
-        start, end = _parse_date(date_from, "From"), _parse_date(date_to, "To")
+        start, end = parse_iso_date(date_from, "From"), parse_iso_date(date_to, "To")
         if start and end and start > end:
             raise TradeError("The 'from' date is after the 'to' date.")
         return cls(symbol, result, start, end)
@@ -248,16 +249,6 @@ class HistoryFilter:
                 "date_from": self.date_from.isoformat() if self.date_from else None,
                 "date_to": self.date_to.isoformat() if self.date_to else None}
         return {k: v for k, v in args.items() if v}
-
-
-def _parse_date(raw: str | None, label: str) -> date | None:
-    raw = (raw or "").strip()
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise TradeError(f"{label} date must look like 2025-01-31.") from None
 
 
 def history_query(user_id: int, filters: HistoryFilter) -> Select:

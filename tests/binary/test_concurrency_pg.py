@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from decimal import Decimal
 
 import pytest
@@ -17,33 +16,10 @@ from edutradex.extensions import db
 from edutradex.settings import set_setting
 from tests.binary.conftest import add_tick, make_market, tick_and_quote
 from tests.factories import make_user
+from tests.support.concurrency import run_in_threads
 
 pytestmark = pytest.mark.postgres
 SYMBOL = "OTC_EUR_USD"
-
-
-def run_in_threads(app, count: int, work) -> list:
-    """`count` threads, each with its own app context (its own session and connection),
-    released together."""
-    barrier = threading.Barrier(count)
-    outcomes: list = [None] * count
-
-    def worker(i: int) -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                outcomes[i] = work(i)
-            except Exception as exc:  # collected and asserted on by the test
-                outcomes[i] = exc
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    return outcomes
 
 
 def test_fifty_parallel_placements_cannot_overdraw(pg_app):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 from decimal import Decimal
 
@@ -19,31 +18,11 @@ from edutradex.wallet.models import Deposit, LedgerEntry, StripeEvent
 from edutradex.wallet.webhooks import handle_stripe_webhook
 from tests.conftest import build_app
 from tests.factories import make_admin, make_user
+from tests.support.concurrency import run_in_threads
 from tests.wallet.conftest import WEBHOOK_SECRET
 from tests.wallet.helpers import assert_books_balance, balance, verified_user_with_bank
 
 pytestmark = pytest.mark.postgres
-
-
-def race(app, count: int, action) -> list[str]:
-    """Run action(i) in `count` threads released at the same instant."""
-    barrier = threading.Barrier(count)
-    results: list[str] = []
-
-    def worker(i: int) -> None:
-        with app.app_context():
-            barrier.wait()
-            try:
-                results.append(action(i))
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    return results
 
 
 def test_parallel_withdrawals_only_spend_what_is_there(pg_app):
@@ -60,7 +39,7 @@ def test_parallel_withdrawals_only_spend_what_is_there(pg_app):
         except InsufficientFunds:
             return "refused"
 
-    results = race(pg_app, 12, withdraw)
+    results = run_in_threads(pg_app, 12, withdraw)
     assert sorted(results) == ["ok"] * 3 + ["refused"] * 9
     with pg_app.app_context():
         assert balance(user_id) == Decimal("10.00")
@@ -93,7 +72,7 @@ def test_the_same_webhook_delivered_in_parallel_credits_once(postgres_url, tmp_p
     same = event("evt_same")
     # Half the threads deliver one event id; the other half each a different id for the
     # same payment: one credit in all.
-    results = race(app, 10, lambda i: handle_stripe_webhook(*(same if i % 2 else event(f"evt_{i}"))))
+    results = run_in_threads(app, 10, lambda i: handle_stripe_webhook(*(same if i % 2 else event(f"evt_{i}"))))
     assert results.count("processed") >= 1
     with app.app_context():
         assert balance(user_id) == Decimal("60.00")
@@ -124,7 +103,7 @@ def test_the_same_idempotency_key_posted_in_parallel_moves_money_once(pg_app):
         db.session.commit()
         return ",".join(str(e.id) for e in entries)
 
-    results = race(pg_app, 8, enter)
+    results = run_in_threads(pg_app, 8, enter)
     assert len(set(results)) == 1  # every caller got the same two entries back
     with pg_app.app_context():
         assert balance(user_id) == Decimal("30.00")

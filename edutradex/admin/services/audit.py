@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
 
-from ...errors import DomainError
 from ...extensions import db
 from ..models import AdminAuditEntry
 
@@ -83,16 +82,6 @@ class AuditFilters:
     target_id: str = ""
     since: date | None = None
     until: date | None = None  # inclusive
-
-
-def parse_date(raw: str | None, label: str) -> date | None:
-    raw = (raw or "").strip()
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise DomainError(f"{label}: enter a date as YYYY-MM-DD.") from None
 
 
 def audit_query(filters: AuditFilters) -> Select:
