@@ -5,6 +5,12 @@ latency from the tick's server timestamp to its arrival at the client.
 
     .venv/bin/python -m bench.market_fanout            # 100, 500, 1000, 2000 clients
     .venv/bin/python -m bench.market_fanout 100 500    # chosen levels
+    FANOUT_MODE=symbols .venv/bin/python -m bench.market_fanout   # one room per symbol
+
+Two ways to watch 10 symbols: FANOUT_MODE=board (default; what the Markets page does) joins
+the one board room and gets every symbol's frames in one message per flush;
+FANOUT_MODE=symbols joins ten symbol rooms (what a chart does for its one symbol) and gets
+a message per symbol per frame. "frames" are tick frames either way.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ SYMBOLS = ["OTC_EUR_USD", "OTC_GBP_USD", "OTC_USD_JPY", "OTC_GOLD", "VOLATILITY_
            "VOLATILITY_50", "VOLATILITY_100", "BENCH_A", "BENCH_B"]
 CLIENT_PROCESSES = 4
 MEASURE_SECONDS = 8
+MODE = os.environ.get("FANOUT_MODE", "board")
 
 
 # ---- a client process ------------------------------------------------------------------
@@ -32,6 +39,7 @@ async def client_main(url: str, count: int, start_at: float, seconds: float) -> 
 
     latencies: list[int] = []
     frames = 0
+    messages = 0
     connected = 0
     end_at = start_at + seconds
 
@@ -39,21 +47,33 @@ async def client_main(url: str, count: int, start_at: float, seconds: float) -> 
         nonlocal frames, connected
         sio = socketio.AsyncClient(reconnection=False)
 
-        @sio.on("tick")
-        async def on_tick(frame):
-            nonlocal frames
+        def received(batch):
+            nonlocal frames, messages
             now = time.time()
             if start_at <= now < end_at:
-                frames += 1
-                latencies.append(int(now * 1000) - frame["ts_ms"])
+                messages += 1
+                frames += len(batch)
+                now_ms = int(now * 1000)
+                latencies.extend(now_ms - frame["ts_ms"] for frame in batch)
+
+        @sio.on("tick")
+        async def on_tick(frame):
+            received([frame])
+
+        @sio.on("ticks")
+        async def on_ticks(batch):
+            received(batch)
 
         async with semaphore:
             try:
                 await sio.connect(url, transports=["websocket"], wait_timeout=30)
             except Exception:  # noqa: BLE001 - counted as not connected
                 return None
-        for symbol in SYMBOLS:
-            await sio.emit("subscribe", {"symbol": symbol})
+        if MODE == "board":
+            await sio.emit("subscribe_board")
+        else:
+            for symbol in SYMBOLS:
+                await sio.emit("subscribe", {"symbol": symbol})
         connected += 1
         return sio
 
@@ -63,7 +83,7 @@ async def client_main(url: str, count: int, start_at: float, seconds: float) -> 
     for sio in clients:
         if sio is not None:
             await sio.disconnect()
-    return {"connected": connected, "frames": frames, "latencies": latencies}
+    return {"connected": connected, "frames": frames, "messages": messages, "latencies": latencies}
 
 
 # ---- the driver --------------------------------------------------------------------------
@@ -103,9 +123,11 @@ def run_level(url: str, clients: int) -> dict:
     results = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
     latencies = [v for r in results for v in r["latencies"]]
     frames = sum(r["frames"] for r in results)
+    messages = sum(r["messages"] for r in results)
     connected = sum(r["connected"] for r in results)
     ideal = connected * len(SYMBOLS) * 10
     return {"clients": clients, "connected": connected, "frames_per_s": frames / MEASURE_SECONDS,
+            "messages_per_s": messages / MEASURE_SECONDS,
             "ideal_per_s": ideal, "p50_ms": percentile(latencies, 0.50), "p99_ms": percentile(latencies, 0.99)}
 
 
@@ -119,13 +141,15 @@ def main(levels: list[int]) -> None:
         prepare(server.env)
         server.start()
         try:
-            print(f"one web process (eventlet, feed embedded), {len(SYMBOLS)} symbols x 10 ticks/s, "
+            print(f"one web process (eventlet, feed embedded), {len(SYMBOLS)} symbols x 10 ticks/s, mode {MODE}, "
                   f"clients in {CLIENT_PROCESSES} processes, {os.cpu_count()} cores, {MEASURE_SECONDS}s per level")
-            print(f"{'clients':>8} {'connected':>9} {'frames/s':>10} {'ideal/s':>9} {'delivered':>9} {'p50 ms':>7} {'p99 ms':>7}")
+            print(f"{'clients':>8} {'connected':>9} {'messages/s':>10} {'frames/s':>10} {'ideal/s':>9} {'delivered':>9} "
+                  f"{'p50 ms':>7} {'p99 ms':>7}")
             for clients in levels:
                 r = run_level(server.url, clients)
                 share = r["frames_per_s"] / r["ideal_per_s"] if r["ideal_per_s"] else 0
-                print(f"{r['clients']:>8} {r['connected']:>9} {r['frames_per_s']:>10.0f} {r['ideal_per_s']:>9} "
+                print(f"{r['clients']:>8} {r['connected']:>9} {r['messages_per_s']:>10.0f} {r['frames_per_s']:>10.0f} "
+                      f"{r['ideal_per_s']:>9} "
                       f"{share:>8.0%} {r['p50_ms']:>7.0f} {r['p99_ms']:>7.0f}", flush=True)
         finally:
             server.stop()

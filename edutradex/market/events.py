@@ -48,6 +48,30 @@ def on_subscribe(data=None):
         emit("tick", tick_frame(quote, market.precision))
 
 
+@socketio.on("subscribe_board")
+def on_subscribe_board(data=None):
+    """The whole board in one room: every symbol's coalesced frames, one message per flush.
+    The current quotes of the active markets come back at once."""
+    from .feed import BOARD_EVENT, BOARD_ROOM, tick_frame
+
+    join_room(BOARD_ROOM)
+    emit("subscribed", {"board": True})
+    markets = db.session.execute(select(Market.symbol, Market.precision).where(Market.active.is_(True))).all()
+    frames = [tick_frame(quote, precision) for symbol, precision in markets
+              if (quote := quotes.latest_quote(symbol)) is not None]
+    if frames:
+        emit(BOARD_EVENT, frames)
+
+
+@socketio.on("unsubscribe_board")
+def on_unsubscribe_board(data=None):
+    from .feed import BOARD_ROOM
+
+    if BOARD_ROOM in _rooms():
+        leave_room(BOARD_ROOM)
+        emit("unsubscribed", {"board": True})
+
+
 @socketio.on("unsubscribe")
 def on_unsubscribe(data=None):
     from .feed import room

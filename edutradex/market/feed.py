@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 HEARTBEAT_KEY = "edutradex:feed:heartbeat"
 LOCK_KEY = "edutradex:feed:lock"
 TICK_EVENT = "tick"
+BOARD_EVENT = "ticks"
+BOARD_ROOM = "ticks:board"
 MAX_STEP_SECONDS = 5.0
 CLOCK_SLACK = 0.0005  # seconds; float clocks must not postpone a due flush by a whole pass  # after a stall, move the walk as if at most this much time passed
 
@@ -88,8 +90,10 @@ class TickCoalescer:
     since the last frame, so live candles keep their wicks) and sent when the interval is up.
     One payload per symbol per interval, however many clients watch it."""
 
-    def __init__(self, emit: Callable[[str, dict], None], interval: float = 0.1, clock=time.monotonic):
+    def __init__(self, emit: Callable[[str, dict], None], interval: float = 0.1, clock=time.monotonic,
+                 emit_board: Callable[[list[dict]], None] | None = None):
         self.emit = emit
+        self.emit_board = emit_board
         self.interval = interval
         self.clock = clock
         self.pending: dict[str, dict] = {}
@@ -116,9 +120,16 @@ class TickCoalescer:
     def flush(self) -> int:
         now = self.clock()
         ready = [symbol for symbol in self.pending if self._ready(symbol, now)]
+        frames = []
         for symbol in ready:
-            self.emit(symbol, self.pending.pop(symbol))
+            frame = self.pending.pop(symbol)
+            self.emit(symbol, frame)
+            frames.append(frame)
             self.last_emit[symbol] = now
+        if frames and self.emit_board is not None:
+            # Pages that watch the whole board (the Markets page) get the same frames in
+            # one message: one send per client per flush instead of one per symbol.
+            self.emit_board(frames)
         self.frames_sent += len(ready)
         return len(ready)
 
@@ -127,9 +138,13 @@ def socketio_emit(symbol: str, frame: dict) -> None:
     socketio.emit(TICK_EVENT, frame, to=room(symbol))
 
 
+def socketio_emit_board(frames: list[dict]) -> None:
+    socketio.emit(BOARD_EVENT, frames, to=BOARD_ROOM)
+
+
 class PriceFeed:
     def __init__(self, app: Flask, *, seed: int | None = None, emit: Callable[[str, dict], None] = socketio_emit,
-                 clock_ms: Callable[[], int] = quotes.now_ms, monotonic: Callable[[], float] = time.monotonic,
+                 emit_board: Callable[[list[dict]], None] | None = socketio_emit_board, clock_ms: Callable[[], int] = quotes.now_ms, monotonic: Callable[[], float] = time.monotonic,
                  adapters: bool = True):
         config = app.config
         self.app = app
@@ -140,7 +155,8 @@ class PriceFeed:
         self.reload_interval = config["FEED_CONFIG_RELOAD_SECONDS"]
         self.retention_ms = int(config["TICK_RETENTION_HOURS"] * 3_600_000)
         self.writer = store.TickWriter(config["TICK_FLUSH_INTERVAL_MS"] / 1000, config["TICK_FLUSH_MAX"], clock=monotonic)
-        self.coalescer = TickCoalescer(emit, config["FEED_EMIT_INTERVAL_MS"] / 1000, clock=monotonic)
+        self.coalescer = TickCoalescer(emit, config["FEED_EMIT_INTERVAL_MS"] / 1000, clock=monotonic,
+                                       emit_board=emit_board)
         self.markets: dict[str, MarketSnapshot] = {}
         self.last_step: dict[str, int] = {}  # symbol -> ts_ms of its last simulated tick
         self.next_step: dict[str, int] = {}  # symbol -> ts_ms its next tick is due

@@ -68,3 +68,27 @@ def test_the_feed_reaches_subscribers_coalesced(seeded, client, clock):
     assert 3 <= len(frames) <= 5
     assert {f["symbol"] for f in frames} == {"VOLATILITY_100"}
     assert set(frames[0]) >= {"symbol", "bid", "ask", "mid", "ts_ms", "high", "low", "precision"}
+
+
+def test_board_subscription_gets_every_quote_then_one_message_per_flush(seeded, client):
+    from edutradex.market.feed import socketio_emit_board
+
+    with seeded.app_context():
+        for symbol, mid in (("OTC_GOLD", "2050.00"), ("VOLATILITY_10", "100.00")):
+            quotes.publish_quote(quotes.Quote(symbol, Decimal(mid), Decimal(mid), Decimal(mid), None,
+                                              1_700_000_000_000, "SIM"))
+    sio = socketio.test_client(seeded, flask_test_client=client)
+    sio.emit("subscribe_board")
+    assert "ticks:board" in rooms_of(sio)
+    received = sio.get_received()
+    snapshot = [m["args"][0] for m in received if m["name"] == "ticks"]
+    assert [sorted(f["symbol"] for f in snapshot[0])] == [["OTC_GOLD", "VOLATILITY_10"]]
+    with seeded.app_context():
+        socketio_emit_board([{"symbol": "OTC_GOLD", "mid": 2050.5}, {"symbol": "VOLATILITY_10", "mid": 100.1}])
+        socketio_emit("OTC_GOLD", {"symbol": "OTC_GOLD", "mid": 2050.5})  # a symbol room: not joined
+    assert events(sio, "ticks") == [[{"symbol": "OTC_GOLD", "mid": 2050.5}, {"symbol": "VOLATILITY_10", "mid": 100.1}]]
+    sio.emit("unsubscribe_board")
+    assert "ticks:board" not in rooms_of(sio)
+    with seeded.app_context():
+        socketio_emit_board([{"symbol": "OTC_GOLD", "mid": 2051.0}])
+    assert events(sio, "ticks") == []

@@ -205,3 +205,24 @@ def test_feed_run_stops_after_its_time_and_writes_its_last_batch(seeded):
     feed.run(seconds=0.5)
     assert feed.ticks_produced > 0
     assert tick_count(seeded) == feed.ticks_produced
+
+
+def test_each_flush_sends_the_board_one_message_with_every_ready_frame():
+    per_symbol, boards = [], []
+    clock = FakeClock()
+    coalescer = TickCoalescer(lambda symbol, frame: per_symbol.append(frame), interval=0.1, clock=clock.monotonic,
+                              emit_board=boards.append)
+
+    def tick(symbol, mid, ts):
+        coalescer.add(quotes.Quote(symbol, Decimal(mid), Decimal(mid), Decimal(mid), None, ts, "SIM"), 2)
+
+    for symbol in ("A", "B", "C"):
+        tick(symbol, "1.00", 1000)
+    assert coalescer.flush() == 3
+    assert len(boards) == 1 and [f["symbol"] for f in boards[0]] == ["A", "B", "C"]
+    assert boards[0] == per_symbol  # the same frames, one message
+    tick("A", "1.01", 1010)
+    assert coalescer.flush() == 0 and len(boards) == 1  # nothing ready: no empty board message
+    clock.advance(100)
+    assert coalescer.flush() == 1
+    assert [f["symbol"] for f in boards[-1]] == ["A"]

@@ -24,21 +24,28 @@
   var MarketTicks = (function () {
     var listeners = {};  // symbol -> array of callbacks
     var socket = EduTradeX.socket || null;
+    var board = false;  // watching the whole board: every symbol arrives in one "ticks" message
 
     function emitSubscribe(symbol) {
-      if (socket) socket.emit("subscribe", { symbol: symbol });
+      if (socket && !board) socket.emit("subscribe", { symbol: symbol });
+    }
+
+    function dispatch(frame) {
+      var callbacks = listeners[frame.symbol];
+      if (!callbacks) return;
+      callbacks.slice().forEach(function (cb) {
+        try { cb(frame); } catch (err) { if (window.console) console.error(err); }
+      });
     }
 
     if (socket) {
-      socket.on("tick", function (frame) {
-        var callbacks = listeners[frame.symbol];
-        if (!callbacks) return;
-        callbacks.slice().forEach(function (cb) {
-          try { cb(frame); } catch (err) { if (window.console) console.error(err); }
-        });
-      });
+      socket.on("tick", dispatch);
+      socket.on("ticks", function (frames) { frames.forEach(dispatch); });
       // After a reconnect the server has forgotten our rooms: join them again.
-      socket.on("connect", function () { Object.keys(listeners).forEach(emitSubscribe); });
+      socket.on("connect", function () {
+        if (board) socket.emit("subscribe_board");
+        else Object.keys(listeners).forEach(emitSubscribe);
+      });
       socket.on("error", function (data) {
         if (data && data.message && EduTradeX.toast) EduTradeX.toast(data.message, "error");
       });
@@ -59,12 +66,20 @@
         if (i >= 0) list.splice(i, 1);
         if (!list.length) {
           delete listeners[symbol];
-          if (socket && socket.connected) socket.emit("unsubscribe", { symbol: symbol });
+          if (socket && socket.connected && !board) socket.emit("unsubscribe", { symbol: symbol });
         }
       };
     }
 
-    return { subscribe: subscribe, socket: socket };
+    // For pages that show every market: one room and one message per flush for the whole
+    // board, instead of a room and a message per symbol. Call before subscribing.
+    function watchBoard() {
+      if (board) return;
+      board = true;
+      if (socket && socket.connected) socket.emit("subscribe_board");
+    }
+
+    return { subscribe: subscribe, watchBoard: watchBoard, socket: socket };
   })();
 
   function decimalsOf(value) {

@@ -78,6 +78,7 @@
   // ---- /markets ---------------------------------------------------------------------------
   var board = document.querySelector(".market-table");
   if (board && ticks) {
+    ticks.watchBoard();
     board.querySelectorAll("tr.market-row").forEach(function (row) {
       watch(row, row.getAttribute("data-symbol"));
     });
