@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
 from sqlalchemy import Select, case, func, select, type_coerce, update
@@ -27,7 +27,7 @@ from ..extensions import db
 from ..market.models import Market
 from ..market.quotes import fresh_quote, now_ms
 from ..market.service import market_snapshot
-from ..parsing import parse_iso_date
+from ..parsing import parse_iso_date, within_days
 from ..settings import get_setting
 from ..types import Money, utcnow
 from .models import Direction, SettlementRule, Trade, TradeResult, TradeStatus
@@ -238,11 +238,7 @@ class HistoryFilter:
             query = query.where(Trade.status == self.result)
         elif self.result:
             query = query.where(Trade.result == self.result)
-        if self.date_from:
-            query = query.where(Trade.opened_at >= datetime.combine(self.date_from, time.min, UTC))
-        if self.date_to:
-            query = query.where(Trade.opened_at < datetime.combine(self.date_to + timedelta(days=1), time.min, UTC))
-        return query
+        return query.where(*within_days(Trade.opened_at, self.date_from, self.date_to))
 
     def as_args(self) -> dict[str, str]:
         args = {"symbol": self.symbol, "result": self.result,

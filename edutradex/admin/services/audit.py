@@ -5,13 +5,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
 
 from ...extensions import db
+from ...parsing import within_days
 from ..models import AdminAuditEntry
 
 T = TypeVar("T")
@@ -85,8 +86,6 @@ class AuditFilters:
 
 
 def audit_query(filters: AuditFilters) -> Select:
-    from datetime import UTC
-
     from ...auth.models import User
 
     query = select(AdminAuditEntry).order_by(AdminAuditEntry.created_at.desc(), AdminAuditEntry.id.desc())
@@ -102,11 +101,7 @@ def audit_query(filters: AuditFilters) -> Select:
         query = query.where(AdminAuditEntry.target_type == filters.target_type)
     if filters.target_id:
         query = query.where(AdminAuditEntry.target_id == filters.target_id)
-    if filters.since:
-        query = query.where(AdminAuditEntry.created_at >= datetime.combine(filters.since, time.min, UTC))
-    if filters.until:
-        query = query.where(AdminAuditEntry.created_at < datetime.combine(filters.until + timedelta(days=1), time.min, UTC))
-    return query
+    return query.where(*within_days(AdminAuditEntry.created_at, filters.since, filters.until))
 
 
 def known_actions() -> list[str]:
