@@ -30,9 +30,68 @@ SYMBOLS = ["OTC_EUR_USD", "OTC_GBP_USD", "OTC_USD_JPY", "OTC_GOLD", "VOLATILITY_
 CLIENT_PROCESSES = 4
 MEASURE_SECONDS = 8
 MODE = os.environ.get("FANOUT_MODE", "board")
+# raw: a lean client speaking Engine.IO v4 / Socket.IO v5 frames over an aiohttp WebSocket,
+# so that on a 2-core machine the load generator does not eat the server's CPU; sio: the
+# full python-socketio AsyncClient.
+CLIENT = os.environ.get("FANOUT_CLIENT", "raw")
 
 
 # ---- a client process ------------------------------------------------------------------
+
+async def raw_client_main(url: str, count: int, start_at: float, seconds: float) -> dict:
+    import aiohttp
+
+    latencies: list[int] = []
+    frames = messages = connected = 0
+    end_at = start_at + seconds
+    ws_url = url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    subscribe = ['42["subscribe_board"]'] if MODE == "board" else \
+        [f'42["subscribe",{{"symbol":"{symbol}"}}]' for symbol in SYMBOLS]
+
+    async def one(session, semaphore):
+        nonlocal frames, messages, connected
+        async with semaphore:
+            try:
+                ws = await session.ws_connect(ws_url)
+                await ws.receive_str(timeout=30)  # Engine.IO open packet
+                await ws.send_str("40")  # Socket.IO connect to "/"
+                while not (await ws.receive_str(timeout=30)).startswith("40"):
+                    pass
+            except Exception:  # noqa: BLE001 - counted as not connected
+                return
+        for packet in subscribe:
+            await ws.send_str(packet)
+        connected += 1
+        while time.time() < end_at + 0.2:
+            try:
+                msg = await ws.receive(timeout=max(0.1, end_at + 0.2 - time.time()))
+            except TimeoutError:
+                break
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                break
+            data = msg.data
+            if data == "2":  # Engine.IO ping
+                await ws.send_str("3")
+                continue
+            if not data.startswith("42"):
+                continue
+            now = time.time()
+            if not start_at <= now < end_at:
+                continue
+            name, payload = json.loads(data[2:])
+            batch = payload if name == "ticks" else [payload] if name == "tick" else []
+            messages += 1
+            frames += len(batch)
+            now_ms = int(now * 1000)
+            latencies.extend(now_ms - frame["ts_ms"] for frame in batch)
+        await ws.close()
+
+    connector = aiohttp.TCPConnector(limit=0)
+    semaphore = asyncio.Semaphore(50)  # connections being opened at once
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(one(session, semaphore) for _ in range(count)))
+    return {"connected": connected, "frames": frames, "messages": messages, "latencies": latencies}
+
 
 async def client_main(url: str, count: int, start_at: float, seconds: float) -> dict:
     import socketio
@@ -141,7 +200,7 @@ def main(levels: list[int]) -> None:
         prepare(server.env)
         server.start()
         try:
-            print(f"one web process (eventlet, feed embedded), {len(SYMBOLS)} symbols x 10 ticks/s, mode {MODE}, "
+            print(f"one web process (eventlet, feed embedded), {len(SYMBOLS)} symbols x 10 ticks/s, mode {MODE}, {CLIENT} clients, "
                   f"clients in {CLIENT_PROCESSES} processes, {os.cpu_count()} cores, {MEASURE_SECONDS}s per level")
             print(f"{'clients':>8} {'connected':>9} {'messages/s':>10} {'frames/s':>10} {'ideal/s':>9} {'delivered':>9} "
                   f"{'p50 ms':>7} {'p99 ms':>7}")
@@ -158,6 +217,7 @@ def main(levels: list[int]) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--client":
         url, count, start_at, seconds = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
-        print(json.dumps(asyncio.run(client_main(url, count, start_at, seconds))))
+        run = raw_client_main if CLIENT == "raw" else client_main
+        print(json.dumps(asyncio.run(run(url, count, start_at, seconds))))
     else:
         main([int(a) for a in sys.argv[1:]] or [100, 500, 1000, 2000])
