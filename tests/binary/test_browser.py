@@ -13,6 +13,7 @@ from sqlalchemy import select
 from edutradex.auth.models import User
 from edutradex.binary.models import Trade
 from edutradex.extensions import db
+from tests.support.browser import sign_up
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -21,14 +22,7 @@ def test_place_up_and_down_watch_them_settle(binary_live, page):
     server, checker = binary_live
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server.url + "/register")
-    page.get_by_label("Name").fill("Browser Trader")
-    page.get_by_label("Email").fill("trader@example.com")
-    page.get_by_label("Password", exact=True).fill("correct-horse-1")
-    page.get_by_label("Confirm password").fill("correct-horse-1")
-    page.get_by_role("button", name="Create account").click()
-
-    page.wait_for_url(server.url + "/")
+    sign_up(page, server.url, "Browser Trader", "trader@example.com")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Trade").click()
     page.wait_for_url("**/trade/*")
     page.get_by_test_id("symbol-picker").select_option("VOLATILITY_50")

@@ -3,19 +3,15 @@ running as a real process under eventlet."""
 
 import pytest
 
+from tests.support.browser import sign_up
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 def test_register_see_balance_logout_login(live_server, page):
     page.goto(live_server.url + "/")
     page.get_by_role("link", name="Start with a free demo account").click()
-    page.get_by_label("Name").fill("Browser Trader")
-    page.get_by_label("Email").fill("browser@example.com")
-    page.get_by_label("Password", exact=True).fill("correct-horse-1")
-    page.get_by_label("Confirm password").fill("correct-horse-1")
-    page.get_by_role("button", name="Create account").click()
-
-    page.wait_for_url(live_server.url + "/")
+    sign_up(page, live_server.url, "Browser Trader", "browser@example.com", open_form=False)
     assert page.get_by_test_id("demo-balance").inner_text() == "10,000.00"
     assert page.get_by_test_id("dashboard-balance").inner_text() == "10,000.00"
 
@@ -46,13 +42,7 @@ def test_phone_layout_has_a_menu(live_server, browser):
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
     page = context.new_page()
     try:
-        page.goto(live_server.url + "/register")
-        page.get_by_label("Name").fill("Phone Trader")
-        page.get_by_label("Email").fill("phone@example.com")
-        page.get_by_label("Password", exact=True).fill("correct-horse-1")
-        page.get_by_label("Confirm password").fill("correct-horse-1")
-        page.get_by_role("button", name="Create account").click()
-        page.wait_for_url(live_server.url + "/")
+        sign_up(page, live_server.url, "Phone Trader", "phone@example.com")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, "the page scrolls sideways on a phone"
         assert page.get_by_test_id("demo-balance").is_visible()

@@ -6,17 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.browser import sign_up
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def register(page, base: str) -> None:
-    page.goto(base + "/register")
-    page.get_by_label("Name").fill("Card Trader")
-    page.get_by_label("Email").fill("browser-card@example.com")
-    page.get_by_label("Password", exact=True).fill("correct-horse-1")
-    page.get_by_label("Confirm password").fill("correct-horse-1")
-    page.get_by_role("button", name="Create account").click()
-    page.wait_for_url(base + "/")
 
 
 def type_card(page, number: str) -> None:
@@ -34,7 +26,7 @@ def test_deposit_with_a_card_through_stripe_js(stripe_app, page):
     problems = []
     page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
-    register(page, base)
+    sign_up(page, base, "Card Trader", "browser-card@example.com")
 
     page.goto(base + "/wallet")
     assert page.get_by_test_id("wallet-balance").inner_text() == "0.00"
