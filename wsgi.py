@@ -1,5 +1,10 @@
-"""Web entry point: `python wsgi.py` serves the app with eventlet's WSGI server through
-socketio.run (Gunicorn 26 removed its eventlet worker).
+"""Web entry point: `python wsgi.py` serves the app with eventlet's WSGI server
+(Gunicorn 26 removed its eventlet worker).
+
+Every Socket.IO client holds one green thread of the server's pool for as long as it is
+connected, so the pool size is the process's connection limit: eventlet's default of 1,024
+(and socketio.run's listen backlog of 50) would turn away the 1,025th watcher of the
+Markets page. WEB_MAX_CONNECTIONS and WEB_LISTEN_BACKLOG set them.
 
 eventlet must patch the standard library before anything else is imported, and the
 PostgreSQL driver must yield to eventlet too (psycogreen). This is the only module that
@@ -28,5 +33,14 @@ if __name__ == "__main__":
         start_background_services(app)
     host = os.environ.get("HOST", "0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
-    app.logger.info("EduTradeX listening on http://%s:%d", host, port)
-    socketio.run(app, host=host, port=port, debug=False, use_reloader=False, log_output=False)
+    max_connections = int(os.environ.get("WEB_MAX_CONNECTIONS", "10000"))
+    backlog = int(os.environ.get("WEB_LISTEN_BACKLOG", "1024"))
+    app.logger.info("EduTradeX listening on http://%s:%d (up to %d connections)", host, port, max_connections)
+    if socketio.server.eio.async_mode == "eventlet":
+        import eventlet.wsgi
+
+        listener = eventlet.listen((host, port), backlog=backlog)
+        eventlet.wsgi.server(listener, app, max_size=max_connections, log_output=False)
+    else:  # SOCKETIO_ASYNC_MODE=threading: the development server, for debugging only
+        socketio.run(app, host=host, port=port, debug=False, use_reloader=False, log_output=False,
+                     allow_unsafe_werkzeug=True)
