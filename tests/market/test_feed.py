@@ -98,6 +98,43 @@ def test_frames_are_coalesced_to_one_per_symbol_per_interval():
     assert coalescer.flush() == 0
 
 
+def test_a_frame_sent_late_does_not_hold_back_every_later_tick():
+    """Ticks on a 100 ms grid; one flush runs 30 ms late (a busy process). The lag must wear
+    off, not carry over to every later frame, and frames must stay >= 90 ms apart."""
+    sent = []
+    clock = FakeClock()
+    coalescer = TickCoalescer(lambda symbol, frame: sent.append((clock.ms, frame["ts_ms"])), interval=0.1,
+                              clock=clock.monotonic)
+    start = clock.ms
+    for k in range(12):
+        grid = start + 100 * k
+        clock.ms = grid
+        coalescer.add(quotes.Quote("X", Decimal(1), Decimal(1), Decimal(1), None, grid, "SIM"), 1)
+        if k == 2:
+            clock.advance(30)  # this pass is late
+        while not coalescer.due():  # the loop sleeps until ready_at()
+            clock.ms = max(clock.ms + 1, round(coalescer.ready_at() * 1000))
+        coalescer.flush()
+    lags = [at - ts for at, ts in sent]
+    assert lags[:2] == [0, 0] and lags[2] == 30
+    assert lags[3:6] == [20, 10, 0]  # 10 ms of lag made up per frame
+    assert set(lags[6:]) == {0}
+    assert all(b[0] - a[0] >= 90 for a, b in zip(sent, sent[1:], strict=False))
+
+
+def test_the_loop_sleeps_until_the_next_tick_or_held_frame_is_due(seeded, clock):
+    harness = FeedHarness(seeded, clock)
+    feed = harness.feed
+    harness.run(1)
+    assert feed.next_step  # every simulated market has its next tick booked
+    due_in = (min(feed.next_step.values()) - clock.now_ms()) / 1000
+    assert 0 < due_in and feed.seconds_to_next_event(60) == pytest.approx(due_in, abs=1e-6)
+    assert feed.seconds_to_next_event(0.01) == 0.01  # never longer than the pass limit
+    feed.coalescer.add(quotes.Quote("HELD", Decimal(1), Decimal(1), Decimal(1), None, clock.now_ms(), "SIM"), 1)
+    feed.coalescer.slot["HELD"] = clock.monotonic() + 0.004
+    assert feed.seconds_to_next_event(60) == pytest.approx(0.004 - 0.0005, abs=1e-6)
+
+
 def test_a_fast_feed_emits_at_most_one_frame_per_symbol_per_100ms(seeded, clock, monkeypatch):
     seeded.config["FEED_TICK_INTERVAL_MS"] = 20
     harness = FeedHarness(seeded, clock)
