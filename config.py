@@ -99,6 +99,8 @@ class Config:
     MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(BASE_DIR / "instance" / "outbox"))
 
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
+    # Broadcasts written straight to idle WebSockets (edutradex/broadcast.py); eventlet only.
+    SOCKETIO_DIRECT_WRITES = _bool("SOCKETIO_DIRECT_WRITES", True)
 
     # Credit wallet (1 credit = 1 EUR). Without STRIPE_SECRET_KEY the demo provider credits
     # deposits at once and pays withdrawals at once (the embedded default).

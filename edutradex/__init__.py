@@ -9,7 +9,7 @@ from flask import Flask
 
 from config import Config, ProductionConfig, get_config
 
-from . import extensions
+from . import broadcast, extensions
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 
 # Feature packages, each a blueprint (and optionally socket events, CLI, background
@@ -47,6 +47,11 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
         message_queue=app.config["REDIS_URL"],
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
     )
+    if app.config["SOCKETIO_DIRECT_WRITES"]:
+        writes = broadcast.install(socketio.server)
+        if writes is not None:
+            app.extensions["health_checks"]["socketio"] = lambda: (
+                True, {"clients": len(socketio.server.eio.sockets), "writes": dict(writes)})
 
     from . import cli, jobs, security, settings, templating  # noqa: F401 - settings: its model
 
