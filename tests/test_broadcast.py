@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import hashlib
 import json
 import os
@@ -24,7 +25,6 @@ from flask_socketio import SocketIO
 
 from edutradex import broadcast, create_app
 from tests.support.live import LiveServer
-
 
 BOARD_ROOM = "ticks:board"
 
@@ -224,6 +224,13 @@ class RawSocketIOClient:
         self.sock.close()
 
 
+def run_async(main):
+    """asyncio.run(main()) on a thread of its own: Playwright's sync API (the browser tests
+    in this session) keeps an event loop running on the main thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result()
+
+
 def health(server: LiveServer) -> dict:
     return requests.get(server.url + "/healthz", timeout=10).json()["checks"]
 
@@ -330,7 +337,7 @@ def test_broadcasts_reach_fast_compressed_and_stalled_clients_whole_and_in_order
             await asyncio.sleep(0.005)
         return await asyncio.wait_for(asyncio.gather(*tasks, draining), 120)
 
-    deflate_extensions, plain_extensions, stalled_messages = asyncio.run(run())
+    deflate_extensions, plain_extensions, stalled_messages = run_async(run)
     assert "permessage-deflate" in deflate_extensions and "server_no_context_takeover" in deflate_extensions
     assert plain_extensions == ""
     for messages in (received["deflate"], received["plain"], stalled_messages):
