@@ -7,6 +7,12 @@ latency from the tick's server timestamp to its arrival at the client.
     .venv/bin/python -m bench.market_fanout 100 500    # chosen levels
     FANOUT_MODE=symbols .venv/bin/python -m bench.market_fanout   # one room per symbol
 
+FANOUT_CLIENT=lean (default) speaks Engine.IO v4 / Socket.IO v5 over hand-parsed WebSocket
+frames; FANOUT_CLIENT=sio uses python-socketio's AsyncClient, which costs about 0.1 ms of
+client CPU per message: at 2,000 clients (20,000 messages/s) the clients alone need more
+than this machine's two cores, and they, not the server, set the figures. SOCKETIO_DIRECT_WRITES=0
+measures the server without edutradex/broadcast.py.
+
 Two ways to watch 10 symbols: FANOUT_MODE=board (default; what the Markets page does) joins
 the one board room and gets every symbol's frames in one message per flush;
 FANOUT_MODE=symbols joins ten symbol rooms (what a chart does for its one symbol) and gets
