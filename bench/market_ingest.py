@@ -18,9 +18,10 @@ SYMBOLS = [f"SYM_{i}" for i in range(10)]
 
 def run(app, batch: int) -> float:
     from edutradex.extensions import db
-    from edutradex.market.store import TickRow, TickWriter
+    from edutradex.market.store import TickIds, TickRow, TickWriter
 
     writer = TickWriter(flush_interval=3600, max_batch=batch)
+    ids = TickIds()  # as the feed does: ids reserved a block at a time
     with app.app_context():
         db.session.execute(db.text("TRUNCATE ticks"))
         db.session.commit()
@@ -28,7 +29,7 @@ def run(app, batch: int) -> float:
         ts = 1_700_000_000_000
         for i in range(TICKS):
             mid = Decimal(100_000 + i % 977).scaleb(-3)
-            writer.add(TickRow(SYMBOLS[i % len(SYMBOLS)], ts + i, mid, mid, mid, "SIM"))
+            writer.add(TickRow(ids.next(), SYMBOLS[i % len(SYMBOLS)], ts + i, mid, mid, mid, "SIM"))
             if writer.due():
                 writer.flush()
         writer.flush()

@@ -169,6 +169,7 @@ class PriceFeed:
         self.tick_interval = config["FEED_TICK_INTERVAL_MS"] / 1000
         self.reload_interval = config["FEED_CONFIG_RELOAD_SECONDS"]
         self.retention_ms = int(config["TICK_RETENTION_HOURS"] * 3_600_000)
+        self.tick_ids = store.TickIds()
         self.writer = store.TickWriter(config["TICK_FLUSH_INTERVAL_MS"] / 1000, config["TICK_FLUSH_MAX"], clock=monotonic)
         self.coalescer = TickCoalescer(emit, config["FEED_EMIT_INTERVAL_MS"] / 1000, clock=monotonic,
                                        emit_board=emit_board)
@@ -227,9 +228,9 @@ class PriceFeed:
 
     def publish(self, market: MarketSnapshot, bid: Decimal, ask: Decimal, mid: Decimal, ts_ms: int,
                 source: str) -> quotes.Quote:
-        quote = quotes.Quote(market.symbol, bid, ask, mid, None, ts_ms, source)
+        quote = quotes.Quote(market.symbol, bid, ask, mid, self.tick_ids.next(), ts_ms, source)
         quotes.publish_quote(quote)
-        self.writer.add(store.TickRow(market.symbol, ts_ms, bid, ask, mid, source))
+        self.writer.add(store.TickRow(quote.tick_id, market.symbol, ts_ms, bid, ask, mid, source))
         self.coalescer.add(quote, market.precision)
         self.last_tick_ms = ts_ms
         self.ticks_produced += 1

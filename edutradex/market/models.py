@@ -67,9 +67,10 @@ class Tick(db.Model):
     """One price from the authority. `ts_ms` is the server's UTC time in milliseconds."""
 
     __tablename__ = "ticks"
-    __table_args__ = (Index("ix_ticks_symbol_ts", "symbol", "ts_ms"),)
+    # AUTOINCREMENT on SQLite: ids are never reused, which the feed's id reservation relies on
+    __table_args__ = (Index("ix_ticks_symbol_ts", "symbol", "ts_ms"), {"sqlite_autoincrement": True})
 
-    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)  # given by the feed (TickIds)
     symbol: Mapped[str] = mapped_column(String(32))
     ts_ms: Mapped[int] = mapped_column(BigInteger)
     bid: Mapped[Decimal] = mapped_column(Price())

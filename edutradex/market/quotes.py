@@ -25,7 +25,7 @@ class Quote:
     bid: Decimal
     ask: Decimal
     mid: Decimal
-    tick_id: int | None  # id in the tick store once persisted (None before the batch is flushed)
+    tick_id: int | None  # the tick's id in the store (given by the feed, stored with the next batch)
     ts_ms: int  # server UTC time, ms
     source: str
 

@@ -5,12 +5,13 @@ SQLite (one writer at a time) is held for milliseconds, not once per tick."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select, text
 
 from ..extensions import db
 from .models import Tick
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TickRow:
+    id: int
     symbol: str
     ts_ms: int
     bid: Decimal
@@ -28,8 +30,41 @@ class TickRow:
     source: str
 
     def as_params(self) -> dict:
-        return {"symbol": self.symbol, "ts_ms": self.ts_ms, "bid": self.bid, "ask": self.ask,
+        return {"id": self.id, "symbol": self.symbol, "ts_ms": self.ts_ms, "bid": self.bid, "ask": self.ask,
                 "mid": self.mid, "source": self.source}
+
+
+class TickIds:
+    """Ids for ticks, handed out by the feed as it makes them, so the latest quote (and a
+    trade placed on it) can name its tick before the batch that stores it is written.
+    Reserved from the database a block at a time and committed before use: a crash loses
+    at most unused ids, and an id is never handed out twice."""
+
+    def __init__(self, block: int = 1000):
+        self.block = block
+        self.ids: collections.deque[int] = collections.deque()
+
+    def next(self) -> int:
+        if not self.ids:
+            self.ids.extend(reserve_tick_ids(self.block))
+        return self.ids.popleft()
+
+
+def reserve_tick_ids(count: int) -> list[int]:
+    """`count` ids no tick has or will be given by anyone else. PostgreSQL: the table's own
+    sequence. SQLite: the table is AUTOINCREMENT, so new rows are numbered above the
+    high-water mark in sqlite_sequence, which the reservation raises."""
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            return list(conn.execute(text("SELECT nextval(pg_get_serial_sequence('ticks', 'id')) "
+                                          "FROM generate_series(1, :count)"), {"count": count}).scalars())
+        mark = conn.execute(text("SELECT seq FROM sqlite_sequence WHERE name = 'ticks'")).scalar()
+        top = max(mark or 0, conn.scalar(select(func.max(Tick.id))) or 0)
+        if mark is None:
+            conn.execute(text("INSERT INTO sqlite_sequence (name, seq) VALUES ('ticks', :seq)"), {"seq": top + count})
+        else:
+            conn.execute(text("UPDATE sqlite_sequence SET seq = :seq WHERE name = 'ticks'"), {"seq": top + count})
+        return list(range(top + 1, top + count + 1))
 
 
 class TickWriter:

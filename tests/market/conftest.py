@@ -96,3 +96,39 @@ def _no_heartbeat_left_behind():
     feed._local_heartbeat.clear()
     yield
     feed._local_heartbeat.clear()
+
+
+def check_tick_ids(app, clock: FakeClock) -> None:
+    """The feed names each tick as it makes it: the quote carries the id the tick is stored
+    under, and no id is ever handed out twice, not after a restart that lost the unflushed
+    ticks, nor to a row added some other way."""
+    from sqlalchemy import select
+
+    from edutradex.market.models import Tick
+
+    first = FeedHarness(app, clock)
+    first.run(20)
+    with app.app_context():
+        quote = quotes.latest_quote("OTC_GOLD")
+        assert quote.tick_id is not None
+    first.flush()
+    first.run(4)  # more ticks, never flushed: lost as in a crash
+    with app.app_context():
+        stored = db.session.get(Tick, quote.tick_id)
+        assert (stored.symbol, stored.ts_ms, stored.mid, stored.bid, stored.ask) == \
+               ("OTC_GOLD", quote.ts_ms, quote.mid, quote.bid, quote.ask)
+        handed_out = quotes.latest_quote("OTC_GOLD").tick_id
+        assert db.session.get(Tick, handed_out) is None
+        elsewhere = Tick(symbol="OTHER", ts_ms=1, bid=1, ask=1, mid=1, source="test")
+        db.session.add(elsewhere)
+        db.session.commit()
+        assert elsewhere.id > handed_out
+        ids = list(db.session.scalars(select(Tick.id)))
+        assert len(ids) == len(set(ids))
+    second = FeedHarness(app, clock)  # a restarted feed
+    second.run(20)
+    second.flush()
+    with app.app_context():
+        assert quotes.latest_quote("OTC_GOLD").tick_id > elsewhere.id
+        ids = list(db.session.scalars(select(Tick.id)))
+        assert len(ids) == len(set(ids))

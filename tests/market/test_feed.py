@@ -12,7 +12,7 @@ from edutradex.market import candles, quotes, service, store, ticks
 from edutradex.market.feed import PriceFeed, TickCoalescer, feed_health
 from edutradex.market.models import Candle, Tick
 
-from .conftest import FakeClock, FeedHarness, tick_count
+from .conftest import FakeClock, FeedHarness, check_tick_ids, tick_count
 
 SIMULATED = {"OTC_EUR_USD", "OTC_GBP_USD", "OTC_USD_JPY", "OTC_GOLD",
              "VOLATILITY_10", "VOLATILITY_25", "VOLATILITY_50", "VOLATILITY_100"}
@@ -62,9 +62,13 @@ def test_ticks_are_written_in_batches_with_one_insert(harness, seeded):
     assert all(statements)  # each an executemany
 
 
+def test_every_quote_names_its_tick_and_no_tick_id_is_handed_out_twice(seeded, clock):
+    check_tick_ids(seeded, clock)
+
+
 def test_writer_keeps_ticks_when_the_database_fails_and_retries(seeded, monkeypatch):
     writer = store.TickWriter(flush_interval=0)
-    row = store.TickRow("OTC_GOLD", 1, Decimal("1"), Decimal("1"), Decimal("1"), "SIM")
+    row = store.TickRow(1, "OTC_GOLD", 1, Decimal("1"), Decimal("1"), Decimal("1"), "SIM")
     writer.add(row)
     with seeded.app_context():
         original = db.engine.begin

@@ -9,7 +9,7 @@ import pytest
 from edutradex.extensions import db
 from edutradex.market import candles, quotes, service, ticks
 
-from .conftest import FakeClock, FeedHarness, tick_count
+from .conftest import FakeClock, FeedHarness, check_tick_ids, tick_count
 
 pytestmark = pytest.mark.postgres
 
@@ -40,6 +40,12 @@ def test_feed_ticks_candles_and_pruning_on_postgres(pg_seeded, monkeypatch):
         assert last.mid == quotes.latest_quote("OTC_GOLD").mid
         assert ticks.first_tick_after("OTC_GOLD", clock.now_ms()) is None
     assert 0 < tick_count(pg_seeded, "OTC_GOLD") < 300
+
+
+def test_tick_ids_on_postgres(pg_seeded, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(quotes, "now_ms", clock.now_ms)
+    check_tick_ids(pg_seeded, clock)
 
 
 def test_update_market_on_postgres(pg_seeded):
