@@ -49,7 +49,7 @@ def test_admin_deactivates_a_user_tunes_a_market_and_reads_the_audit_log(server,
     target = target_context.new_page()
     try:
         log_in(target, server.url, "target@example.com")
-        target.wait_for_function("window.EduTradeX && EduTradeX.socket && EduTradeX.socket.connected")
+        target.wait_for_function("() => window.EduTradeX && EduTradeX.socket && EduTradeX.socket.connected")
 
         log_in(page, server.url, "boss@example.com")
         page.get_by_role("link", name="Admin", exact=True).click()

@@ -34,7 +34,9 @@ def test_the_page_has_no_console_errors_and_a_live_socket(live_server, page):
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(live_server.url + "/login")
-    page.wait_for_function("window.EduTradeX && window.EduTradeX.socket && window.EduTradeX.socket.connected")
+    # a function, not a bare expression: Playwright polls a bare expression with eval, which
+    # the CSP (no unsafe-eval) refuses whenever the first check is not already true
+    page.wait_for_function("() => window.EduTradeX && window.EduTradeX.socket && window.EduTradeX.socket.connected")
     assert errors == []
 
 
