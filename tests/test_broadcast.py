@@ -25,6 +25,7 @@ from flask_socketio import SocketIO
 
 from edutradex import broadcast, create_app
 from tests.support.live import LiveServer
+from tests.support.waiting import wait_for
 
 BOARD_ROOM = "ticks:board"
 
@@ -235,13 +236,6 @@ def health(server: LiveServer) -> dict:
     return requests.get(server.url + "/healthz", timeout=10).json()["checks"]
 
 
-def wait_for(predicate, timeout: float = 20.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 
 from edutradex.market import quotes
 from edutradex.market.adapters import FinnhubAdapter, TwelveDataAdapter, build_adapters
+from tests.support.waiting import wait_for
 
 from .conftest import FeedHarness
 from .fake_providers import FakeFinnhub, FakeTwelveData
@@ -18,13 +19,6 @@ FOREX = {"EUR/USD": "EUR_USD", "GBP/USD": "GBP_USD", "USD/JPY": "USD_JPY", "AUD/
          "USD/CHF": "USD_CHF"}
 
 
-def wait_for(predicate, timeout: float = 10.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 class Running:

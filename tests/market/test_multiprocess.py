@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 import socketio as socketio_client
 
 from tests.support.live import ROOT, LiveServer
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -29,14 +29,6 @@ def quote(server: LiveServer, symbol: str) -> dict:
     return response.json()
 
 
-def wait_for(predicate, timeout: float = 20.0, message: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {message}")
 
 
 @pytest.fixture
