@@ -10,7 +10,8 @@
 // Ticks arrive over the page's one Socket.IO connection (EduTradeX.socket). Several
 // charts and widgets may watch the same symbol: EduTradeX.MarketTicks counts the
 // subscriptions per symbol so one leaving does not unsubscribe the others.
-// Needs /static/vendor/lightweight-charts.standalone.production.js and js/app.js first.
+// Needs js/app.js first, and /static/vendor/lightweight-charts.standalone.production.js
+// on pages that draw a chart (MarketTicks alone does without it).
 (function () {
   "use strict";
 
