@@ -98,11 +98,11 @@ class FrameCache:
         self.packet = None
         self.frames: dict = {}
 
-    def frame(self, ws, pkt) -> bytes:
+    def frame(self, ws, pkt, deflate: dict | None) -> bytes:
+        """`deflate`: the client's permessage-deflate options (None: uncompressed)."""
         if pkt is not self.packet:
             self.packet = pkt
             self.frames = {}
-        deflate = ws.extensions.get("permessage-deflate")
         key = None if deflate is None else deflate.get("server_max_window_bits", 15)
         frame = self.frames.get(key)
         if frame is None:
@@ -126,7 +126,7 @@ def write_direct(socket, ws, pkt, frames: FrameCache) -> str | None:
         return None
     if not socket.check_ping_timeout():
         return None  # the client is gone: engineio's send drops the packet
-    data = frames.frame(ws, pkt)
+    data = frames.frame(ws, pkt, deflate)
     try:
         sent = ws.socket.fd.send(data)
     except BlockingIOError:

@@ -141,11 +141,11 @@ def test_a_broadcast_frame_is_built_once_per_compression_setting(pair):
     plain = Stub(extensions={}, _pack_message=pair.ws._pack_message)
     deflate = {"permessage-deflate": {"server_no_context_takeover": True, "server_max_window_bits": 15}}
     compressed = [type(pair.ws)(pair.ws.socket, {}, extensions=deflate) for _ in range(3)]
-    assert frames.frame(plain, packet) == frames.frame(plain, packet) == b"\x81\x064board"
-    assert len({frames.frame(ws, packet) for ws in compressed}) == 1
+    assert frames.frame(plain, packet, None) == frames.frame(plain, packet, None) == b"\x81\x064board"
+    assert len({frames.frame(ws, packet, ws.extensions["permessage-deflate"]) for ws in compressed}) == 1
     assert packet.encodes == 2  # once plain, once compressed, for any number of clients
     other = Packet("4other")
-    frames.frame(plain, other)
+    frames.frame(plain, other, None)
     assert other.encodes == 1  # a new packet, a new frame
 
 
