@@ -1,6 +1,10 @@
 """Domain errors. Services raise them with a message a user can read; views turn them
 into a 4xx response or an HTMX error fragment."""
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class DomainError(Exception):
     status_code = 400
@@ -14,6 +18,13 @@ class DomainError(Exception):
 
 class NotFound(DomainError):
     status_code = 404
+
+
+def found(row: T | None, message: str) -> T:
+    """What a lookup returned, or NotFound with `message` when it found nothing."""
+    if row is None:
+        raise NotFound(message)
+    return row
 
 
 class Forbidden(DomainError):

@@ -8,7 +8,7 @@ from decimal import Decimal
 from flask import current_app
 from sqlalchemy import func, select
 
-from ..errors import DomainError, NotFound
+from ..errors import DomainError, found
 from ..extensions import db
 from ..settings import get_setting
 from ..types import utcnow
@@ -89,9 +89,7 @@ def change_password(user: User, current_password: str, new_password: str) -> Non
 
 
 def set_active(user_id: int, active: bool) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
+    user = found(db.session.get(User, user_id), "No such user.")
     user.active = active
     if not active:
         user.session_nonce = new_session_nonce()
@@ -102,9 +100,7 @@ def set_active(user_id: int, active: bool) -> User:
 def reset_demo_balance(user_id: int) -> Decimal:
     """Back to the default demo balance. Registered hooks (the rise/fall feature) decide
     what happens to open trades before the balance is set."""
-    user = db.session.get(User, user_id, with_for_update=True)
-    if user is None:
-        raise NotFound("No such user.")
+    user = found(db.session.get(User, user_id, with_for_update=True), "No such user.")
     for hook in current_app.extensions.get("on_demo_reset", []):
         hook(user)
     user.demo_balance = default_demo_balance()

@@ -13,7 +13,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select
 
-from ..errors import DomainError, NotFound
+from ..errors import DomainError, found
 from ..extensions import db
 from ..settings import get_setting
 from . import config_signal, quotes, ticks
@@ -74,9 +74,7 @@ def seed_markets() -> str:
 
 def get_market(symbol: str) -> Market:
     market = db.session.scalar(select(Market).where(Market.symbol == symbol)) if isinstance(symbol, str) else None
-    if market is None:
-        raise NotFound(f"Unknown market {symbol!r}.")
-    return market
+    return found(market, f"Unknown market {symbol!r}.")
 
 
 # The hot path (placing a trade, rendering prices) reads market config on every request. A

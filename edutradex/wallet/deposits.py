@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from ..auth.models import User
-from ..errors import Conflict, DomainError, NotFound
+from ..errors import Conflict, DomainError, NotFound, found
 from ..extensions import db
 from ..types import utcnow
 from .ledger import get_or_create_wallet, post_ledger_entry, wallet_account
@@ -49,9 +49,7 @@ def start_deposit(user_id: int, amount: Decimal) -> Deposit:
     """Create the deposit. Demo: completed at once. Stripe: a PaymentIntent waiting for
     the card (the deposit keeps its id and client secret)."""
     _check_limits(amount)
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
+    user = found(db.session.get(User, user_id), "No such user.")
     if not stripe_enabled():
         deposit = Deposit(user_id=user_id, amount=amount, provider="demo", status=DepositStatus.PROCESSING.value)
         db.session.add(deposit)

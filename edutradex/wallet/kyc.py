@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import select
 
 from ..auth.models import User
-from ..errors import Conflict, DomainError, NotFound
+from ..errors import Conflict, DomainError, found
 from ..extensions import db
 from ..types import utcnow
 from .crypto import decrypt_json, encrypt_json
@@ -104,9 +104,7 @@ def submit_kyc(user_id: int, legal_name: str, date_of_birth: str, country: str, 
 
 def submission_details(submission_id: int) -> dict:
     """The decrypted details, for the admin review screen."""
-    submission = db.session.get(KycSubmission, submission_id)
-    if submission is None:
-        raise NotFound("No such KYC submission.")
+    submission = found(db.session.get(KycSubmission, submission_id), "No such KYC submission.")
     return decrypt_json(submission.data_encrypted)
 
 
@@ -116,9 +114,8 @@ def pending_submissions() -> list[KycSubmission]:
 
 
 def _decide(submission_id: int, admin_id: int, status: KycStatus, reason: str | None) -> KycSubmission:
-    submission = db.session.scalar(select(KycSubmission).where(KycSubmission.id == submission_id).with_for_update())
-    if submission is None:
-        raise NotFound("No such KYC submission.")
+    query = select(KycSubmission).where(KycSubmission.id == submission_id).with_for_update()
+    submission = found(db.session.scalar(query), "No such KYC submission.")
     if submission.status != KycStatus.PENDING.value:
         raise Conflict(f"This submission was already {submission.status}.")
     submission.status = status.value

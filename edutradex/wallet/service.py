@@ -13,7 +13,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from ..auth.models import User
-from ..errors import DomainError, NotFound
+from ..errors import DomainError, found
 from ..extensions import db
 from .ledger import get_or_create_wallet, parse_amount, post_ledger_entry, wallet_account
 from .models import EntryType, LedgerEntry, Wallet
@@ -113,8 +113,7 @@ def adjust_credits(user_id: int, amount: Decimal, reason: str, actor_id: int, *,
         raise DomainError("Keep the reason under 500 characters.")
     if not isinstance(amount, Decimal) or not amount.is_finite() or amount == 0:
         raise DomainError("The adjustment must be a non-zero amount of credits.")
-    if db.session.get(User, user_id) is None:
-        raise NotFound("No such user.")
+    found(db.session.get(User, user_id), "No such user.")
     size = parse_amount(abs(amount))
     account = wallet_account(user_id)
     entries = post_ledger_entry(

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from .. import jobs
 from ..auth.models import User
-from ..errors import Conflict, DomainError, Forbidden, NotFound
+from ..errors import Conflict, DomainError, Forbidden, NotFound, found
 from ..extensions import db
 from ..types import utcnow
 from .crypto import decrypt_text, encrypt_text
@@ -142,11 +142,8 @@ def get_user_withdrawal(user_id: int, withdrawal_id: int) -> Withdrawal:
 # ---- the admin's side and the payout --------------------------------------------
 
 def _locked(withdrawal_id: int) -> Withdrawal:
-    withdrawal = db.session.scalar(select(Withdrawal).where(Withdrawal.id == withdrawal_id).with_for_update()
-                                   .execution_options(populate_existing=True))
-    if withdrawal is None:
-        raise NotFound("No such withdrawal.")
-    return withdrawal
+    query = select(Withdrawal).where(Withdrawal.id == withdrawal_id).with_for_update()
+    return found(db.session.scalar(query.execution_options(populate_existing=True)), "No such withdrawal.")
 
 
 def pending_review() -> list[Withdrawal]:
@@ -156,9 +153,7 @@ def pending_review() -> list[Withdrawal]:
 
 def withdrawal_bank_details(withdrawal_id: int) -> BankDetails:
     """The full IBAN is never shown; admins see the masked one and the holder."""
-    withdrawal = db.session.get(Withdrawal, withdrawal_id)
-    if withdrawal is None:
-        raise NotFound("No such withdrawal.")
+    withdrawal = found(db.session.get(Withdrawal, withdrawal_id), "No such withdrawal.")
     return BankDetails(withdrawal.iban_masked, decrypt_text(withdrawal.holder_encrypted))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from ...auth.models import User
-from ...errors import NotFound
+from ...errors import found
 from ...extensions import db
 from ...wallet import kyc as kyc_service
 from ...wallet import withdrawals as withdrawal_service
@@ -36,10 +36,7 @@ def kyc_query(status: str) -> tuple[str, Select]:
 
 
 def _kyc_row(submission_id: int) -> KycSubmission:
-    submission = db.session.get(KycSubmission, submission_id)
-    if submission is None:
-        raise NotFound("No such KYC submission.")
-    return submission
+    return found(db.session.get(KycSubmission, submission_id), "No such KYC submission.")
 
 
 def approve_kyc(actor: Actor, submission_id: int, note: str | None) -> KycSubmission:
@@ -90,10 +87,7 @@ def withdrawal_rows(withdrawals: list[Withdrawal]) -> list[WithdrawalRow]:
 
 
 def _withdrawal_row(withdrawal_id: int) -> Withdrawal:
-    withdrawal = db.session.get(Withdrawal, withdrawal_id)
-    if withdrawal is None:
-        raise NotFound("No such withdrawal.")
-    return withdrawal
+    return found(db.session.get(Withdrawal, withdrawal_id), "No such withdrawal.")
 
 
 def approve_withdrawal(actor: Actor, withdrawal_id: int, note: str | None) -> Withdrawal:

@@ -12,7 +12,7 @@ from sqlalchemy import Select, func, or_, select
 from ...auth import service as auth_service
 from ...auth.models import Role, User
 from ...core.events import user_room
-from ...errors import Conflict, DomainError, NotFound
+from ...errors import Conflict, DomainError, found
 from ...extensions import db, socketio
 from .audit import Actor, audited, record_audit
 
@@ -33,10 +33,7 @@ def user_query(search: str = "") -> Select:
 
 
 def get_user(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise NotFound("No such user.")
-    return user
+    return found(db.session.get(User, user_id), "No such user.")
 
 
 @dataclass
