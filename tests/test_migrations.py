@@ -18,7 +18,7 @@ def _upgrade_and_diff(url):
         upgrade()
         tables = set(inspect(db.engine).get_table_names())
         with db.engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": False}), db.metadata)
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata)
         db.engine.dispose()
     return tables, diff
 
