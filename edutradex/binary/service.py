@@ -6,6 +6,8 @@ implemented here and in settlement.py:
   request (its tick id and time are recorded); the exit price is the MID of the tick
   recorded at or before expiry. Both sides use the same price, so the spread is never
   charged twice and UP and DOWN are symmetric;
+- that quote must be at most ENTRY_MAX_QUOTE_AGE_MS old when the request is received, or
+  the entry is refused ("prices are updating"): an older price would be a free option;
 - the payout % is frozen at placement; potential payout = stake * (1 + payout%/100),
   rounded half-even to cents (POTENTIAL_PAYOUT_ROUNDING);
 - expiry = server time at receipt + duration.
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 
+from flask import current_app
 from sqlalchemy import Select, case, func, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
@@ -127,6 +130,10 @@ def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, dura
     quote = fresh_quote(market.symbol, market.name)
 
     opened_ms = now_ms()
+    # Expiry counts from now, so the entry price must be (nearly) the price of now: with an
+    # older quote a trader could enter at a price the market has already left.
+    if opened_ms - quote.ts_ms > current_app.config["ENTRY_MAX_QUOTE_AGE_MS"]:
+        raise TradeError("Prices are updating, try again.", status_code=409)
     expires_ms = opened_ms + seconds * 1000
     payout_percent = market.payout_percent
     users = User.__table__

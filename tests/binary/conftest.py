@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
@@ -54,6 +57,28 @@ def tick_and_quote(symbol: str, mid: str | Decimal, ts_ms: int | None = None) ->
     tick = add_tick(symbol, ts_ms, mid)
     publish(symbol, mid, ts_ms, tick.id)
     return tick
+
+
+@contextmanager
+def live_quote(app, symbol: str, mid: str | Decimal = "1.10000", every_ms: int = 100) -> Iterator[None]:
+    """Keep publishing a fresh quote while the block runs, as the running authority does:
+    a long test step would otherwise outlive ENTRY_MAX_QUOTE_AGE_MS and be refused."""
+    stop = threading.Event()
+
+    def feed() -> None:
+        with app.app_context():
+            while not stop.wait(every_ms / 1000):
+                publish(symbol, mid)
+
+    with app.app_context():
+        publish(symbol, mid)
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 class SettlementClock:

@@ -12,7 +12,7 @@ from edutradex.binary.service import place_trade
 from edutradex.binary.settlement import batch_job_id, run_clock_cycle, settle_batch
 from edutradex.extensions import db
 from edutradex.settings import set_setting
-from tests.binary.conftest import add_tick, make_market, tick_and_quote
+from tests.binary.conftest import add_tick, live_quote, make_market
 from tests.conftest import build_app
 from tests.factories import make_user
 
@@ -27,8 +27,9 @@ def test_clock_enqueues_one_job_per_symbol_second(tmp_path, redis_url, clock):
         set_setting("max_open_trades", "100")
         db.session.commit()
         user_id = make_user().id
-        tick_and_quote(SYMBOL, "1.10000")
-        trades = [place_trade(user_id, SYMBOL, "UP", "10", 5, f"rq-key-{i:04d}") for i in range(30)]
+        # 60 s trades: every entry is well before the first expiry however slow the loop is
+        with live_quote(app, SYMBOL):
+            trades = [place_trade(user_id, SYMBOL, "UP", "10", 60, f"rq-key-{i:04d}") for i in range(30)]
         first, last = min(t.expires_ms for t in trades), max(t.expires_ms for t in trades)
         add_tick(SYMBOL, first, "1.2")
         add_tick(SYMBOL, last + 1, "1.2")

@@ -14,7 +14,7 @@ from edutradex.binary.settlement import settle_due_trades
 from edutradex.errors import DomainError
 from edutradex.extensions import db
 from edutradex.settings import set_setting
-from tests.binary.conftest import add_tick, make_market, tick_and_quote
+from tests.binary.conftest import add_tick, live_quote, make_market
 from tests.factories import make_user
 from tests.support.concurrency import run_in_threads
 
@@ -30,9 +30,10 @@ def test_fifty_parallel_placements_cannot_overdraw(pg_app):
         set_setting("max_open_trades", "100")
         db.session.commit()
         user_id = user.id
-        tick_and_quote(SYMBOL, "1.10000")
 
-    outcomes = run_in_threads(pg_app, 50, lambda i: place_trade(user_id, SYMBOL, "UP", "10.00", 60, f"parallel-{i:04d}").id)
+    with live_quote(pg_app, SYMBOL):
+        outcomes = run_in_threads(pg_app, 50,
+                                  lambda i: place_trade(user_id, SYMBOL, "UP", "10.00", 60, f"parallel-{i:04d}").id)
 
     placed = [o for o in outcomes if isinstance(o, int)]
     refused = [o for o in outcomes if isinstance(o, DomainError)]
@@ -47,9 +48,9 @@ def test_same_key_in_parallel_places_one_trade(pg_app):
     with pg_app.app_context():
         make_market(SYMBOL)
         user_id = make_user().id
-        tick_and_quote(SYMBOL, "1.10000")
 
-    outcomes = run_in_threads(pg_app, 8, lambda i: place_trade(user_id, SYMBOL, "UP", "10.00", 60, "double-click-1").id)
+    with live_quote(pg_app, SYMBOL):
+        outcomes = run_in_threads(pg_app, 8, lambda i: place_trade(user_id, SYMBOL, "UP", "10.00", 60, "double-click-1").id)
     assert len(set(outcomes)) == 1 and isinstance(outcomes[0], int)
     with pg_app.app_context():
         assert db.session.get(User, user_id).demo_balance == Decimal("9990.00")
@@ -61,8 +62,9 @@ def test_two_settlers_at_once_pay_each_trade_once(pg_app, clock):
         set_setting("max_open_trades", "1000")
         db.session.commit()
         users = [make_user().id for _ in range(10)]
-        tick_and_quote(SYMBOL, "1.10000")
-        trades = [place_trade(users[i % 10], SYMBOL, "UP", "10.00", 5, f"settle-{i:05d}") for i in range(300)]
+        # 60 s trades: every entry is well before the first expiry however slow the loop is
+        with live_quote(pg_app, SYMBOL):
+            trades = [place_trade(users[i % 10], SYMBOL, "UP", "10.00", 60, f"settle-{i:05d}") for i in range(300)]
         last_expiry = max(t.expires_ms for t in trades)
         add_tick(SYMBOL, min(t.expires_ms for t in trades), "1.20000")
         add_tick(SYMBOL, last_expiry + 1, "1.20000")

@@ -155,6 +155,51 @@ def test_no_quote_and_stale_quote(ctx, db_app):
     assert trade_count() == 0 and balance(ctx) == Decimal("10000.00")
 
 
+@pytest.fixture
+def server_now(monkeypatch):
+    """The placement's clock, frozen (the quote store keeps the real one)."""
+    from edutradex.binary import service
+
+    now = now_ms()
+    monkeypatch.setattr(service, "now_ms", lambda: now)
+    return now
+
+
+@pytest.mark.parametrize(("age_ms", "accepted"), [(0, True), (1999, True), (2000, True), (2001, False), (9000, False)])
+def test_entry_on_a_quote_older_than_the_limit_is_refused(ctx, db_app, server_now, age_ms, accepted):
+    assert db_app.config["ENTRY_MAX_QUOTE_AGE_MS"] == 2000  # the default
+    quote = publish("OTC_EUR_USD", "1.10003", ts_ms=server_now - age_ms, tick_id=7)
+    if not accepted:
+        with pytest.raises(TradeError, match="Prices are updating, try again") as err:
+            place_trade(ctx, "OTC_EUR_USD", "UP", "10.00", 60, KEY)
+        assert err.value.status_code == 409
+        assert trade_count() == 0 and balance(ctx) == Decimal("10000.00")
+        return
+    trade = place_trade(ctx, "OTC_EUR_USD", "UP", "10.00", 60, KEY)
+    assert trade.entry_price == quote.mid and trade.entry_ts_ms == quote.ts_ms
+    # expiry counts from the server time the trade is accepted, not from the quote's time
+    assert trade.expires_ms == server_now + 60_000
+    assert int(trade.opened_at.timestamp() * 1000) == server_now
+    assert balance(ctx) == Decimal("9990.00")
+
+
+def test_entry_quote_age_limit_is_a_setting(ctx, db_app, server_now):
+    db_app.config["ENTRY_MAX_QUOTE_AGE_MS"] = 500
+    publish("OTC_EUR_USD", "1.1", ts_ms=server_now - 501)
+    with pytest.raises(TradeError, match="Prices are updating"):
+        place_trade(ctx, "OTC_EUR_USD", "UP", "10.00", 60, KEY)
+    publish("OTC_EUR_USD", "1.1", ts_ms=server_now - 500)
+    assert place_trade(ctx, "OTC_EUR_USD", "UP", "10.00", 60, KEY).expires_ms == server_now + 60_000
+
+
+def test_a_replay_after_the_quote_aged_returns_the_first_trade(ctx, server_now):
+    publish("OTC_EUR_USD", "1.1", ts_ms=server_now)
+    first = place_trade(ctx, "OTC_EUR_USD", "UP", "10.00", 60, KEY)
+    publish("OTC_EUR_USD", "1.1", ts_ms=server_now - 5000)
+    assert place_trade(ctx, "OTC_EUR_USD", "UP", "10.00", 60, KEY).id == first.id
+    assert trade_count() == 1 and balance(ctx) == Decimal("9990.00")
+
+
 @pytest.mark.parametrize("duration", ["7", "0", "-5", "abc", "", "60.5"])
 def test_duration_not_allowed(ctx, duration):
     tick_and_quote("OTC_EUR_USD", "1.1")

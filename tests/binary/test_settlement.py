@@ -181,9 +181,10 @@ def test_a_burst_is_settled_set_based(ctx, db_app):
     """Many trades with many distinct expiries: a handful of statements, not one per trade."""
     users = [ctx] + [make_user().id for _ in range(4)]
     trades = []
-    base = now_ms()
+    entry_ms = 0
     for i in range(60):
-        tick_and_quote(SYMBOL, "1.10000", ts_ms=base + i)
+        entry_ms = max(entry_ms + 1, now_ms())  # distinct entry times, each quote fresh
+        tick_and_quote(SYMBOL, "1.10000", ts_ms=entry_ms)
         trades.append(place(users[i % 5], "UP" if i % 2 else "DOWN"))
     expiries = sorted(t.expires_ms for t in trades)
     add_tick(SYMBOL, expiries[30], "1.20000")
