@@ -99,8 +99,12 @@ def set_active(user_id: int, active: bool) -> User:
 
 def reset_demo_balance(user_id: int) -> Decimal:
     """Back to the default demo balance. Registered hooks (the rise/fall feature) decide
-    what happens to open trades before the balance is set."""
-    user = found(db.session.get(User, user_id, with_for_update=True), "No such user.")
+    what happens to open trades before the balance is set.
+
+    Lock order: the user's row first, then (in the hooks) the user's trades — the order
+    placement and settlement take too (see binary/settlement.py); a hook must not lock
+    another user's row. FOR NO KEY UPDATE, as settlement takes it."""
+    user = found(db.session.get(User, user_id, with_for_update={"key_share": True}), "No such user.")
     for hook in current_app.extensions.get("on_demo_reset", []):
         hook(user)
     user.demo_balance = default_demo_balance()

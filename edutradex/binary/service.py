@@ -139,7 +139,8 @@ def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, dura
     users = User.__table__
     try:
         # The debit comes first: it locks the user's row (PostgreSQL) or takes the write
-        # lock (SQLite), so the open-trade count below cannot race another placement.
+        # lock (SQLite), so the open-trade count below cannot race another placement. User
+        # row before trade rows is also the one lock order (see settlement.py).
         debited = db.session.execute(
             update(users)
             .where(users.c.id == user_id, users.c.demo_balance >= amount)

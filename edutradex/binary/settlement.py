@@ -17,6 +17,13 @@ one's row locks, re-checks ``status = 'OPEN'`` after its commit (PostgreSQL READ
 COMMITTED; SQLite has one writer) and so returns, and pays, nothing. The due rows are not
 locked when read (no SELECT ... FOR UPDATE): that would write a lock on every row of a
 10,000-trade burst for no extra safety.
+
+Lock order (the one order everywhere a transaction locks users and trades: placement,
+demo reset, settlement): the USERS rows first, in ascending id, then their TRADES rows.
+Placement debits the user before it writes the trade; a demo reset locks the user before
+it cancels the trades; so a batch locks the rows of every user it may pay before it flips
+a single trade. Flipping first and crediting after would take them in the opposite order,
+and a reset of one of those users at the same moment would deadlock with the batch.
 """
 
 from __future__ import annotations
@@ -148,6 +155,7 @@ def settle_due_trades(symbol: str, up_to_ms: int) -> list[SettledTrade]:
             shown_tick = tick if rule == SettlementRule.COMPARE.value else None
             groups[(result, rule, shown_tick.id if shown_tick else None)].append((row, shown_tick))
 
+        _lock_users(sorted({row.user_id for row in final}))
         settled = _flip_and_collect(symbol, groups)
         balances = _credit(settled)
         db.session.commit()
@@ -160,6 +168,18 @@ def settle_due_trades(symbol: str, up_to_ms: int) -> list[SettledTrade]:
     else:
         _announce(settled, balances)
     return settled
+
+
+def _lock_users(user_ids: list[int]) -> None:
+    """Row-lock the batch's users, in id order, before any of their trades (the lock order
+    above). FOR NO KEY UPDATE, the lock the credit's UPDATE takes anyway: it does not block
+    inserts that merely reference a user. SQLite has no row locks (one writer at a time)."""
+    if db.engine.dialect.name == "sqlite":
+        return
+    users = User.__table__
+    for offset in range(0, len(user_ids), ID_CHUNK):
+        db.session.execute(select(users.c.id).where(users.c.id.in_(user_ids[offset:offset + ID_CHUNK]))
+                           .order_by(users.c.id).with_for_update(key_share=True))
 
 
 def _flip_and_collect(symbol: str, groups: dict) -> list[SettledTrade]:
@@ -206,8 +226,7 @@ def _flip_and_collect(symbol: str, groups: dict) -> list[SettledTrade]:
 
 def _credit(settled: list[SettledTrade]) -> dict[int, Decimal]:
     """Credit each user once with the sum of their payouts; returns the new balances of
-    every user with a settled trade. Users are updated in id order (no deadlock between
-    settlers of different symbols)."""
+    every user with a settled trade. The rows are already locked (_lock_users)."""
     if not settled:
         return {}
     owed: dict[int, Decimal] = defaultdict(lambda: ZERO)
