@@ -1,6 +1,7 @@
 """Crash recovery with the real app: trades placed over HTTP, the process SIGKILLed before
-their expiry, restarted after it. Every trade is settled once, at the tick recorded at its
-own expiry, and the balance is exactly what the trades imply."""
+their expiry, restarted after it; then SIGKILLed again with trades still open, restarted at
+once. Every trade is settled once, at the tick recorded at its own expiry, and the balance
+is exactly what the trades imply."""
 
 from __future__ import annotations
 
@@ -48,6 +49,31 @@ def place(session: requests.Session, base: str, direction: str, stake: str, dura
         time.sleep(0.2)
 
 
+def wait_until_settled(trade_ids: list[int], timeout: float = 40) -> list[Trade]:
+    """The trades, once none of them is OPEN (or as they are at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        trades = db.session.scalars(select(Trade).where(Trade.id.in_(trade_ids)).order_by(Trade.id)).all()
+        if all(t.status != "OPEN" for t in trades) or time.monotonic() > deadline:
+            return trades
+        db.session.remove()
+        time.sleep(0.2)
+
+
+def assert_settled_at_their_expiry(trades: list[Trade]) -> None:
+    """Each trade SETTLED, at the tick recorded at or before its own expiry, paid by the rules."""
+    assert [t.status for t in trades] == ["SETTLED"] * len(trades)
+    for trade in trades:
+        exit_tick = tick_at_or_before(SYMBOL, trade.expires_ms)
+        result, rule = decide(trade.direction, trade.entry_price, trade.entry_ts_ms, exit_tick)
+        assert (trade.result, trade.rule) == (result, rule)
+        if rule == "COMPARE":
+            assert trade.exit_tick_id == exit_tick.id and trade.exit_price == exit_tick.mid
+            assert trade.exit_ts_ms <= trade.expires_ms
+        expected = {"WIN": trade.potential_payout, "TIE": trade.stake, "LOSS": Decimal("0.00")}[trade.result]
+        assert trade.payout == expected
+
+
 def test_trades_survive_a_sigkill_and_settle_at_their_own_expiry(binary_live):
     server, checker = binary_live
     session = register(server.url)
@@ -62,38 +88,48 @@ def test_trades_survive_a_sigkill_and_settle_at_their_own_expiry(binary_live):
         assert len(trades) == len(stakes) and all(t.status == "OPEN" for t in trades)
         last_expiry = max(t.expires_ms for t in trades)
         user_id = trades[0].user_id
+        first_ids = [t.id for t in trades]
         db.session.remove()
     time.sleep(max(0.0, last_expiry / 1000 - time.time()) + 1.0)  # down over every expiry
 
     server.start()
     with checker.app_context():
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            open_left = db.session.scalars(select(Trade).where(Trade.status == "OPEN")).all()
-            db.session.remove()
-            if not open_left:
-                break
-            time.sleep(0.2)
-        trades = db.session.scalars(select(Trade).order_by(Trade.id)).all()
-        assert [t.status for t in trades] == ["SETTLED"] * len(stakes)
-        for trade in trades:
-            exit_tick = tick_at_or_before(SYMBOL, trade.expires_ms)
-            result, rule = decide(trade.direction, trade.entry_price, trade.entry_ts_ms, exit_tick)
-            assert (trade.result, trade.rule) == (result, rule)
-            if rule == "COMPARE":
-                # the tick recorded at or before the expiry, written before the crash
-                assert trade.exit_tick_id == exit_tick.id and trade.exit_price == exit_tick.mid
-                assert trade.exit_ts_ms <= trade.expires_ms
-            expected = {"WIN": trade.potential_payout, "TIE": trade.stake, "LOSS": Decimal("0.00")}[trade.result]
-            assert trade.payout == expected
+        trades = wait_until_settled(first_ids)
+        # the tick at or before each expiry was written before the crash
+        assert_settled_at_their_expiry(trades)
         # the first trades saw ticks before the crash: settled by comparing prices
         assert trades[0].rule == "COMPARE"
         balance = db.session.get(User, user_id).demo_balance
         assert balance == Decimal("10000.00") - sum(t.stake for t in trades) + sum(t.payout for t in trades)
         db.session.remove()
-    # still exactly once after another restart
-    server.stop()
-    server.start()
-    time.sleep(1.0)
+
+    # Exactly once across a second SIGKILL, with trades still open at the kill: a 5 s
+    # trade (settled, or about to be, when the process dies) and 15 s trades (open).
+    place(session, server.url, "UP", "12.00", 5)
+    for i, stake in enumerate(["13.00", "14.50", "3.00"]):
+        place(session, server.url, "DOWN" if i % 2 == 0 else "UP", stake, 15)
     with checker.app_context():
-        assert db.session.get(User, user_id).demo_balance == balance
+        first_expiry = db.session.scalar(select(Trade.expires_ms).where(Trade.id.notin_(first_ids)).order_by(Trade.id))
+        db.session.remove()
+    time.sleep(max(0.0, first_expiry / 1000 - time.time()) + 1.5)
+    server.kill()
+    with checker.app_context():
+        at_kill = db.session.scalars(select(Trade).where(Trade.id.notin_(first_ids)).order_by(Trade.id)).all()
+        assert len(at_kill) == 4
+        open_at_kill = [t.id for t in at_kill if t.status == "OPEN"]
+        assert open_at_kill, "nothing was open at the kill: the restart below would prove nothing"
+        # what was settled before the kill, as it was then (it must not change again)
+        settled_at_kill = {t.id: (t.settled_at, t.result, t.payout) for t in at_kill if t.status == "SETTLED"}
+        balance_at_kill = db.session.get(User, user_id).demo_balance
+        assert balance_at_kill == balance - sum(t.stake for t in at_kill) + sum(p for _, _, p in settled_at_kill.values())
+        db.session.remove()
+
+    server.start()
+    with checker.app_context():
+        reopened = wait_until_settled(open_at_kill)
+        assert_settled_at_their_expiry(reopened)
+        after = db.session.scalars(select(Trade).where(Trade.id.notin_(first_ids)).order_by(Trade.id)).all()
+        assert {t.id: (t.settled_at, t.result, t.payout) for t in after if t.id in settled_at_kill} == settled_at_kill
+        # each trade open at the kill was paid once: the balance moved by exactly their payouts
+        assert db.session.get(User, user_id).demo_balance == balance_at_kill + sum(t.payout for t in reopened)
+        db.session.remove()
