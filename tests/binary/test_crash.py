@@ -16,6 +16,7 @@ from edutradex.auth.models import User
 from edutradex.binary.models import Trade
 from edutradex.binary.settlement import decide
 from edutradex.extensions import db
+from edutradex.market.models import TickGap
 from edutradex.market.ticks import tick_at_or_before
 
 pytestmark = pytest.mark.slow
@@ -76,9 +77,14 @@ def test_trades_survive_a_sigkill_and_settle_at_their_own_expiry(binary_live):
             time.sleep(0.2)
         trades = db.session.scalars(select(Trade).order_by(Trade.id)).all()
         assert [t.status for t in trades] == ["SETTLED"] * len(stakes)
+        # the killed feed's unwritten ticks are lost: the restart records that stretch as a gap
+        [gap] = db.session.scalars(select(TickGap)).all()
+        assert gap.reason == "authority_lost" and gap.from_ms <= min(t.expires_ms for t in trades)
         for trade in trades:
             exit_tick = tick_at_or_before(SYMBOL, trade.expires_ms)
-            result, rule = decide(trade.direction, trade.entry_price, trade.entry_ts_ms, exit_tick)
+            since = max(trade.entry_ts_ms, exit_tick.ts_ms if exit_tick else trade.entry_ts_ms)
+            across_gap = gap.from_ms <= trade.expires_ms and gap.to_ms > since
+            result, rule = decide(trade.direction, trade.entry_price, trade.entry_ts_ms, exit_tick, across_gap)
             assert (trade.result, trade.rule) == (result, rule)
             if rule == "COMPARE":
                 # the tick recorded at or before the expiry, written before the crash
@@ -86,8 +92,9 @@ def test_trades_survive_a_sigkill_and_settle_at_their_own_expiry(binary_live):
                 assert trade.exit_ts_ms <= trade.expires_ms
             expected = {"WIN": trade.potential_payout, "TIE": trade.stake, "LOSS": Decimal("0.00")}[trade.result]
             assert trade.payout == expected
-        # the first trades saw ticks before the crash: settled by comparing prices
-        assert trades[0].rule == "COMPARE"
+        # every trade expired while the feed was down, after ticks it made were lost: no
+        # recorded price is the price at their expiry, so each is refunded, not guessed
+        assert {t.rule for t in trades} == {"PRICE_GAP"}
         balance = db.session.get(User, user_id).demo_balance
         assert balance == Decimal("10000.00") - sum(t.stake for t in trades) + sum(t.payout for t in trades)
         db.session.remove()
