@@ -52,6 +52,8 @@ class Config:
     ACCENT_COLOUR = os.environ.get("ACCENT_COLOUR", "#3b82f6")
     # A market whose latest tick is older than this is unavailable for trading.
     FEED_STALE_AFTER_SECONDS = float(os.environ.get("FEED_STALE_AFTER_SECONDS", "10"))
+    # placements are refused while this process's clock and the feed's differ by more
+    MAX_CLOCK_SKEW_MS = int(os.environ.get("MAX_CLOCK_SKEW_MS") or "250")
     # Markets: the feed loop, the tick store and the real-feed providers.
     FEED_TICK_INTERVAL_MS = int(os.environ.get("FEED_TICK_INTERVAL_MS", "500"))  # simulated markets
     FEED_EMIT_INTERVAL_MS = int(os.environ.get("FEED_EMIT_INTERVAL_MS", "100"))  # at most one frame per symbol

@@ -459,8 +459,10 @@ class PriceFeed:
 
 # ---- heartbeat, lock and health ---------------------------------------------------------
 
-# The embedded feed's heartbeat (one app per web process). Tests that run a feed clear it.
+# The embedded feed's heartbeat (one app per web process), and when it was written (this
+# process's monotonic clock). Tests that run a feed clear it.
 _local_heartbeat: dict = {}
+_local_heartbeat_written: list[float] = []
 
 
 def write_heartbeat(beat: dict, lock: AuthorityLock | None = None) -> None:
@@ -475,6 +477,7 @@ def write_heartbeat(beat: dict, lock: AuthorityLock | None = None) -> None:
     else:
         _local_heartbeat.clear()
         _local_heartbeat.update(beat)
+        _local_heartbeat_written[:] = [time.monotonic()]
 
 
 def read_heartbeat() -> dict | None:
@@ -485,6 +488,28 @@ def read_heartbeat() -> dict | None:
         raw = jobs.redis_connection().get(HEARTBEAT_KEY)
         return json.loads(raw) if raw else None
     return dict(_local_heartbeat) or None
+
+
+def read_heartbeat_with_age(now_ms: Callable[[], int]) -> tuple[dict | None, int | None, int]:
+    """(heartbeat, its age in ms, the reader's `now_ms()` at the read). The age never relies
+    on the writer's clock: it is what the heartbeat's TTL has run down in Redis, or the time
+    on this process's monotonic clock since the embedded feed wrote it."""
+    if current_app.config["REDIS_URL"]:
+        from .. import jobs
+
+        pipe = jobs.redis_connection().pipeline(transaction=True)
+        pipe.get(HEARTBEAT_KEY)
+        pipe.pttl(HEARTBEAT_KEY)
+        before = now_ms()
+        raw, ttl = pipe.execute()
+        read_at = (before + now_ms()) // 2
+        if not raw:
+            return None, None, read_at
+        return json.loads(raw), (HEARTBEAT_TTL_MS - ttl if ttl >= 0 else None), read_at
+    read_at = now_ms()
+    if not _local_heartbeat or not _local_heartbeat_written:
+        return None, None, read_at
+    return dict(_local_heartbeat), int((time.monotonic() - _local_heartbeat_written[0]) * 1000), read_at
 
 
 def feed_health() -> tuple[bool, dict]:
@@ -504,7 +529,8 @@ def feed_health() -> tuple[bool, dict]:
     simulated_active = db.session.scalar(db.select(db.func.count(Market.id)).where(
         Market.active.is_(True), Market.market_type != MarketType.FOREX.value))
     ok = heartbeat_age * 1000 <= stale_ms and (not simulated_active or (tick_age is not None and tick_age * 1000 <= stale_ms))
-    return ok, {"running": True, "last_tick_age_s": tick_age, "heartbeat_age_s": round(heartbeat_age, 3)}
+    return ok, {"running": True, "last_tick_age_s": tick_age, "heartbeat_age_s": round(heartbeat_age, 3),
+                "epoch": beat.get("epoch"), "ticks_dropped": beat.get("ticks_dropped", 0)}
 
 
 def run_feed_service(app: Flask) -> None:
