@@ -263,8 +263,14 @@ def _announce(settled: list[SettledTrade], balances: dict[int, Decimal]) -> None
 # ---- the settlement clock ---------------------------------------------------------------
 
 def due_batches(now: int | None = None, limit: int = MAX_BATCHES_PER_CYCLE) -> list[tuple[str, int]]:
-    """(symbol, second) pairs with OPEN trades expired by ``now``, oldest first."""
+    """(symbol, second) pairs with OPEN trades expired by ``now`` and final (the store's
+    watermark has passed them), oldest first: no job is queued for a trade that must wait."""
     now = now_ms() if now is None else now
+    watermark = flushed_watermark()
+    db.session.rollback()
+    if watermark is None:
+        return []
+    now = min(now, watermark)
     second = Trade.expires_ms // 1000
     query = (
         select(Trade.symbol, second)
