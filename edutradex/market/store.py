@@ -141,13 +141,14 @@ class TickWriter:
             self._drop(len(self.buffer) - self.max_buffer)
 
     def _drop(self, count: int) -> None:
+        if not self.gaps:  # once per outage, not once per tick
+            log.error("tick store unreachable and the buffer is full: dropped the oldest unwritten ticks "
+                      "(recorded as gaps once the store is back; %d dropped before)", self.dropped)
         dropped, self.buffer = self.buffer[:count], self.buffer[count:]
         for row in dropped:
             gap = self.gaps.setdefault(row.symbol, [row.ts_ms, row.ts_ms, 0])
             gap[0], gap[1], gap[2] = min(gap[0], row.ts_ms), max(gap[1], row.ts_ms), gap[2] + 1
         self.dropped += count
-        log.error("tick store unreachable and the buffer is full: dropped the %d oldest unwritten ticks "
-                  "(recorded as a gap once the store is back; %d dropped so far)", count, self.dropped)
 
     def forget(self) -> None:
         """Drop everything unwritten (the authority was lost: the next holder records the gap)."""
@@ -184,6 +185,9 @@ class TickWriter:
             log.exception("could not write %d ticks; will retry", len(rows))
             self.buffer[:0] = rows
             return 0
+        if gaps:
+            log.error("recorded %d tick gap(s): %d ticks lost while the store was unreachable",
+                      len(gaps), sum(gap["ticks_lost"] for gap in gaps))
         self.gaps = {}
         self.written += len(rows)
         return len(rows)
