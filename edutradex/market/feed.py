@@ -167,8 +167,7 @@ class PriceFeed:
         self.app = app
         self.clock_ms = clock_ms
         self.monotonic = monotonic
-        self.seed = seed if seed is not None else config.get("FEED_SEED")
-        self.simulator = Simulator(self.seed)
+        self.simulator = Simulator(seed if seed is not None else config.get("FEED_SEED"))
         self.authority: AuthorityLock | None = None  # set while run() holds the price authority
         self.tick_interval = config["FEED_TICK_INTERVAL_MS"] / 1000
         self.reload_interval = config["FEED_CONFIG_RELOAD_SECONDS"]
