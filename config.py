@@ -54,6 +54,8 @@ class Config:
     FEED_STALE_AFTER_SECONDS = float(os.environ.get("FEED_STALE_AFTER_SECONDS", "10"))
     # A rise/fall entry on a quote older than this is refused ("prices are updating").
     ENTRY_MAX_QUOTE_AGE_MS = int(os.environ.get("ENTRY_MAX_QUOTE_AGE_MS") or "2000")
+    # placements are refused while this process's clock and the feed's differ by more
+    MAX_CLOCK_SKEW_MS = int(os.environ.get("MAX_CLOCK_SKEW_MS") or "250")
     # Markets: the feed loop, the tick store and the real-feed providers.
     FEED_TICK_INTERVAL_MS = int(os.environ.get("FEED_TICK_INTERVAL_MS", "500"))  # simulated markets
     FEED_EMIT_INTERVAL_MS = int(os.environ.get("FEED_EMIT_INTERVAL_MS", "100"))  # at most one frame per symbol

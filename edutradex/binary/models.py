@@ -35,6 +35,7 @@ class TradeResult(enum.StrEnum):
 class SettlementRule(enum.StrEnum):
     COMPARE = "COMPARE"  # exit tick's mid compared with the entry mid
     NO_NEW_TICK = "NO_NEW_TICK"  # no tick recorded after entry up to expiry: TIE, stake refunded
+    PRICE_GAP = "PRICE_GAP"  # the authority lost ticks before the expiry (a recorded gap): TIE, stake refunded
     RESET = "RESET"  # cancelled by a demo-balance reset
 
 

@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError
 from ..auth.models import User
 from ..errors import DomainError, NotFound
 from ..extensions import db
+from ..market.clock import check_clock_skew
 from ..market.models import Market
 from ..market.quotes import fresh_quote, now_ms
 from ..market.service import market_snapshot
@@ -128,6 +129,7 @@ def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, dura
     seconds = parse_duration(duration, get_setting("allowed_durations"))
     max_open = int(get_setting("max_open_trades"))
     quote = fresh_quote(market.symbol, market.name)
+    check_clock_skew()  # expiry is timed on this clock, the exit tick on the feed's
 
     opened_ms = now_ms()
     # Expiry counts from now, so the entry price must be (nearly) the price of now: with an

@@ -3,9 +3,13 @@
 Rules (shown to traders on the trade page and on each trade's proof):
 - the exit price is the MID of the tick recorded at or before the trade's expiry (a tick
   exactly at ``expires_ms`` counts);
-- a trade is settled only once that price is final: the authority persists ticks in
-  order, so a tick after the expiry proves every tick up to it is stored; if the feed is
-  silent, the price becomes final FEED_STALE_AFTER_SECONDS after the expiry;
+- a trade is settled only once that price is final: once the tick store's flushed
+  watermark (moved by the authority with each batch it writes) has reached the expiry.
+  Ticks still in the feed's write buffer, or in a batch that failed and will be retried,
+  are not final; the trade waits for them, however long the store is unreachable;
+- if the authority lost ticks at or before the expiry that would have come after the
+  exit tick (a recorded TickGap: a full buffer, a holder that lost the authority), no
+  recorded price is the price at expiry: TIE, stake refunded (rule PRICE_GAP);
 - UP wins when exit > entry, DOWN wins when exit < entry, equal prices are a TIE;
 - no tick recorded after the entry quote up to the expiry is a TIE (rule NO_NEW_TICK);
 - WIN pays the frozen potential payout, TIE returns the stake, LOSS pays nothing.
@@ -35,7 +39,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import Flask, current_app
-from sqlalchemy import BigInteger, bindparam, column, func, select, update, values
+from sqlalchemy import BigInteger, bindparam, column, select, update, values
 
 from .. import jobs
 from ..auth.models import User
@@ -43,7 +47,7 @@ from ..core.events import user_room
 from ..extensions import db, socketio
 from ..market.models import Tick
 from ..market.quotes import now_ms
-from ..market.ticks import tick_at_or_before
+from ..market.ticks import flushed_watermark, gaps_overlapping, tick_at_or_before
 from ..types import Money, utcnow
 from .models import Direction, SettlementRule, Trade, TradeResult, TradeStatus
 
@@ -84,8 +88,12 @@ class SettledTrade:
         }
 
 
-def decide(direction: str, entry_price: Decimal, entry_ts_ms: int, exit_tick: Tick | None) -> tuple[str, str]:
-    """(result, rule) for one trade, given the tick at or before its expiry."""
+def decide(direction: str, entry_price: Decimal, entry_ts_ms: int, exit_tick: Tick | None,
+           across_gap: bool = False) -> tuple[str, str]:
+    """(result, rule) for one trade, given the tick at or before its expiry, and whether
+    ticks that would have come after that one, by the expiry, were lost."""
+    if across_gap:
+        return TradeResult.TIE.value, SettlementRule.PRICE_GAP.value
     if exit_tick is None or exit_tick.ts_ms <= entry_ts_ms:
         return TradeResult.TIE.value, SettlementRule.NO_NEW_TICK.value
     if exit_tick.mid == entry_price:
@@ -128,7 +136,6 @@ def settle_due_trades(symbol: str, up_to_ms: int) -> list[SettledTrade]:
     whose exit price is final. Safe to run concurrently and to repeat."""
     now = now_ms()
     up_to = min(up_to_ms, now)
-    grace_ms = int(current_app.config["FEED_STALE_AFTER_SECONDS"] * 1000)
     due = (
         select(Trade.id, Trade.user_id, Trade.direction, Trade.stake, Trade.potential_payout,
                Trade.entry_price, Trade.entry_ts_ms, Trade.expires_ms)
@@ -140,18 +147,21 @@ def settle_due_trades(symbol: str, up_to_ms: int) -> list[SettledTrade]:
         if not rows:
             db.session.rollback()
             return []
-        last_tick_ms = db.session.scalar(select(func.max(Tick.ts_ms)).where(Tick.symbol == symbol))
-        final = [row for row in rows
-                 if (last_tick_ms is not None and last_tick_ms > row.expires_ms) or row.expires_ms < now - grace_ms]
+        watermark = flushed_watermark()
+        final = [row for row in rows if watermark is not None and row.expires_ms <= watermark]
         if not final:
             db.session.rollback()
             return []
         ticks = exit_ticks(symbol, [row.expires_ms for row in final])
+        since = {row.id: max(row.entry_ts_ms, ticks[row.expires_ms].ts_ms if ticks[row.expires_ms] else row.entry_ts_ms)
+                 for row in final}
+        gaps = gaps_overlapping(symbol, min(since.values()) + 1, max(row.expires_ms for row in final))
 
         groups: dict[tuple[str, str, int | None], list] = defaultdict(list)
         for row in final:
             tick = ticks[row.expires_ms]
-            result, rule = decide(row.direction, row.entry_price, row.entry_ts_ms, tick)
+            across_gap = any(gap.from_ms <= row.expires_ms and gap.to_ms > since[row.id] for gap in gaps)
+            result, rule = decide(row.direction, row.entry_price, row.entry_ts_ms, tick, across_gap)
             shown_tick = tick if rule == SettlementRule.COMPARE.value else None
             groups[(result, rule, shown_tick.id if shown_tick else None)].append((row, shown_tick))
 
@@ -272,8 +282,14 @@ def _announce(settled: list[SettledTrade], balances: dict[int, Decimal]) -> None
 # ---- the settlement clock ---------------------------------------------------------------
 
 def due_batches(now: int | None = None, limit: int = MAX_BATCHES_PER_CYCLE) -> list[tuple[str, int]]:
-    """(symbol, second) pairs with OPEN trades expired by ``now``, oldest first."""
+    """(symbol, second) pairs with OPEN trades expired by ``now`` and final (the store's
+    watermark has passed them), oldest first: no job is queued for a trade that must wait."""
     now = now_ms() if now is None else now
+    watermark = flushed_watermark()
+    db.session.rollback()
+    if watermark is None:
+        return []
+    now = min(now, watermark)
     second = Trade.expires_ms // 1000
     query = (
         select(Trade.symbol, second)

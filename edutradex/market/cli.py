@@ -5,6 +5,7 @@ that the rise/fall feature registers) and blocks."""
 
 from __future__ import annotations
 
+import signal
 import time
 
 import click
@@ -28,6 +29,9 @@ def run_command(seconds):
     start_background_services(app)
     click.echo(f"feed: running {len(app.extensions['background_services'])} background service(s)")
     deadline = None if seconds is None else time.monotonic() + seconds
+    # A platform restart sends SIGTERM: stop like Ctrl-C, writing the last ticks, so the
+    # next holder need not record the stretch since the last batch as lost (a gap).
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         while deadline is None or time.monotonic() < deadline:
             socketio.sleep(0.5)
@@ -36,7 +40,13 @@ def run_command(seconds):
     feed = app.extensions.get("price_feed")
     if feed is not None:
         feed.stop()
-        socketio.sleep(0.5)  # let the loop write its last batch
+        stopping = time.monotonic() + 5
+        while feed.authority is not None and time.monotonic() < stopping:
+            socketio.sleep(0.05)  # let the loop write its last batch
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def init_app(app):

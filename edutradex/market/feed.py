@@ -15,7 +15,9 @@ Each pass of the loop:
 
 Embedded default: a background task of the web process. Production: `flask feed run`, with
 quotes in Redis and frames through Socket.IO's Redis message queue. A Redis lock keeps a
-second feed process on standby, so there is exactly one authority."""
+second feed process on standby, so there is exactly one authority; a holder that loses the
+lock (or renews it late) stops producing at once, discards what it has not written, and
+stands by again; its late writes are fenced out (see authority.py)."""
 
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -33,13 +34,14 @@ from flask import Flask, current_app
 
 from ..extensions import db, socketio
 from . import candles, config_signal, quotes, store, ticks
+from .authority import LOCK_KEY, AuthorityLock, AuthorityLost  # noqa: F401 - LOCK_KEY: where the lock lives
 from .models import Market, MarketType
 from .simulator import Simulator, WalkConfig, quote_from_mid
 
 log = logging.getLogger(__name__)
 
 HEARTBEAT_KEY = "edutradex:feed:heartbeat"
-LOCK_KEY = "edutradex:feed:lock"
+HEARTBEAT_TTL_MS = 3_600_000
 TICK_EVENT = "tick"
 BOARD_EVENT = "ticks"
 BOARD_ROOM = "ticks:board"
@@ -166,6 +168,7 @@ class PriceFeed:
         self.clock_ms = clock_ms
         self.monotonic = monotonic
         self.simulator = Simulator(seed if seed is not None else config.get("FEED_SEED"))
+        self.authority: AuthorityLock | None = None  # set while run() holds the price authority
         self.tick_interval = config["FEED_TICK_INTERVAL_MS"] / 1000
         self.reload_interval = config["FEED_CONFIG_RELOAD_SECONDS"]
         self.retention_ms = int(config["TICK_RETENTION_HOURS"] * 3_600_000)
@@ -228,9 +231,11 @@ class PriceFeed:
 
     def publish(self, market: MarketSnapshot, bid: Decimal, ask: Decimal, mid: Decimal, ts_ms: int,
                 source: str) -> quotes.Quote:
+        if self.authority is not None:
+            self.authority.check()  # never a tick past the lease's deadline
         quote = quotes.Quote(market.symbol, bid, ask, mid, self.tick_ids.next(), ts_ms, source)
-        quotes.publish_quote(quote)
-        self.writer.add(store.TickRow(quote.tick_id, market.symbol, ts_ms, bid, ask, mid, source))
+        quotes.publish_quote(quote, self.authority)
+        self.writer.add(store.TickRow(quote.tick_id, market.symbol, ts_ms, bid, ask, mid, source, self.writer.epoch))
         self.coalescer.add(quote, market.precision)
         self.last_tick_ms = ts_ms
         self.ticks_produced += 1
@@ -280,12 +285,27 @@ class PriceFeed:
         if self.coalescer.due():
             self.coalescer.flush()
         if self.writer.due():
-            self.writer.flush()
+            self.flush_ticks()
         if now >= self.next_aggregate:
             self.maintain()
         if now >= self.next_heartbeat:
             self.beat()
         return produced
+
+    def watermark_ms(self) -> int:
+        """The time up to which every tick this feed will make is already made: one ms
+        before now (a tick may still be made this very ms), and before any provider price
+        received but not yet turned into a tick."""
+        through = self.clock_ms() - 1
+        if self.received:
+            through = min(through, self.received[0][4] - 1)
+        return through
+
+    def flush_ticks(self, final: bool = False) -> int:
+        try:
+            return self.writer.flush(self.watermark_ms(), final=final)
+        except store.StaleAuthority as exc:
+            raise AuthorityLost(str(exc)) from exc
 
     def maintain(self, prune: bool | None = None) -> None:
         """Aggregate finished minutes into candles; prune old raw ticks once aggregated."""
@@ -310,7 +330,8 @@ class PriceFeed:
 
     def beat(self) -> None:
         self.next_heartbeat = self.monotonic() + 1.0
-        write_heartbeat({"ts_ms": self.clock_ms(), "last_tick_ms": self.last_tick_ms, "pid": os.getpid()})
+        write_heartbeat({"ts_ms": self.clock_ms(), "last_tick_ms": self.last_tick_ms, "pid": os.getpid(),
+                         "epoch": self.writer.epoch, "ticks_dropped": self.writer.dropped}, self.authority)
 
     def seconds_to_next_event(self, longest: float) -> float:
         """How long the loop may sleep: until the next simulated tick is due or a held-back
@@ -346,36 +367,90 @@ class PriceFeed:
                 db.session.remove()
 
     def run(self, seconds: float | None = None) -> None:
-        """Run until stop() (or for `seconds`). Holds the Redis lock while producing."""
+        """Run until stop() (or for `seconds`): stand by until this process holds the price
+        authority, produce while it holds it, stand by again if it is lost."""
         pause = min(self.tick_interval, self.coalescer.interval, self.writer.flush_interval) / 4
         deadline = None if seconds is None else self.monotonic() + seconds
-        lock = AuthorityLock(self.app)
+        lock = AuthorityLock(self.app, monotonic=self.monotonic)
         with self.app.app_context():
             self.running = True
             try:
-                while self.running and not lock.acquire():
-                    log.warning("another feed process holds the price authority; standing by")
-                    socketio.sleep(lock.ttl / 2)
-                    if deadline is not None and self.monotonic() >= deadline:
-                        return
-                self.reload_markets()
-                if self.use_adapters:
-                    self.start_adapters()
-                log.info("price feed running: %d markets, tick every %.0f ms", len(self.markets),
-                         self.tick_interval * 1000)
-                while self.running and (deadline is None or self.monotonic() < deadline):
+                while self.running and self._stand_by(lock, deadline):
                     try:
-                        self.run_once()
-                        lock.renew()
-                    except Exception:
-                        log.exception("feed pass failed; carrying on")
-                        db.session.rollback()
-                        db.session.remove()
-                    socketio.sleep(self.seconds_to_next_event(pause))
+                        self._produce(lock, deadline, pause)
+                    except AuthorityLost as exc:
+                        log.error("lost the price authority (%s): stopped producing ticks", exc)
+                        self._forget_tenure(lock)
+                        if lock.redis is None:
+                            log.critical("another process took the price authority over the same database; "
+                                         "this one stops producing for good (run one feed, or set REDIS_URL)")
+                            return
             finally:
                 self.running = False
-                self.writer.flush()
-                lock.release()
+                self._finish(lock)
+
+    def _past(self, deadline: float | None) -> bool:
+        return deadline is not None and self.monotonic() >= deadline
+
+    def _stand_by(self, lock: AuthorityLock, deadline: float | None) -> bool:
+        """Wait until this process holds the authority (True), or until stop() / the deadline."""
+        warned = False
+        while self.running and not self._past(deadline):
+            if lock.acquire(self.clock_ms()):
+                self.authority = lock
+                self.writer.epoch = lock.epoch
+                log.info("took the price authority (epoch %d)", lock.epoch)
+                return True
+            if not warned:
+                log.warning("another feed process holds the price authority; standing by")
+                warned = True
+            self.received.clear()
+            socketio.sleep(lock.renew_every / 2)
+        return False
+
+    def _produce(self, lock: AuthorityLock, deadline: float | None, pause: float) -> None:
+        self.reload_markets()
+        if self.use_adapters and not self.adapters:
+            self.start_adapters()
+        log.info("price feed running: %d markets, tick every %.0f ms", len(self.markets),
+                 self.tick_interval * 1000)
+        while self.running and not self._past(deadline):
+            lock.renew()
+            try:
+                self.run_once()
+            except AuthorityLost:
+                raise
+            except Exception:
+                log.exception("feed pass failed; carrying on")
+                db.session.rollback()
+                db.session.remove()
+            socketio.sleep(self.seconds_to_next_event(pause))
+
+    def _forget_tenure(self, lock: AuthorityLock) -> None:
+        """After losing the authority: nothing unwritten may be written any more, and a later
+        tenure starts its walks again from the last recorded prices."""
+        lock.release()
+        self.authority = None
+        self.writer.forget()
+        self.coalescer.pending.clear()
+        self.received.clear()
+        for symbol in list(self.simulator.walks):
+            self.simulator.forget(symbol)
+        self.last_step.clear()
+        self.next_step.clear()
+        db.session.rollback()
+        db.session.remove()
+
+    def _finish(self, lock: AuthorityLock) -> None:
+        """Stopping: write the last batch and mark the stop clean, while still the holder."""
+        try:
+            if self.authority is not None and lock.held():
+                self.flush_ticks(final=True)
+        except AuthorityLost as exc:
+            log.error("could not write the last ticks: %s", exc)
+        finally:
+            self.authority = None
+            lock.release()
 
     def stop(self) -> None:
         self.running = False
@@ -383,18 +458,25 @@ class PriceFeed:
 
 # ---- heartbeat, lock and health ---------------------------------------------------------
 
-# The embedded feed's heartbeat (one app per web process). Tests that run a feed clear it.
+# The embedded feed's heartbeat (one app per web process), and when it was written (this
+# process's monotonic clock). Tests that run a feed clear it.
 _local_heartbeat: dict = {}
+_local_heartbeat_written: list[float] = []
 
 
-def write_heartbeat(beat: dict) -> None:
+def write_heartbeat(beat: dict, lock: AuthorityLock | None = None) -> None:
+    """Written by the authority; with its `lock`, only while it still holds it."""
     if current_app.config["REDIS_URL"]:
         from .. import jobs
 
-        jobs.redis_connection().set(HEARTBEAT_KEY, json.dumps(beat), ex=3600)
+        if lock is not None:
+            lock.fenced_set(HEARTBEAT_KEY, json.dumps(beat), px=HEARTBEAT_TTL_MS)
+        else:
+            jobs.redis_connection().set(HEARTBEAT_KEY, json.dumps(beat), px=HEARTBEAT_TTL_MS)
     else:
         _local_heartbeat.clear()
         _local_heartbeat.update(beat)
+        _local_heartbeat_written[:] = [time.monotonic()]
 
 
 def read_heartbeat() -> dict | None:
@@ -407,47 +489,26 @@ def read_heartbeat() -> dict | None:
     return dict(_local_heartbeat) or None
 
 
-class AuthorityLock:
-    """A Redis lease so that only one feed process produces ticks. Without Redis there is
-    one process (the embedded default) and the lock always succeeds."""
-
-    ttl = 5.0
-
-    def __init__(self, app: Flask):
-        self.app = app
-        self.token = uuid.uuid4().hex
-        self.renew_at = 0.0
-
-    def _redis(self):
-        if not self.app.config["REDIS_URL"]:
-            return None
+def read_heartbeat_with_age(now_ms: Callable[[], int]) -> tuple[dict | None, int | None, int]:
+    """(heartbeat, its age in ms, the reader's `now_ms()` at the read). The age never relies
+    on the writer's clock: it is what the heartbeat's TTL has run down in Redis, or the time
+    on this process's monotonic clock since the embedded feed wrote it."""
+    if current_app.config["REDIS_URL"]:
         from .. import jobs
 
-        return jobs.redis_connection()
-
-    def acquire(self) -> bool:
-        redis = self._redis()
-        if redis is None:
-            return True
-        if redis.set(LOCK_KEY, self.token, nx=True, px=int(self.ttl * 1000)) or redis.get(LOCK_KEY) == self.token.encode():
-            self.renew_at = time.monotonic() + 1
-            return True
-        return False
-
-    def renew(self) -> None:
-        redis = self._redis()
-        if redis is None or time.monotonic() < self.renew_at:
-            return
-        self.renew_at = time.monotonic() + 1
-        if redis.get(LOCK_KEY) == self.token.encode():
-            redis.pexpire(LOCK_KEY, int(self.ttl * 1000))
-        elif not redis.set(LOCK_KEY, self.token, nx=True, px=int(self.ttl * 1000)):
-            raise RuntimeError("lost the price-authority lock to another feed process")
-
-    def release(self) -> None:
-        redis = self._redis()
-        if redis is not None and redis.get(LOCK_KEY) == self.token.encode():
-            redis.delete(LOCK_KEY)
+        pipe = jobs.redis_connection().pipeline(transaction=True)
+        pipe.get(HEARTBEAT_KEY)
+        pipe.pttl(HEARTBEAT_KEY)
+        before = now_ms()
+        raw, ttl = pipe.execute()
+        read_at = (before + now_ms()) // 2
+        if not raw:
+            return None, None, read_at
+        return json.loads(raw), (HEARTBEAT_TTL_MS - ttl if ttl >= 0 else None), read_at
+    read_at = now_ms()
+    if not _local_heartbeat or not _local_heartbeat_written:
+        return None, None, read_at
+    return dict(_local_heartbeat), int((time.monotonic() - _local_heartbeat_written[0]) * 1000), read_at
 
 
 def feed_health() -> tuple[bool, dict]:
@@ -467,7 +528,8 @@ def feed_health() -> tuple[bool, dict]:
     simulated_active = db.session.scalar(db.select(db.func.count(Market.id)).where(
         Market.active.is_(True), Market.market_type != MarketType.FOREX.value))
     ok = heartbeat_age * 1000 <= stale_ms and (not simulated_active or (tick_age is not None and tick_age * 1000 <= stale_ms))
-    return ok, {"running": True, "last_tick_age_s": tick_age, "heartbeat_age_s": round(heartbeat_age, 3)}
+    return ok, {"running": True, "last_tick_age_s": tick_age, "heartbeat_age_s": round(heartbeat_age, 3),
+                "epoch": beat.get("epoch"), "ticks_dropped": beat.get("ticks_dropped", 0)}
 
 
 def run_feed_service(app: Flask) -> None:

@@ -77,6 +77,41 @@ class Tick(db.Model):
     ask: Mapped[Decimal] = mapped_column(Price())
     mid: Mapped[Decimal] = mapped_column(Price())
     source: Mapped[str] = mapped_column(String(16))
+    # the authority tenure that wrote it (FeedAuthority.epoch); None for ticks written otherwise
+    epoch: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class FeedAuthority(db.Model):
+    """One row (id 1): the fence and the watermark of the tick store.
+
+    `epoch` goes up by one each time a feed process takes the price authority; every tick
+    flush checks it in its own transaction, so a holder that lost the lock (paused, then
+    resumed) cannot write after the next one took over. `flushed_ms`: every tick the
+    authority made at or before this time is stored, or covered by a recorded gap.
+    `clean`: the last holder stopped after writing its last batch (nothing was lost)."""
+
+    __tablename__ = "feed_authority"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(BigInteger, default=0)
+    flushed_ms: Mapped[int | None] = mapped_column(BigInteger)
+    clean: Mapped[bool] = mapped_column(default=True)
+
+
+class TickGap(db.Model):
+    """Ticks the authority made but could not store (a full buffer, or a holder that lost
+    the authority with ticks unwritten): settlement never uses a price across one."""
+
+    __tablename__ = "tick_gaps"
+    __table_args__ = (Index("ix_tick_gaps_to", "to_ms"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    symbol: Mapped[str | None] = mapped_column(String(32))  # None: every symbol
+    from_ms: Mapped[int] = mapped_column(BigInteger)
+    to_ms: Mapped[int] = mapped_column(BigInteger)
+    ticks_lost: Mapped[int | None] = mapped_column(Integer)  # None: not known
+    reason: Mapped[str] = mapped_column(String(32))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Candle(db.Model):

@@ -63,12 +63,16 @@ def _redis():
     return jobs.redis_connection()
 
 
-def publish_quote(quote: Quote) -> None:
-    """Called by the price authority only."""
+def publish_quote(quote: Quote, lock=None) -> None:
+    """Called by the price authority only. With its AuthorityLock, the Redis write happens
+    only while the lock is still this holder's (a resumed old holder cannot overwrite the
+    new one's quote)."""
     redis = _redis()
     if redis is None:
         with _local_lock:
             _local_quotes[quote.symbol] = quote
+    elif lock is not None:
+        lock.fenced_set(REDIS_KEY.format(symbol=quote.symbol), quote.to_json())
     else:
         redis.set(REDIS_KEY.format(symbol=quote.symbol), quote.to_json())
 

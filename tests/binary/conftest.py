@@ -11,7 +11,7 @@ import pytest
 
 from edutradex.extensions import db
 from edutradex.market import quotes
-from edutradex.market.models import Market, Tick
+from edutradex.market.models import FeedAuthority, Market, Tick
 from edutradex.market.quotes import Quote
 
 
@@ -34,12 +34,24 @@ def make_market(symbol: str = "OTC_EUR_USD", **fields) -> Market:
 
 
 def add_tick(symbol: str, ts_ms: int, mid: str | Decimal, half_spread: str = "0.00005") -> Tick:
+    """What the authority's flush does: store a tick and move the watermark up to it."""
     mid = Decimal(mid)
     tick = Tick(symbol=symbol, ts_ms=ts_ms, bid=mid - Decimal(half_spread), ask=mid + Decimal(half_spread), mid=mid,
                 source="test")
     db.session.add(tick)
     db.session.commit()
+    stored_through(ts_ms)
     return tick
+
+
+def stored_through(ts_ms: int) -> None:
+    """Move the tick store's watermark: every tick at or before `ts_ms` is stored."""
+    row = db.session.get(FeedAuthority, 1)
+    if row is None:
+        row = FeedAuthority(id=1, epoch=0, clean=True)
+        db.session.add(row)
+    row.flushed_ms = ts_ms if row.flushed_ms is None else max(row.flushed_ms, ts_ms)
+    db.session.commit()
 
 
 def publish(symbol: str, mid: str | Decimal, ts_ms: int | None = None, tick_id: int | None = None,

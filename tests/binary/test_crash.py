@@ -1,7 +1,8 @@
 """Crash recovery with the real app: trades placed over HTTP, the process SIGKILLed before
 their expiry, restarted after it; then SIGKILLed again with trades still open, restarted at
-once. Every trade is settled once, at the tick recorded at its own expiry, and the balance
-is exactly what the trades imply."""
+once. Every trade is settled once, at the tick recorded at its own expiry (or refunded when
+that expiry lies in a recorded gap of ticks the killed feed made but never wrote), and the
+balance is exactly what the trades imply."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from edutradex.auth.models import User
 from edutradex.binary.models import Trade
 from edutradex.binary.settlement import decide
 from edutradex.extensions import db
-from edutradex.market.ticks import tick_at_or_before
+from edutradex.market.models import TickGap
+from edutradex.market.ticks import gaps_overlapping, tick_at_or_before
 
 pytestmark = pytest.mark.slow
 SYMBOL = "OTC_EUR_USD"
@@ -61,13 +63,18 @@ def wait_until_settled(trade_ids: list[int], timeout: float = 40) -> list[Trade]
 
 
 def assert_settled_at_their_expiry(trades: list[Trade]) -> None:
-    """Each trade SETTLED, at the tick recorded at or before its own expiry, paid by the rules."""
+    """Each trade SETTLED, at the tick recorded at or before its own expiry, paid by the rules;
+    one whose expiry lies in a recorded gap of lost ticks is refunded (PRICE_GAP), as settlement does."""
     assert [t.status for t in trades] == ["SETTLED"] * len(trades)
     for trade in trades:
         exit_tick = tick_at_or_before(SYMBOL, trade.expires_ms)
-        result, rule = decide(trade.direction, trade.entry_price, trade.entry_ts_ms, exit_tick)
+        since = max(trade.entry_ts_ms, exit_tick.ts_ms if exit_tick else trade.entry_ts_ms)
+        across_gap = any(gap.from_ms <= trade.expires_ms and gap.to_ms > since
+                         for gap in gaps_overlapping(SYMBOL, since + 1, trade.expires_ms))
+        result, rule = decide(trade.direction, trade.entry_price, trade.entry_ts_ms, exit_tick, across_gap)
         assert (trade.result, trade.rule) == (result, rule)
         if rule == "COMPARE":
+            # the tick recorded at or before the expiry
             assert trade.exit_tick_id == exit_tick.id and trade.exit_price == exit_tick.mid
             assert trade.exit_ts_ms <= trade.expires_ms
         expected = {"WIN": trade.potential_payout, "TIE": trade.stake, "LOSS": Decimal("0.00")}[trade.result]
@@ -95,10 +102,13 @@ def test_trades_survive_a_sigkill_and_settle_at_their_own_expiry(binary_live):
     server.start()
     with checker.app_context():
         trades = wait_until_settled(first_ids)
-        # the tick at or before each expiry was written before the crash
+        # the killed feed's unwritten ticks are lost: the restart records that stretch as a gap
+        [gap] = db.session.scalars(select(TickGap)).all()
+        assert gap.reason == "authority_lost" and gap.from_ms <= min(t.expires_ms for t in trades)
         assert_settled_at_their_expiry(trades)
-        # the first trades saw ticks before the crash: settled by comparing prices
-        assert trades[0].rule == "COMPARE"
+        # every trade expired while the feed was down, after ticks it made were lost: no
+        # recorded price is the price at their expiry, so each is refunded, not guessed
+        assert {t.rule for t in trades} == {"PRICE_GAP"}
         balance = db.session.get(User, user_id).demo_balance
         assert balance == Decimal("10000.00") - sum(t.stake for t in trades) + sum(t.payout for t in trades)
         db.session.remove()

@@ -14,8 +14,10 @@ from edutradex.binary.service import place_trade
 from edutradex.binary.settlement import due_batches, run_clock_cycle, settle_due_trades, settle_overdue
 from edutradex.core.events import user_room
 from edutradex.extensions import db, socketio
+from edutradex.market import quotes, store
+from edutradex.market.models import TickGap
 from edutradex.market.quotes import now_ms
-from tests.binary.conftest import add_tick, make_market, tick_and_quote
+from tests.binary.conftest import add_tick, make_market, stored_through, tick_and_quote
 from tests.factories import make_user
 
 SYMBOL = "OTC_EUR_USD"
@@ -158,13 +160,63 @@ def test_not_settled_before_the_exit_price_is_final(ctx):
     assert settled.result == "WIN" and settled.exit_price == Decimal("1.2")
 
 
-def test_a_silent_feed_settles_after_the_grace(ctx, db_app):
+def test_a_quiet_market_settles_once_the_watermark_passes_its_expiry(ctx):
     trade = entered(ctx, "UP")
     add_tick(SYMBOL, trade.expires_ms - 10, "1.2")
-    grace_ms = int(db_app.config["FEED_STALE_AFTER_SECONDS"] * 1000)
-    assert settle_at(trade.expires_ms, now=trade.expires_ms + grace_ms) == []
-    [settled] = settle_at(trade.expires_ms, now=trade.expires_ms + grace_ms + 1)
+    # however late: until the store says every tick up to the expiry is written, a tick
+    # at or before it may still be on its way (in the feed's buffer, in a failed batch)
+    assert settle_at(trade.expires_ms, now=trade.expires_ms + 60_000) == []
+    stored_through(trade.expires_ms)  # the feed flushed past the expiry with no new tick of this market
+    [settled] = settle_at(trade.expires_ms, now=trade.expires_ms + 60_001)
     assert settled.result == "WIN" and settled.exit_price == Decimal("1.2")
+
+
+def authority_writer(**options) -> tuple[store.TickWriter, store.TickIds]:
+    writer = store.TickWriter(flush_interval=0, **options)
+    writer.epoch = store.take_authority(quotes.now_ms())
+    return writer, store.TickIds()
+
+
+def buffered(writer: store.TickWriter, ids: store.TickIds, ts_ms: int, mid: str) -> None:
+    price = Decimal(mid)
+    writer.add(store.TickRow(ids.next(), SYMBOL, ts_ms, price, price, price, "SIM", writer.epoch))
+
+
+def test_a_failed_flush_across_an_expiry_settles_at_the_right_tick_once_it_succeeds(ctx, monkeypatch):
+    trade = entered(ctx, "UP")
+    writer, ids = authority_writer()
+    buffered(writer, ids, trade.expires_ms - 300, "1.2")
+    assert writer.flush(trade.expires_ms - 200) == 1
+    buffered(writer, ids, trade.expires_ms - 50, "1.0")  # the exit tick: UP loses
+    buffered(writer, ids, trade.expires_ms + 100, "1.3")
+    original = type(db.engine).begin
+    monkeypatch.setattr(type(db.engine), "begin", lambda self: (_ for _ in ()).throw(RuntimeError("store down")))
+    assert writer.flush(trade.expires_ms + 200) == 0 and len(writer.buffer) == 2
+    monkeypatch.setattr(type(db.engine), "begin", original)
+    # long past the expiry, the exit tick is still only in the buffer: the trade waits
+    assert settle_at(trade.expires_ms, now=trade.expires_ms + 60_000) == []
+    assert writer.flush(trade.expires_ms + 60_000) == 2
+    [settled] = settle_at(trade.expires_ms, now=trade.expires_ms + 60_001)
+    assert (settled.result, settled.exit_price, settled.exit_ts_ms) == ("LOSS", Decimal("1.0"), trade.expires_ms - 50)
+
+
+def test_ticks_dropped_from_a_full_buffer_are_a_gap_settlement_never_prices_across(ctx):
+    trade = entered(ctx, "UP")
+    writer, ids = authority_writer(max_buffer=2)
+    buffered(writer, ids, trade.expires_ms - 300, "1.2")
+    writer.flush(trade.expires_ms - 200)
+    buffered(writer, ids, trade.expires_ms - 50, "1.0")  # the exit tick, dropped below
+    buffered(writer, ids, trade.expires_ms + 100, "1.3")
+    buffered(writer, ids, trade.expires_ms + 150, "1.3")
+    assert writer.dropped == 1
+    assert writer.flush(trade.expires_ms + 200) == 2
+    [gap] = db.session.scalars(select(TickGap)).all()
+    assert (gap.symbol, gap.from_ms, gap.to_ms, gap.ticks_lost, gap.reason) == \
+           (SYMBOL, trade.expires_ms - 50, trade.expires_ms - 50, 1, "buffer_full")
+    # the tick stored before the gap (1.2, a WIN) is not the price at expiry: refunded
+    [settled] = settle_at(trade.expires_ms)
+    assert (settled.result, settled.rule, settled.payout) == ("TIE", "PRICE_GAP", trade.stake)
+    assert balance(ctx) == Decimal("10000.00")
 
 
 def test_settling_twice_pays_once(ctx):

@@ -10,7 +10,7 @@ from sqlalchemy import event, select
 from edutradex.extensions import db
 from edutradex.market import candles, quotes, service, store, ticks
 from edutradex.market.feed import PriceFeed, TickCoalescer, feed_health
-from edutradex.market.models import Candle, Tick
+from edutradex.market.models import Candle, Tick, TickGap
 
 from .conftest import FakeClock, FeedHarness, check_tick_ids, tick_count
 
@@ -267,3 +267,34 @@ def test_each_flush_sends_the_board_one_message_with_every_ready_frame():
     clock.advance(100)
     assert coalescer.flush() == 1
     assert [f["symbol"] for f in boards[-1]] == ["A"]
+
+
+def test_a_full_buffer_drops_ticks_only_into_a_recorded_gap_and_reports_them(seeded, clock, monkeypatch, caplog):
+    """The store is unreachable for longer than the buffer holds: the oldest ticks go, but
+    each symbol's lost stretch is written as a gap once the store is back, logged, and
+    counted in the heartbeat (/healthz shows it)."""
+    seeded.config["EMBEDDED_SERVICES"] = True
+    harness = FeedHarness(seeded, clock)
+    feed = harness.feed
+    with seeded.app_context():
+        feed.writer.epoch = store.take_authority(clock.now_ms())
+        engine_type = type(db.engine)
+    feed.writer.max_buffer = 20
+    harness.run(1)  # the tick ids are reserved while the store is up
+    original = engine_type.begin
+    monkeypatch.setattr(engine_type, "begin", lambda self: (_ for _ in ()).throw(RuntimeError("store down")))
+    harness.run(60)  # 3 s at 50 ms a pass: 6 ticks for each of 8 markets, 20 kept
+    monkeypatch.setattr(engine_type, "begin", original)
+    assert feed.writer.dropped == feed.ticks_produced - 20 > 0
+    assert caplog.text.count("dropped the oldest unwritten ticks") == 1
+    harness.run(10)
+    with seeded.app_context():
+        feed.flush_ticks()
+        gaps = db.session.scalars(select(TickGap)).all()
+        assert sum(gap.ticks_lost for gap in gaps) == feed.writer.dropped
+        assert {gap.reason for gap in gaps} == {"buffer_full"} and len({gap.symbol for gap in gaps}) == len(gaps)
+        assert tick_count(seeded) == feed.ticks_produced - feed.writer.dropped
+        assert ticks.flushed_watermark() == clock.now_ms() - 1
+        feed.beat()
+        ok, detail = feed_health()
+        assert detail["ticks_dropped"] == feed.writer.dropped
