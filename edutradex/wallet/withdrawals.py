@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from .. import jobs
 from ..auth.models import User
-from ..errors import Conflict, DomainError, Forbidden, NotFound, found
+from ..errors import DomainError, Forbidden, NotFound, found
 from ..extensions import db
 from ..types import utcnow
 from .crypto import decrypt_text, encrypt_text
@@ -27,6 +27,7 @@ from .ledger import InsufficientFunds, get_or_create_wallet, platform_account, p
 from .models import BankAccount, EntryType, PlatformAccountKind, Withdrawal, WithdrawalStatus
 from .notify import after_commit, commit, email_user, live_update
 from .providers import ProviderUnavailable, payout_provider
+from .status import refuse, transition
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +118,11 @@ def request_withdrawal(user_id: int, amount: Decimal) -> Withdrawal:
 
 def cancel_withdrawal(user_id: int, withdrawal_id: int) -> Withdrawal:
     """The user changes their mind before an admin has decided: the credits come back."""
-    withdrawal = _locked(withdrawal_id)
-    if withdrawal.user_id != user_id:
+    withdrawal = db.session.get(Withdrawal, withdrawal_id)
+    if withdrawal is None or withdrawal.user_id != user_id:
         raise NotFound("No such withdrawal.")
-    if withdrawal.status != WithdrawalStatus.REQUESTED.value:
-        raise Conflict(f"This withdrawal is already {withdrawal.status} and can no longer be cancelled.")
-    _give_back(withdrawal, WithdrawalStatus.CANCELED, "Cancelled by you.")
+    if not _give_back(withdrawal_id, (WithdrawalStatus.REQUESTED,), WithdrawalStatus.CANCELED, "Cancelled by you."):
+        refuse(Withdrawal, withdrawal_id, "withdrawal", "cancelled")
     commit()
     return withdrawal
 
@@ -141,9 +141,8 @@ def get_user_withdrawal(user_id: int, withdrawal_id: int) -> Withdrawal:
 
 # ---- the admin's side and the payout --------------------------------------------
 
-def _locked(withdrawal_id: int) -> Withdrawal:
-    query = select(Withdrawal).where(Withdrawal.id == withdrawal_id).with_for_update()
-    return found(db.session.scalar(query.execution_options(populate_existing=True)), "No such withdrawal.")
+def _withdrawal(withdrawal_id: int) -> Withdrawal:
+    return found(db.session.get(Withdrawal, withdrawal_id, populate_existing=True), "No such withdrawal.")
 
 
 def pending_review() -> list[Withdrawal]:
@@ -158,37 +157,30 @@ def withdrawal_bank_details(withdrawal_id: int) -> BankDetails:
 
 
 def approve_withdrawal(withdrawal_id: int, admin_id: int) -> Withdrawal:
-    withdrawal = _locked(withdrawal_id)
-    if withdrawal.status != WithdrawalStatus.REQUESTED.value:
-        raise Conflict(f"This withdrawal is already {withdrawal.status}.")
-    withdrawal.status = WithdrawalStatus.APPROVED.value
-    withdrawal.decided_by = admin_id
-    withdrawal.decided_at = utcnow()
-    wid = withdrawal.id
-    after_commit(lambda: jobs.enqueue(run_payout, wid, job_id=f"payout-{wid}"))
+    if not transition(Withdrawal, withdrawal_id, [WithdrawalStatus.REQUESTED], WithdrawalStatus.APPROVED,
+                      decided_by=admin_id, decided_at=utcnow()):
+        refuse(Withdrawal, withdrawal_id, "withdrawal", "approved")
+    after_commit(lambda: jobs.enqueue(run_payout, withdrawal_id, job_id=f"payout-{withdrawal_id}"))
     commit()
-    return withdrawal
+    return _withdrawal(withdrawal_id)
 
 
 def reject_withdrawal(withdrawal_id: int, admin_id: int, reason: str) -> Withdrawal:
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("Give the user a reason for the rejection.")
-    withdrawal = _locked(withdrawal_id)
-    if withdrawal.status != WithdrawalStatus.REQUESTED.value:
-        raise Conflict(f"This withdrawal is already {withdrawal.status}.")
-    withdrawal.decided_by = admin_id
-    withdrawal.decided_at = utcnow()
-    _give_back(withdrawal, WithdrawalStatus.REJECTED, reason[:255])
+    if not _give_back(withdrawal_id, (WithdrawalStatus.REQUESTED,), WithdrawalStatus.REJECTED, reason[:255],
+                      decided_by=admin_id, decided_at=utcnow()):
+        refuse(Withdrawal, withdrawal_id, "withdrawal", "rejected")
     commit()
-    return withdrawal
+    return _withdrawal(withdrawal_id)
 
 
 @jobs.job
 def run_payout(withdrawal_id: int) -> str:
     """The payout job. Safe to run twice: only an approved withdrawal is paid, and the
     provider gets an idempotency key derived from the withdrawal."""
-    withdrawal = _locked(withdrawal_id)
+    withdrawal = _withdrawal(withdrawal_id)
     if withdrawal.status != WithdrawalStatus.APPROVED.value:
         db.session.rollback()
         return withdrawal.status
@@ -200,73 +192,65 @@ def run_payout(withdrawal_id: int) -> str:
     except ProviderUnavailable:
         log.exception("payout for withdrawal %s could not reach %s; the job can be retried", withdrawal_id, provider.name)
         raise
-    withdrawal = _locked(withdrawal_id)
-    if withdrawal.status != WithdrawalStatus.APPROVED.value:  # a webhook got here first
-        db.session.rollback()
-        return withdrawal.status
-    withdrawal.provider = provider.name
-    withdrawal.provider_ref = result.reference or None
-    if result.status == "paid":
-        _mark_paid(withdrawal)
-    elif result.status == "failed":
-        _give_back(withdrawal, WithdrawalStatus.FAILED, result.failure_message or "The payout failed.")
-    else:
-        withdrawal.status = WithdrawalStatus.PROCESSING.value
-    commit()
-    return withdrawal.status
+    sent = {"provider": provider.name, "provider_ref": result.reference or None}
+    if result.status == "failed":
+        _give_back(withdrawal_id, (WithdrawalStatus.APPROVED,), WithdrawalStatus.FAILED,
+                   result.failure_message or "The payout failed.", **sent)
+    elif transition(Withdrawal, withdrawal_id, [WithdrawalStatus.APPROVED], WithdrawalStatus.PROCESSING, **sent):
+        if result.status == "paid":
+            _mark_paid(withdrawal_id)
+    commit()  # a webhook that got here first has already moved the withdrawal on: nothing changes
+    return _withdrawal(withdrawal_id).status
 
 
 def payout_event(payout) -> None:
     """Stripe ``payout.*`` webhooks (in the caller's transaction)."""
     metadata = payout.get("metadata") or {}
-    withdrawal = db.session.scalar(select(Withdrawal).where(Withdrawal.provider_ref == payout["id"]).with_for_update())
-    if withdrawal is None and str(metadata.get("withdrawal_id", "")).isdigit():
-        withdrawal = db.session.scalar(select(Withdrawal).where(Withdrawal.id == int(metadata["withdrawal_id"]))
-                                       .with_for_update())
-    if withdrawal is None:
+    withdrawal_id = db.session.scalar(select(Withdrawal.id).where(Withdrawal.provider_ref == payout["id"]))
+    if withdrawal_id is None and str(metadata.get("withdrawal_id", "")).isdigit():
+        withdrawal_id = db.session.scalar(select(Withdrawal.id).where(Withdrawal.id == int(metadata["withdrawal_id"])))
+    if withdrawal_id is None:
         log.warning("payout webhook for unknown payout %s ignored", payout["id"])
         return
-    withdrawal.provider_ref = withdrawal.provider_ref or payout["id"]
+    reference = {"provider_ref": payout["id"]}
     status = payout["status"]
     if status == "paid":
-        _mark_paid(withdrawal)
+        transition(Withdrawal, withdrawal_id, [WithdrawalStatus.APPROVED], WithdrawalStatus.PROCESSING, **reference)
+        _mark_paid(withdrawal_id)
     elif status in ("failed", "canceled"):
-        _give_back(withdrawal, WithdrawalStatus.FAILED, payout.get("failure_message") or f"The payout was {status}.")
+        _give_back(withdrawal_id, (WithdrawalStatus.APPROVED, WithdrawalStatus.PROCESSING), WithdrawalStatus.FAILED,
+                   payout.get("failure_message") or f"The payout was {status}.", **reference)
 
 
-def _mark_paid(withdrawal: Withdrawal) -> None:
-    if withdrawal.status == WithdrawalStatus.PAID.value:
-        return
-    if withdrawal.status not in (WithdrawalStatus.APPROVED.value, WithdrawalStatus.PROCESSING.value):
-        log.error("withdrawal %s reported paid while %s: needs a person", withdrawal.id, withdrawal.status)
-        return
+def _mark_paid(withdrawal_id: int) -> bool:
+    """PROCESSING -> PAID and the payout entry, once."""
+    if not transition(Withdrawal, withdrawal_id, [WithdrawalStatus.PROCESSING], WithdrawalStatus.PAID,
+                      completed_at=utcnow()):
+        return False
+    withdrawal = _withdrawal(withdrawal_id)
     post_ledger_entry(EntryType.PAYOUT, withdrawal.amount, debit=pending_withdrawals_account(), credit=None,
-                      idempotency_key=f"withdrawal:{withdrawal.id}:payout", reference=f"withdrawal:{withdrawal.id}")
-    withdrawal.status = WithdrawalStatus.PAID.value
-    withdrawal.completed_at = utcnow()
+                      idempotency_key=f"withdrawal:{withdrawal_id}:payout", reference=f"withdrawal:{withdrawal_id}")
     user = db.session.get(User, withdrawal.user_id)
-    email, name, wid, amount, masked = user.email, user.name, withdrawal.id, withdrawal.amount, withdrawal.iban_masked
-    after_commit(lambda: email_user(email, "Withdrawal paid", "withdrawal_paid", f"withdrawal-{wid}-paid",
-                                    name=name, amount=amount, iban_masked=masked, withdrawal_id=wid))
+    email, name, amount, masked = user.email, user.name, withdrawal.amount, withdrawal.iban_masked
+    after_commit(lambda: email_user(email, "Withdrawal paid", "withdrawal_paid", f"withdrawal-{withdrawal_id}-paid",
+                                    name=name, amount=amount, iban_masked=masked, withdrawal_id=withdrawal_id))
+    return True
 
 
-def _give_back(withdrawal: Withdrawal, status: WithdrawalStatus, reason: str) -> None:
-    """Reverse a withdrawal that will not be paid: the credits return to the wallet."""
-    if withdrawal.status in (WithdrawalStatus.FAILED.value, WithdrawalStatus.REJECTED.value,
-                             WithdrawalStatus.CANCELED.value):
-        return
-    if withdrawal.status == WithdrawalStatus.PAID.value:
-        log.error("withdrawal %s failed after it was paid (%s): needs a person", withdrawal.id, reason)
-        return
+def _give_back(withdrawal_id: int, expected: tuple[WithdrawalStatus, ...], status: WithdrawalStatus, reason: str,
+               **values) -> bool:
+    """Reverse a withdrawal that will not be paid, if it is still in one of ``expected``:
+    the credits return to the wallet, once. False when it had already moved on."""
+    if not transition(Withdrawal, withdrawal_id, expected, status, failure_reason=reason, completed_at=utcnow(),
+                      **values):
+        return False
+    withdrawal = _withdrawal(withdrawal_id)
     entries = post_ledger_entry(EntryType.WITHDRAWAL_REVERSAL, withdrawal.amount, debit=pending_withdrawals_account(),
                                 credit=wallet_account(withdrawal.user_id),
-                                idempotency_key=f"withdrawal:{withdrawal.id}:reversal",
-                                reference=f"withdrawal:{withdrawal.id}", reason=reason)
-    withdrawal.status = status.value
-    withdrawal.failure_reason = reason
-    withdrawal.completed_at = utcnow()
+                                idempotency_key=f"withdrawal:{withdrawal_id}:reversal",
+                                reference=f"withdrawal:{withdrawal_id}", reason=reason)
     user = db.session.get(User, withdrawal.user_id)
-    user_id, email, name, wid, amount = user.id, user.email, user.name, withdrawal.id, withdrawal.amount
+    user_id, email, name, amount = user.id, user.email, user.name, withdrawal.amount
     balance = next(e.balance_after for e in entries if e.wallet_id is not None)
     rejected = status == WithdrawalStatus.REJECTED
 
@@ -274,10 +258,11 @@ def _give_back(withdrawal: Withdrawal, status: WithdrawalStatus, reason: str) ->
         if status == WithdrawalStatus.CANCELED:
             live_update(user_id, balance)
             return
-        live_update(user_id, balance, f"Withdrawal {wid} {'rejected' if rejected else 'failed'}: the credits are back.",
-                    "error")
+        live_update(user_id, balance,
+                    f"Withdrawal {withdrawal_id} {'rejected' if rejected else 'failed'}: the credits are back.", "error")
         email_user(email, "Withdrawal rejected" if rejected else "Withdrawal failed", "withdrawal_failed",
-                   f"withdrawal-{wid}-{status.value}", name=name, amount=amount, reason=reason, balance=balance,
-                   withdrawal_id=wid, rejected=rejected)
+                   f"withdrawal-{withdrawal_id}-{status.value}", name=name, amount=amount, reason=reason,
+                   balance=balance, withdrawal_id=withdrawal_id, rejected=rejected)
 
     after_commit(notify)
+    return True
