@@ -1,32 +1,37 @@
 """Withdrawals: credits out to the user's bank account.
 
 request  -> the credits leave the wallet at once into the pending-withdrawals account;
-approve  -> an admin approves, the payout job pays through the provider;
-paid     -> the payout leaves the platform (a ``payout`` entry);
-rejected / failed -> a ``withdrawal_reversal`` gives the credits back.
-Every step is idempotent: its ledger key and a status check make a repeat a no-op."""
+approve  -> an admin approves; the withdrawal waits for a SEPA batch (batches.py), or, with a
+            payout provider that has an API, the payout job pays it (retried with backoff
+            by the reconciler until it ends paid or failed);
+paid     -> the batch was sent to the bank (or the provider paid): a ``payout`` entry;
+rejected / failed -> a ``withdrawal_reversal`` gives the credits back; a payout the bank
+            returns after it was paid comes back first (``payout_return``).
+Every status change is conditional (status.transition) and every entry has a ledger key, so
+a repeat or a race changes nothing twice."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from .. import jobs
 from ..auth.models import User
-from ..errors import DomainError, Forbidden, NotFound, found
-from ..extensions import db
+from ..errors import Conflict, DomainError, Forbidden, NotFound, found
+from ..extensions import db, socketio
 from ..types import utcnow
+from .bank import mask_iban, validate_iban
 from .crypto import decrypt_text, encrypt_text
-from .iban import mask_iban, validate_iban
 from .kyc import is_verified
 from .ledger import InsufficientFunds, get_or_create_wallet, platform_account, post_ledger_entry, wallet_account
 from .models import BankAccount, EntryType, PlatformAccountKind, Withdrawal, WithdrawalStatus
 from .notify import after_commit, commit, email_user, live_update
-from .providers import ProviderUnavailable, payout_provider
+from .providers import PayoutResult, ProviderUnavailable, payout_provider
 from .status import refuse, transition
 
 log = logging.getLogger(__name__)
@@ -121,7 +126,7 @@ def cancel_withdrawal(user_id: int, withdrawal_id: int) -> Withdrawal:
     withdrawal = db.session.get(Withdrawal, withdrawal_id)
     if withdrawal is None or withdrawal.user_id != user_id:
         raise NotFound("No such withdrawal.")
-    if not _give_back(withdrawal_id, (WithdrawalStatus.REQUESTED,), WithdrawalStatus.CANCELED, "Cancelled by you."):
+    if not give_back(withdrawal_id, (WithdrawalStatus.REQUESTED,), WithdrawalStatus.CANCELED, "Cancelled by you."):
         refuse(Withdrawal, withdrawal_id, "withdrawal", "cancelled")
     commit()
     return withdrawal
@@ -157,10 +162,15 @@ def withdrawal_bank_details(withdrawal_id: int) -> BankDetails:
 
 
 def approve_withdrawal(withdrawal_id: int, admin_id: int) -> Withdrawal:
+    """With a payout provider, the job is started after the commit; if that start is lost
+    (Redis down), the reconciler starts it once ``next_attempt_at`` has passed."""
+    provider = payout_provider()
+    first_attempt = utcnow() + retry_delay(0) if provider else None
     if not transition(Withdrawal, withdrawal_id, [WithdrawalStatus.REQUESTED], WithdrawalStatus.APPROVED,
-                      decided_by=admin_id, decided_at=utcnow()):
+                      decided_by=admin_id, decided_at=utcnow(), next_attempt_at=first_attempt):
         refuse(Withdrawal, withdrawal_id, "withdrawal", "approved")
-    after_commit(lambda: jobs.enqueue(run_payout, withdrawal_id, job_id=f"payout-{withdrawal_id}"))
+    if provider:
+        after_commit(lambda: start_payout_job(withdrawal_id))
     commit()
     return _withdrawal(withdrawal_id)
 
@@ -169,63 +179,142 @@ def reject_withdrawal(withdrawal_id: int, admin_id: int, reason: str) -> Withdra
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("Give the user a reason for the rejection.")
-    if not _give_back(withdrawal_id, (WithdrawalStatus.REQUESTED,), WithdrawalStatus.REJECTED, reason[:255],
-                      decided_by=admin_id, decided_at=utcnow()):
+    if not give_back(withdrawal_id, (WithdrawalStatus.REQUESTED,), WithdrawalStatus.REJECTED, reason[:255],
+                     decided_by=admin_id, decided_at=utcnow()):
         refuse(Withdrawal, withdrawal_id, "withdrawal", "rejected")
     commit()
     return _withdrawal(withdrawal_id)
 
 
+def fail_and_reverse(withdrawal_id: int, admin_id: int, reason: str) -> Withdrawal:
+    """An admin gives up on an approved withdrawal that no batch or provider has taken:
+    the credits go back to the user, once. (One in a batch is failed through its batch.)"""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("Give the user a reason why the payout is given up.")
+    if not give_back(withdrawal_id, (WithdrawalStatus.APPROVED,), WithdrawalStatus.FAILED, reason[:255]):
+        refuse(Withdrawal, withdrawal_id, "withdrawal", "failed and reversed (only an approved one can)")
+    commit()
+    return _withdrawal(withdrawal_id)
+
+
+def retry_payout(withdrawal_id: int) -> Withdrawal:
+    """An admin's "try again now" for an approved withdrawal at a payout provider."""
+    if payout_provider() is None:
+        raise DomainError("Approved withdrawals are paid by SEPA payout batch: create one on the Payouts page.")
+    if not transition(Withdrawal, withdrawal_id, [WithdrawalStatus.APPROVED], WithdrawalStatus.APPROVED,
+                      next_attempt_at=utcnow()):
+        refuse(Withdrawal, withdrawal_id, "withdrawal", "retried (only an approved one can)")
+    after_commit(lambda: start_payout_job(withdrawal_id))
+    commit()
+    return _withdrawal(withdrawal_id)
+
+
+# ---- payouts through a provider with an API, retried until they end -------------
+
+# Seconds before attempt n+1 is due (the last one repeats): the provider gets an idempotency
+# key per withdrawal, so a retry of a payout whose outcome was unknown pays once.
+RETRY_DELAYS = (60, 300, 900, 3600)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return timedelta(seconds=RETRY_DELAYS[min(attempts, len(RETRY_DELAYS) - 1)])
+
+
+def start_payout_job(withdrawal_id: int) -> None:
+    jobs.enqueue(run_payout, withdrawal_id, job_id=f"payout-{withdrawal_id}")
+
+
 @jobs.job
 def run_payout(withdrawal_id: int) -> str:
-    """The payout job. Safe to run twice: only an approved withdrawal is paid, and the
-    provider gets an idempotency key derived from the withdrawal."""
+    """The payout job. Safe to run twice or at once: an attempt is claimed by a conditional
+    update of the attempt counter, and a provider that cannot be reached leaves the
+    withdrawal approved with its next attempt scheduled (the reconciler starts it)."""
+    provider = payout_provider()
     withdrawal = _withdrawal(withdrawal_id)
-    if withdrawal.status != WithdrawalStatus.APPROVED.value:
+    attempts = withdrawal.payout_attempts
+    if provider is None or withdrawal.status != WithdrawalStatus.APPROVED.value:
         db.session.rollback()
         return withdrawal.status
-    provider = payout_provider()
     amount, currency, user_id = withdrawal.amount, withdrawal.currency, withdrawal.user_id
+    claim = (update(Withdrawal).where(Withdrawal.id == withdrawal_id, Withdrawal.status == WithdrawalStatus.APPROVED.value,
+                                      Withdrawal.payout_attempts == attempts)
+             .values(payout_attempts=attempts + 1, next_attempt_at=utcnow() + retry_delay(attempts + 1)))
+    claimed = db.session.execute(claim).rowcount == 1
     commit()  # no transaction stays open while the provider is called
+    if not claimed:
+        return _withdrawal(withdrawal_id).status  # another run has this attempt
     try:
         result = provider.create_payout(withdrawal_id, amount, currency, user_id)
-    except ProviderUnavailable:
-        log.exception("payout for withdrawal %s could not reach %s; the job can be retried", withdrawal_id, provider.name)
-        raise
-    sent = {"provider": provider.name, "provider_ref": result.reference or None}
-    if result.status == "failed":
-        _give_back(withdrawal_id, (WithdrawalStatus.APPROVED,), WithdrawalStatus.FAILED,
-                   result.failure_message or "The payout failed.", **sent)
-    elif transition(Withdrawal, withdrawal_id, [WithdrawalStatus.APPROVED], WithdrawalStatus.PROCESSING, **sent):
-        if result.status == "paid":
-            _mark_paid(withdrawal_id)
-    commit()  # a webhook that got here first has already moved the withdrawal on: nothing changes
+    except ProviderUnavailable as exc:
+        log.warning("payout %s: %s unreachable (attempt %s), retried later: %s", withdrawal_id, provider.name,
+                    attempts + 1, exc)
+        db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal_id).values(last_error=str(exc)[:255]))
+        commit()
+        return WithdrawalStatus.APPROVED.value
+    provider_reported(withdrawal_id, provider.name, result)
+    commit()
     return _withdrawal(withdrawal_id).status
 
 
-def payout_event(payout) -> None:
-    """Stripe ``payout.*`` webhooks (in the caller's transaction)."""
-    metadata = payout.get("metadata") or {}
-    withdrawal_id = db.session.scalar(select(Withdrawal.id).where(Withdrawal.provider_ref == payout["id"]))
-    if withdrawal_id is None and str(metadata.get("withdrawal_id", "")).isdigit():
-        withdrawal_id = db.session.scalar(select(Withdrawal.id).where(Withdrawal.id == int(metadata["withdrawal_id"])))
-    if withdrawal_id is None:
-        log.warning("payout webhook for unknown payout %s ignored", payout["id"])
+def provider_reported(withdrawal_id: int, provider_name: str, result: PayoutResult) -> None:
+    """What a payout provider says about a withdrawal (its API's answer or its webhook), in
+    the caller's transaction. Whoever reports first moves it; a repeat changes nothing."""
+    sent = {"provider": provider_name, "provider_ref": result.reference or None, "next_attempt_at": None}
+    if result.status == "failed":
+        give_back(withdrawal_id, (WithdrawalStatus.APPROVED, WithdrawalStatus.PROCESSING), WithdrawalStatus.FAILED,
+                  result.failure_message or "The payout failed.", **sent)
         return
-    reference = {"provider_ref": payout["id"]}
-    status = payout["status"]
-    if status == "paid":
-        transition(Withdrawal, withdrawal_id, [WithdrawalStatus.APPROVED], WithdrawalStatus.PROCESSING, **reference)
-        _mark_paid(withdrawal_id)
-    elif status in ("failed", "canceled"):
-        _give_back(withdrawal_id, (WithdrawalStatus.APPROVED, WithdrawalStatus.PROCESSING), WithdrawalStatus.FAILED,
-                   payout.get("failure_message") or f"The payout was {status}.", **reference)
+    transition(Withdrawal, withdrawal_id, [WithdrawalStatus.APPROVED], WithdrawalStatus.PROCESSING, **sent)
+    if result.status == "paid":
+        mark_paid(withdrawal_id)
 
 
-def _mark_paid(withdrawal_id: int) -> bool:
-    """PROCESSING -> PAID and the payout entry, once."""
+def due_payouts(now=None, limit: int = 100) -> list[int]:
+    """Approved withdrawals whose payout attempt is due: the job was never started, was
+    lost, or the provider could not be reached last time."""
+    now = now or utcnow()
+    return list(db.session.scalars(
+        select(Withdrawal.id).where(Withdrawal.status == WithdrawalStatus.APPROVED.value,
+                                    Withdrawal.next_attempt_at.is_not(None), Withdrawal.next_attempt_at <= now)
+        .order_by(Withdrawal.next_attempt_at, Withdrawal.id).limit(limit)))
+
+
+def reconcile_payouts(now=None) -> int:
+    """Start the payout job of every due withdrawal (a job already queued under the same id
+    is left alone). With SEPA batches there is nothing to start: approved withdrawals wait
+    for an admin's batch. Returns how many jobs were started."""
+    if payout_provider() is None:
+        return 0
+    due = due_payouts(now)
+    db.session.rollback()
+    for withdrawal_id in due:
+        start_payout_job(withdrawal_id)
+    return len(due)
+
+
+def payout_reconciler(app) -> None:
+    """The background service (in the feed process, or the web process in the embedded default)."""
+    interval = app.config["PAYOUT_RECONCILE_SECONDS"]
+    while True:
+        with app.app_context():
+            try:
+                started = reconcile_payouts()
+                if started:
+                    log.info("payout reconciler started %s payout job(s)", started)
+            except Exception:
+                log.exception("payout reconciliation failed; it runs again in %s s", interval)
+            finally:
+                db.session.remove()
+        socketio.sleep(interval)
+
+
+# ---- the end of a withdrawal: paid, given back, returned -------------------------
+
+def mark_paid(withdrawal_id: int, transfer_note: str | None = None) -> bool:
+    """PROCESSING -> PAID and the payout entry, once; the user is emailed after the commit."""
     if not transition(Withdrawal, withdrawal_id, [WithdrawalStatus.PROCESSING], WithdrawalStatus.PAID,
-                      completed_at=utcnow()):
+                      completed_at=utcnow(), next_attempt_at=None):
         return False
     withdrawal = _withdrawal(withdrawal_id)
     post_ledger_entry(EntryType.PAYOUT, withdrawal.amount, debit=pending_withdrawals_account(), credit=None,
@@ -233,14 +322,30 @@ def _mark_paid(withdrawal_id: int) -> bool:
     user = db.session.get(User, withdrawal.user_id)
     email, name, amount, masked = user.email, user.name, withdrawal.amount, withdrawal.iban_masked
     after_commit(lambda: email_user(email, "Withdrawal paid", "withdrawal_paid", f"withdrawal-{withdrawal_id}-paid",
-                                    name=name, amount=amount, iban_masked=masked, withdrawal_id=withdrawal_id))
+                                    name=name, amount=amount, iban_masked=masked, withdrawal_id=withdrawal_id,
+                                    transfer_note=transfer_note))
     return True
 
 
-def _give_back(withdrawal_id: int, expected: tuple[WithdrawalStatus, ...], status: WithdrawalStatus, reason: str,
-               **values) -> bool:
+def return_paid(withdrawal_id: int, reason: str) -> bool:
+    """The bank sent a paid transfer back (account closed, wrong name): the money is back
+    at the platform (``payout_return``), then goes back to the user like any failure."""
+    withdrawal = _withdrawal(withdrawal_id)
+    if withdrawal.status != WithdrawalStatus.PAID.value:
+        return False
+    post_ledger_entry(EntryType.PAYOUT_RETURN, withdrawal.amount, debit=None, credit=pending_withdrawals_account(),
+                      idempotency_key=f"withdrawal:{withdrawal_id}:return", reference=f"withdrawal:{withdrawal_id}",
+                      reason=reason)
+    if not give_back(withdrawal_id, (WithdrawalStatus.PAID,), WithdrawalStatus.FAILED, reason):
+        raise Conflict(f"Withdrawal {withdrawal_id} changed while its return was recorded: try again.")
+    return True
+
+
+def give_back(withdrawal_id: int, expected: tuple[WithdrawalStatus, ...], status: WithdrawalStatus, reason: str,
+              **values) -> bool:
     """Reverse a withdrawal that will not be paid, if it is still in one of ``expected``:
     the credits return to the wallet, once. False when it had already moved on."""
+    values = {"next_attempt_at": None, **values}
     if not transition(Withdrawal, withdrawal_id, expected, status, failure_reason=reason, completed_at=utcnow(),
                       **values):
         return False
