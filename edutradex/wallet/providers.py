@@ -56,11 +56,14 @@ class PayoutResult:
 
 class PayoutProvider(Protocol):
     """A payout partner with an API. ``create_payout`` must be idempotent per withdrawal
-    (the job is retried) and raise ProviderUnavailable when the outcome is unknown."""
+    (the job is retried) and raise ProviderUnavailable when the outcome is unknown;
+    ``payout_status`` says how a payout it answered "pending" for has ended."""
 
     name: str
 
     def create_payout(self, withdrawal_id: int, amount: Decimal, currency: str, user_id: int) -> PayoutResult: ...
+
+    def payout_status(self, withdrawal_id: int, reference: str | None) -> PayoutResult: ...
 
 
 def to_cents(amount: Decimal) -> int:

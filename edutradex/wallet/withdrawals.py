@@ -227,17 +227,20 @@ def start_payout_job(withdrawal_id: int) -> None:
 
 @jobs.job
 def run_payout(withdrawal_id: int) -> str:
-    """The payout job. Safe to run twice or at once: an attempt is claimed by a conditional
-    update of the attempt counter, and a provider that cannot be reached leaves the
-    withdrawal approved with its next attempt scheduled (the reconciler starts it)."""
+    """The payout job: pays an approved withdrawal through the provider, or asks the provider
+    how a payout it accepted ("pending") ended. Safe to run twice or at once: an attempt is
+    claimed by a conditional update of the attempt counter, and each claim schedules the
+    next attempt, so a provider that cannot be reached (or has not decided yet) is asked
+    again by the reconciler, backing off, until the withdrawal is paid or failed."""
     provider = payout_provider()
     withdrawal = _withdrawal(withdrawal_id)
-    attempts = withdrawal.payout_attempts
-    if provider is None or withdrawal.status != WithdrawalStatus.APPROVED.value:
+    status, attempts = withdrawal.status, withdrawal.payout_attempts
+    at_provider = status == WithdrawalStatus.PROCESSING.value and withdrawal.next_attempt_at is not None
+    if provider is None or not (status == WithdrawalStatus.APPROVED.value or at_provider):
         db.session.rollback()
-        return withdrawal.status
-    amount, currency, user_id = withdrawal.amount, withdrawal.currency, withdrawal.user_id
-    claim = (update(Withdrawal).where(Withdrawal.id == withdrawal_id, Withdrawal.status == WithdrawalStatus.APPROVED.value,
+        return status
+    amount, currency, user_id, reference = withdrawal.amount, withdrawal.currency, withdrawal.user_id, withdrawal.provider_ref
+    claim = (update(Withdrawal).where(Withdrawal.id == withdrawal_id, Withdrawal.status == status,
                                       Withdrawal.payout_attempts == attempts)
              .values(payout_attempts=attempts + 1, next_attempt_at=utcnow() + retry_delay(attempts + 1)))
     claimed = db.session.execute(claim).rowcount == 1
@@ -245,13 +248,16 @@ def run_payout(withdrawal_id: int) -> str:
     if not claimed:
         return _withdrawal(withdrawal_id).status  # another run has this attempt
     try:
-        result = provider.create_payout(withdrawal_id, amount, currency, user_id)
+        if at_provider:
+            result = provider.payout_status(withdrawal_id, reference)
+        else:
+            result = provider.create_payout(withdrawal_id, amount, currency, user_id)
     except ProviderUnavailable as exc:
         log.warning("payout %s: %s unreachable (attempt %s), retried later: %s", withdrawal_id, provider.name,
                     attempts + 1, exc)
         db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal_id).values(last_error=str(exc)[:255]))
         commit()
-        return WithdrawalStatus.APPROVED.value
+        return status
     provider_reported(withdrawal_id, provider.name, result)
     commit()
     return _withdrawal(withdrawal_id).status
@@ -259,8 +265,9 @@ def run_payout(withdrawal_id: int) -> str:
 
 def provider_reported(withdrawal_id: int, provider_name: str, result: PayoutResult) -> None:
     """What a payout provider says about a withdrawal (its API's answer or its webhook), in
-    the caller's transaction. Whoever reports first moves it; a repeat changes nothing."""
-    sent = {"provider": provider_name, "provider_ref": result.reference or None, "next_attempt_at": None}
+    the caller's transaction. Whoever reports first moves it; a repeat changes nothing. A
+    pending payout keeps its next check scheduled."""
+    sent = {"provider": provider_name, "provider_ref": result.reference or None}
     if result.status == "failed":
         give_back(withdrawal_id, (WithdrawalStatus.APPROVED, WithdrawalStatus.PROCESSING), WithdrawalStatus.FAILED,
                   result.failure_message or "The payout failed.", **sent)
@@ -271,11 +278,12 @@ def provider_reported(withdrawal_id: int, provider_name: str, result: PayoutResu
 
 
 def due_payouts(now=None, limit: int = 100) -> list[int]:
-    """Approved withdrawals whose payout attempt is due: the job was never started, was
-    lost, or the provider could not be reached last time."""
+    """Withdrawals whose payout attempt is due: approved ones whose job was never started,
+    was lost, or found the provider unreachable; ones the provider has not decided yet.
+    (Withdrawals in a SEPA batch have no next attempt: the admin closes their batch.)"""
     now = now or utcnow()
     return list(db.session.scalars(
-        select(Withdrawal.id).where(Withdrawal.status == WithdrawalStatus.APPROVED.value,
+        select(Withdrawal.id).where(Withdrawal.status.in_([WithdrawalStatus.APPROVED, WithdrawalStatus.PROCESSING]),
                                     Withdrawal.next_attempt_at.is_not(None), Withdrawal.next_attempt_at <= now)
         .order_by(Withdrawal.next_attempt_at, Withdrawal.id).limit(limit)))
 

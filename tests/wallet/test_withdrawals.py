@@ -203,3 +203,25 @@ def test_an_approved_withdrawal_with_a_dead_provider_can_be_failed_and_reversed(
         assert withdrawals.run_payout(withdrawal.id) == "failed"  # a late job changes nothing
         assert entry_types().count("withdrawal_reversal") == 2
     assert_books_balance(db_app)
+
+
+def test_a_payout_the_provider_has_not_decided_yet_is_checked_until_it_ends(db_app):
+    bank = FlakyBank(settles_later=True, undecided=1)
+    db_app.extensions["wallet_payout_provider"] = bank
+    with db_app.app_context():
+        admin, user = funded_verified_user("100.00")
+        withdrawal = withdrawals.request_withdrawal(user.id, Decimal("40.00"))
+        approved_at = utcnow()
+        withdrawals.approve_withdrawal(withdrawal.id, admin.id)
+        db.session.expire_all()
+        accepted = db.session.get(Withdrawal, withdrawal.id)
+        assert (accepted.status, accepted.provider_ref) == ("processing", f"fb-{withdrawal.id}")
+        assert accepted.next_attempt_at is not None  # the reconciler asks again
+        assert withdrawals.reconcile_payouts(approved_at + timedelta(seconds=310)) == 1  # still pending
+        assert withdrawals.reconcile_payouts(approved_at + timedelta(hours=1)) == 1  # paid now
+        db.session.expire_all()
+        assert db.session.get(Withdrawal, withdrawal.id).status == "paid"
+        assert (bank.calls, bank.status_checks) == ([withdrawal.id], [withdrawal.id] * 2)
+        assert withdrawals.reconcile_payouts(approved_at + timedelta(days=1)) == 0
+        assert entry_types().count("payout") == 1
+    assert_books_balance(db_app)
