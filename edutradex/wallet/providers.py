@@ -1,5 +1,5 @@
 """Payment providers behind one interface: Stripe (real keys, or localstripe in tests)
-and the demo provider of the embedded default (no real money; credits and pays at once).
+and the demo provider of the embedded default (no real money; it credits deposits at once).
 
 Stripe deposits: a PaymentIntent is created on the server; the browser turns the card into
 a token with Stripe.js; the server attaches it to the user's Stripe customer and confirms
