@@ -3,6 +3,7 @@ worker — started late, as after an outage: nothing approved is lost on the way
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -101,3 +102,38 @@ def test_a_payout_whose_job_was_lost_is_restarted_and_paid_once_the_worker_runs(
         assert withdrawals.reconcile_payouts(later + timedelta(days=1)) == 0
     assert "[EduTradeX] Withdrawal paid" in subjects(tmp_path / "outbox")
     assert_books_balance(app)
+
+
+def test_the_paid_email_survives_an_smtp_outage(tmp_path, redis_url, smtp_server, monkeypatch):
+    """Delivery jobs are retried with backoff: SMTP down when the worker first runs, the
+    "Withdrawal paid" email is scheduled again (not dropped) and sent once SMTP is back."""
+    from rq import SimpleWorker
+    from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+
+    from edutradex import mail
+
+    monkeypatch.setattr(mail, "RETRY_INTERVALS", (1, 1))
+    smtp_down = {**smtp_server.app_config, "MAIL_PORT": free_port()}
+    app = rq_app(tmp_path, redis_url, **smtp_down)
+    with app.app_context():
+        admin, user = make_admin(), make_user()
+        deposits.start_deposit(user.id, Decimal("90.00"))
+        verified_user_with_bank(user.id, admin.id)
+        withdrawal_id = withdrawals.request_withdrawal(user.id, Decimal("60.00")).id
+        withdrawals.approve_withdrawal(withdrawal_id, admin.id)
+        batches.mark_batch_sent(batches.create_batch(admin.id).id, admin.id, "BANK-2")
+        queue, connection = jobs.queue(), jobs.redis_connection()
+    paid_email = f"email-withdrawal-{withdrawal_id}-paid"
+
+    run_worker(connection, app, monkeypatch)  # SMTP is down
+    assert smtp_server.messages == []
+    assert paid_email in ScheduledJobRegistry(queue=queue).get_job_ids()
+    assert paid_email not in FailedJobRegistry(queue=queue).get_job_ids()
+
+    up = rq_app(tmp_path, redis_url, **smtp_server.app_config)  # SMTP is back (the worker restarted with it)
+    monkeypatch.setattr(jobs, "_worker_app", up)
+    time.sleep(1.2)
+    SimpleWorker([jobs.QUEUE_NAME], connection=connection).work(burst=True, with_scheduler=True)
+    smtp_server.wait_for(4)
+    assert sorted(smtp_server.subjects()) == ["[EduTradeX] Deposit received", "[EduTradeX] Identity verified",
+                                              "[EduTradeX] Withdrawal paid", "[EduTradeX] Withdrawal requested"]
