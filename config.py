@@ -107,7 +107,7 @@ class Config:
     SOCKETIO_DIRECT_WRITES = _bool("SOCKETIO_DIRECT_WRITES", True)
 
     # Credit wallet (1 credit = 1 EUR). Without STRIPE_SECRET_KEY the demo provider credits
-    # deposits at once and pays withdrawals at once (the embedded default).
+    # deposits at once (the embedded default). Withdrawals are paid by SEPA batches.
     STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY") or None
     STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY") or None
     STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or None
@@ -116,6 +116,13 @@ class Config:
     DEPOSIT_MIN = Decimal(os.environ.get("DEPOSIT_MIN", "5"))
     DEPOSIT_MAX = Decimal(os.environ.get("DEPOSIT_MAX", "1000"))
     WITHDRAWAL_MIN = Decimal(os.environ.get("WITHDRAWAL_MIN", "10"))
+    # The platform's bank account that pays withdrawals: the debtor of the SEPA payout
+    # batches (pain.001 files) an admin uploads to that bank.
+    PAYOUT_DEBTOR_NAME = os.environ.get("PAYOUT_DEBTOR_NAME") or None
+    PAYOUT_DEBTOR_IBAN = os.environ.get("PAYOUT_DEBTOR_IBAN") or None
+    PAYOUT_DEBTOR_BIC = os.environ.get("PAYOUT_DEBTOR_BIC") or None
+    # How often the reconciler restarts payouts whose job was lost or whose provider was down.
+    PAYOUT_RECONCILE_SECONDS = float(os.environ.get("PAYOUT_RECONCILE_SECONDS", "60"))
     # Fernet key(s) for KYC data and bank details, comma-separated, newest first (rotation).
     KYC_ENCRYPTION_KEY = os.environ.get("KYC_ENCRYPTION_KEY") or None
 

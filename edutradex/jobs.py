@@ -73,11 +73,13 @@ def queue():
     return Queue(QUEUE_NAME, connection=redis_connection())
 
 
-def enqueue(func: Callable, *args: Any, job_id: str | None = None, at: datetime | None = None, **kwargs: Any) -> str | None:
+def enqueue(func: Callable, *args: Any, job_id: str | None = None, at: datetime | None = None,
+            retry_intervals: tuple[int, ...] = (), **kwargs: Any) -> str | None:
     """Run ``func(*args, **kwargs)`` in the background, at ``at`` if given (aware UTC).
 
     ``job_id`` makes the enqueue idempotent in RQ mode: a second enqueue with the same id
-    while the first is still known replaces nothing."""
+    while the first is still known replaces nothing. ``retry_intervals`` (seconds) retries a
+    failing job that many times, backing off (RQ mode; its scheduler runs the retries)."""
     mode = current_app.config["JOBS_MODE"]
     if mode == "sync":
         func(*args, **kwargs)
@@ -92,6 +94,10 @@ def enqueue(func: Callable, *args: Any, job_id: str | None = None, at: datetime 
         if existing is not None and existing.get_status(refresh=True) not in ("finished", "failed", "canceled", "stopped"):
             return job_id
     options = {"job_id": job_id, "failure_ttl": 7 * 24 * 3600}
+    if retry_intervals:
+        from rq import Retry
+
+        options["retry"] = Retry(max=len(retry_intervals), interval=list(retry_intervals))
     if at is not None:
         q.enqueue_at(at, func, *args, **kwargs, **{k: v for k, v in options.items() if v is not None})
     else:

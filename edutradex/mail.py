@@ -19,13 +19,17 @@ from .extensions import mail
 
 log = logging.getLogger(__name__)
 
+# An SMTP server that is down for a while delays an email, it does not lose it ("withdrawal
+# paid" included): the delivery job is retried after these many seconds (RQ mode).
+RETRY_INTERVALS = (30, 120, 600, 1800)
+
 
 def send_email(to: str, subject: str, template: str, *, job_id: str | None = None, **context) -> str:
     """Render now (the facts as they are at commit), deliver in a job. Returns the job id,
     which is also the message id, so a retried enqueue with the same job_id sends once."""
     body = render_template(f"email/{template}.txt", **context)
     job_id = job_id or f"email-{uuid.uuid4().hex}"
-    jobs.enqueue(deliver_email, to, subject, body, job_id, job_id=job_id)
+    jobs.enqueue(deliver_email, to, subject, body, job_id, job_id=job_id, retry_intervals=RETRY_INTERVALS)
     return job_id
 
 

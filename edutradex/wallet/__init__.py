@@ -28,9 +28,11 @@ def init_app(app: Flask) -> None:
     from ..extensions import csrf
     from . import cli, crypto, models, views  # noqa: F401 - models: the tables
     from .service import create_wallet_for_new_user
+    from .withdrawals import payout_reconciler
 
     app.extensions["wallet_cipher"] = crypto.build_cipher(app)
     app.extensions.setdefault("on_user_created", []).append(create_wallet_for_new_user)
+    app.extensions["background_services"].append(payout_reconciler)
     if app.config.get("STRIPE_SECRET_KEY"):
         _allow_stripe_js(app)
     csrf.exempt(views.stripe_webhook)  # authenticated by Stripe's signature instead

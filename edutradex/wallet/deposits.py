@@ -17,6 +17,7 @@ from .ledger import get_or_create_wallet, post_ledger_entry, wallet_account
 from .models import Deposit, DepositStatus, EntryType, Wallet
 from .notify import after_commit, commit, email_user, live_update
 from .providers import CardPaymentResult, PaymentDeclined, stripe_enabled, stripe_gateway, to_cents
+from .status import transition
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,7 @@ def start_deposit(user_id: int, amount: Decimal) -> Deposit:
     try:
         deposit.provider_ref, deposit.client_secret = gateway.create_payment_intent(deposit.id, user_id, customer_id, amount)
     except DomainError as exc:
-        deposit.status = DepositStatus.FAILED.value
-        deposit.failure_message = exc.message
+        transition(Deposit, deposit.id, [DepositStatus.PENDING], DepositStatus.FAILED, failure_message=exc.message[:255])
         commit()
         raise
     commit()
@@ -96,33 +96,26 @@ def pay_deposit(user_id: int, deposit_id: int, card_token: str) -> CardPaymentRe
     try:
         result = stripe_gateway().pay_with_card_token(intent_id, customer_id, card_token)
     except PaymentDeclined as exc:
-        mark_deposit_failed(_locked(deposit_id), exc.message)
+        mark_deposit_failed(deposit_id, exc.message)
         commit()
         raise
     if result.status != "requires_action":
         # The webhook may have completed the deposit already: only pending moves on.
-        db.session.execute(update(Deposit).where(Deposit.id == deposit_id, Deposit.status == DepositStatus.PENDING.value)
-                           .values(status=DepositStatus.PROCESSING.value))
+        transition(Deposit, deposit_id, [DepositStatus.PENDING], DepositStatus.PROCESSING)
     commit()
     return result
 
 
-def _locked(deposit_id: int) -> Deposit:
-    return db.session.scalar(select(Deposit).where(Deposit.id == deposit_id).with_for_update()
-                             .execution_options(populate_existing=True))
-
-
 def _complete(deposit: Deposit) -> None:
-    """Credit the wallet once per deposit, whatever calls this and however often."""
-    if deposit.status == DepositStatus.COMPLETED.value:
+    """Credit the wallet once per deposit, whatever calls this and however often: the
+    conditional status change decides which caller posts the entry."""
+    if not transition(Deposit, deposit.id, [DepositStatus.PENDING, DepositStatus.PROCESSING], DepositStatus.COMPLETED,
+                      failure_message=None, completed_at=utcnow()):
         return
     entries = post_ledger_entry(
         EntryType.DEPOSIT, deposit.amount, debit=None, credit=wallet_account(deposit.user_id),
         idempotency_key=f"deposit:{deposit.id}", reference=f"deposit:{deposit.id}",
     )
-    deposit.status = DepositStatus.COMPLETED.value
-    deposit.failure_message = None
-    deposit.completed_at = utcnow()
     user = db.session.get(User, deposit.user_id)
     # Plain values: after the commit, ORM objects are expired and must not be reloaded.
     user_id, email, name = user.id, user.email, user.name
@@ -137,12 +130,11 @@ def _complete(deposit: Deposit) -> None:
     after_commit(notify)
 
 
-def mark_deposit_failed(deposit: Deposit, message: str) -> None:
-    if deposit.status in (DepositStatus.COMPLETED.value, DepositStatus.FAILED.value):
+def mark_deposit_failed(deposit_id: int, message: str) -> None:
+    if not transition(Deposit, deposit_id, [DepositStatus.PENDING, DepositStatus.PROCESSING], DepositStatus.FAILED,
+                      failure_message=message[:255]):
         return
-    deposit.status = DepositStatus.FAILED.value
-    deposit.failure_message = message[:255]
-    user_id = deposit.user_id
+    user_id = db.session.get(Deposit, deposit_id).user_id
     after_commit(lambda: live_update(user_id, None, f"Deposit failed: {message}", "error"))
 
 
@@ -155,7 +147,7 @@ def intent_succeeded(intent) -> None:
     if intent["currency"] != deposit.currency or intent["amount"] != to_cents(deposit.amount):
         log.error("PaymentIntent %s paid %s %s but deposit %s expects %s: not credited",
                   intent["id"], intent["amount"], intent["currency"], deposit.id, deposit.amount)
-        mark_deposit_failed(deposit, "The amount paid does not match the deposit. Contact support.")
+        mark_deposit_failed(deposit.id, "The amount paid does not match the deposit. Contact support.")
         return
     _complete(deposit)
 
@@ -165,11 +157,11 @@ def intent_failed(intent) -> None:
     if deposit is None:
         return
     error = intent.get("last_payment_error") or {}
-    mark_deposit_failed(deposit, error.get("message") or "The payment failed.")
+    mark_deposit_failed(deposit.id, error.get("message") or "The payment failed.")
 
 
 def _deposit_for_intent(intent) -> Deposit | None:
-    deposit = db.session.scalar(select(Deposit).where(Deposit.provider_ref == intent["id"]).with_for_update())
+    deposit = db.session.scalar(select(Deposit).where(Deposit.provider_ref == intent["id"]))
     if deposit is None:
         log.warning("webhook for unknown PaymentIntent %s (metadata %s) ignored", intent["id"], dict(intent.get("metadata") or {}))
     return deposit

@@ -16,6 +16,7 @@ from ..types import utcnow
 from .crypto import decrypt_json, encrypt_json
 from .models import KycStatus, KycSubmission
 from .notify import after_commit, commit, email_user
+from .status import refuse, transition
 
 MINIMUM_AGE = 18
 
@@ -114,14 +115,10 @@ def pending_submissions() -> list[KycSubmission]:
 
 
 def _decide(submission_id: int, admin_id: int, status: KycStatus, reason: str | None) -> KycSubmission:
-    query = select(KycSubmission).where(KycSubmission.id == submission_id).with_for_update()
-    submission = found(db.session.scalar(query), "No such KYC submission.")
-    if submission.status != KycStatus.PENDING.value:
-        raise Conflict(f"This submission was already {submission.status}.")
-    submission.status = status.value
-    submission.reason = reason
-    submission.reviewed_by = admin_id
-    submission.reviewed_at = utcnow()
+    if not transition(KycSubmission, submission_id, [KycStatus.PENDING], status, reason=reason, reviewed_by=admin_id,
+                      reviewed_at=utcnow()):
+        refuse(KycSubmission, submission_id, "KYC submission", "decided again")
+    submission = db.session.get(KycSubmission, submission_id)
     user = db.session.get(User, submission.user_id)
     email, name, sid = user.email, user.name, submission.id
     approved = status == KycStatus.APPROVED

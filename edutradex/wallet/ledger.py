@@ -54,7 +54,7 @@ WALLET_TOTALS: dict[str, tuple[str, int]] = {
 }
 TOTAL_COLUMNS = ("total_deposited", "total_withdrawn", "total_spent_competitions", "total_won_competitions")
 # Movements across the platform's boundary: the only ones allowed to have a single leg.
-EXTERNAL_TYPES = frozenset({EntryType.DEPOSIT, EntryType.PAYOUT, EntryType.ADJUSTMENT})
+EXTERNAL_TYPES = frozenset({EntryType.DEPOSIT, EntryType.PAYOUT, EntryType.PAYOUT_RETURN, EntryType.ADJUSTMENT})
 
 
 class InsufficientFunds(DomainError):

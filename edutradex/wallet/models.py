@@ -21,6 +21,7 @@ class EntryType(enum.StrEnum):
     WITHDRAWAL = "withdrawal"  # wallet -> pending withdrawals
     WITHDRAWAL_REVERSAL = "withdrawal_reversal"  # pending withdrawals -> wallet
     PAYOUT = "payout"  # pending withdrawals -> paid out of the platform
+    PAYOUT_RETURN = "payout_return"  # the bank returned a paid-out transfer -> pending withdrawals
     COMPETITION_ENTRY = "competition_entry"
     COMPETITION_REFUND = "competition_refund"
     COMPETITION_PRIZE = "competition_prize"
@@ -127,10 +128,10 @@ class Deposit(db.Model):
 
 class WithdrawalStatus(enum.StrEnum):
     REQUESTED = "requested"  # credits held in pending withdrawals, waiting for an admin
-    APPROVED = "approved"  # payout job enqueued
-    PROCESSING = "processing"  # payout sent to the provider, waiting for its result
-    PAID = "paid"
-    FAILED = "failed"  # payout failed: credits given back
+    APPROVED = "approved"  # waiting for a SEPA batch (or for the payout job of a provider with an API)
+    PROCESSING = "processing"  # in a SEPA batch not yet sent (or at the provider, waiting for its result)
+    PAID = "paid"  # the batch was sent to the bank (or the provider paid)
+    FAILED = "failed"  # payout failed or returned: credits given back
     REJECTED = "rejected"  # an admin refused: credits given back
     CANCELED = "canceled"  # the user withdrew the request before review: credits given back
 
@@ -155,6 +156,58 @@ class Withdrawal(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Payout attempts at a provider with an API (see withdrawals.run_payout): the reconciler
+    # retries an approved withdrawal once next_attempt_at has passed.
+    payout_attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(255))
+
+
+class PayoutBatchStatus(enum.StrEnum):
+    OPEN = "open"  # created; its pain.001 file is downloaded and uploaded to the bank
+    SENT = "sent"  # the bank accepted the file (its reference recorded): the withdrawals are paid
+    FAILED = "failed"  # the bank refused the file: every withdrawal in it is given back
+
+
+class PayoutBatch(db.Model):
+    """A SEPA credit-transfer file (pain.001): the approved withdrawals an admin pays in one
+    upload to the platform's bank."""
+
+    __tablename__ = "payout_batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default=PayoutBatchStatus.OPEN.value, index=True)
+    message_id: Mapped[str] = mapped_column(String(35), unique=True)  # the file's MsgId: banks refuse a repeat
+    total: Mapped[Decimal] = mapped_column(Money())
+    line_count: Mapped[int] = mapped_column()
+    bank_reference: Mapped[str | None] = mapped_column(String(64))
+    failure_reason: Mapped[str | None] = mapped_column(String(255))
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    lines = relationship("PayoutBatchLine", order_by="PayoutBatchLine.id", back_populates="batch")
+
+
+class PayoutLineStatus(enum.StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    FAILED = "failed"  # refused or returned by the bank: the withdrawal is given back
+
+
+class PayoutBatchLine(db.Model):
+    __tablename__ = "payout_batch_lines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("payout_batches.id"), index=True)
+    withdrawal_id: Mapped[int] = mapped_column(ForeignKey("withdrawals.id"), unique=True)
+    amount: Mapped[Decimal] = mapped_column(Money())
+    end_to_end_id: Mapped[str] = mapped_column(String(35), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default=PayoutLineStatus.PENDING.value)
+    failure_reason: Mapped[str | None] = mapped_column(String(255))
+
+    batch = relationship("PayoutBatch", back_populates="lines")
 
 
 class BankAccount(db.Model):

@@ -1,13 +1,17 @@
 """Payment providers behind one interface: Stripe (real keys, or localstripe in tests)
-and the demo provider of the embedded default (no real money; credits and pays at once).
+and the demo provider of the embedded default (no real money; it credits deposits at once).
 
 Stripe deposits: a PaymentIntent is created on the server; the browser turns the card into
 a token with Stripe.js; the server attaches it to the user's Stripe customer and confirms
 the intent. Credits are granted only by the signed ``payment_intent.succeeded`` webhook.
 
-Stripe payouts: ``stripe.payouts.create`` moves money from the platform's Stripe balance to
-the platform's bank account. Paying a user's own IBAN needs Stripe Connect (a connected
-account per user) or a bank-transfer provider; PayoutProvider is the seam for that."""
+Payouts reach the user's own IBAN through SEPA credit-transfer batches (see batches.py):
+the platform's bank pays them. (Stripe's ``payouts.create`` would only move the platform's
+Stripe balance to the platform's own bank account, so it is not used.) A provider that pays
+users through an API — Stripe Connect, with a connected account per user — plugs in as a
+``PayoutProvider`` registered at ``app.extensions["wallet_payout_provider"]``: approved
+withdrawals then go to it through the payout job (withdrawals.run_payout), with retries, and
+its webhooks report the result through ``withdrawals.provider_reported``."""
 
 from __future__ import annotations
 
@@ -46,14 +50,20 @@ class CardPaymentResult:
 @dataclass(frozen=True)
 class PayoutResult:
     reference: str
-    status: str  # "paid" | "pending" | "failed"
+    status: str  # "paid" | "pending" (its webhook will say) | "failed"
     failure_message: str | None = None
 
 
 class PayoutProvider(Protocol):
+    """A payout partner with an API. ``create_payout`` must be idempotent per withdrawal
+    (the job is retried) and raise ProviderUnavailable when the outcome is unknown;
+    ``payout_status`` says how a payout it answered "pending" for has ended."""
+
     name: str
 
     def create_payout(self, withdrawal_id: int, amount: Decimal, currency: str, user_id: int) -> PayoutResult: ...
+
+    def payout_status(self, withdrawal_id: int, reference: str | None) -> PayoutResult: ...
 
 
 def to_cents(amount: Decimal) -> int:
@@ -125,26 +135,6 @@ class StripeGateway:
         error = intent.to_dict().get("last_payment_error") or {}
         raise PaymentDeclined(error.get("message") or "The payment was not completed.")
 
-    def create_payout(self, withdrawal_id: int, amount: Decimal, currency: str, user_id: int) -> PayoutResult:
-        try:
-            payout = self.client.v1.payouts.create(
-                params={
-                    "amount": to_cents(amount),
-                    "currency": currency,
-                    "description": f"EduTradeX withdrawal {withdrawal_id}",
-                    "metadata": {"withdrawal_id": str(withdrawal_id), "user_id": str(user_id)},
-                },
-                options={"idempotency_key": f"withdrawal-{withdrawal_id}-payout"},
-            )
-        except (stripe.APIConnectionError, stripe.RateLimitError, stripe.APIError) as exc:
-            # The payout may or may not exist: keep the withdrawal approved and let the job
-            # be retried; the idempotency key makes the retry return the same payout.
-            raise ProviderUnavailable(f"Stripe is not reachable: {exc}") from exc
-        except stripe.StripeError as exc:
-            return PayoutResult(reference="", status="failed", failure_message=exc.user_message or str(exc))
-        status = {"paid": "paid", "failed": "failed", "canceled": "failed"}.get(payout.status, "pending")
-        return PayoutResult(payout.id, status, payout.to_dict().get("failure_message"))
-
     def construct_event(self, payload: bytes, signature: str | None):
         if not self.webhook_secret:
             raise WebhookRejected("Webhooks are not configured (STRIPE_WEBHOOK_SECRET).")
@@ -154,23 +144,11 @@ class StripeGateway:
             raise WebhookRejected("Invalid webhook signature or payload.") from exc
 
 
-class DemoPayouts:
-    """The embedded default's educational mode: the payout is 'paid' at once."""
-
-    name = "demo"
-
-    def create_payout(self, withdrawal_id: int, amount: Decimal, currency: str, user_id: int) -> PayoutResult:
-        log.info("demo payout of %s %s for withdrawal %s", amount, currency, withdrawal_id)
-        return PayoutResult(reference=f"demo-po-{withdrawal_id}", status="paid")
-
-
 def stripe_gateway() -> StripeGateway:
     return StripeGateway()
 
 
-def payout_provider() -> PayoutProvider:
-    """A provider registered by the app (another payout partner) wins over the default."""
-    registered = current_app.extensions.get("wallet_payout_provider")
-    if registered is not None:
-        return registered
-    return StripeGateway() if stripe_enabled() else DemoPayouts()
+def payout_provider() -> PayoutProvider | None:
+    """The payout partner with an API the app registered, or None: withdrawals are then paid
+    by SEPA batches an admin sends to the platform's bank."""
+    return current_app.extensions.get("wallet_payout_provider")

@@ -26,6 +26,7 @@ ENTRY_LABELS = {
     EntryType.WITHDRAWAL: "Withdrawal",
     EntryType.WITHDRAWAL_REVERSAL: "Withdrawal returned",
     EntryType.PAYOUT: "Payout",
+    EntryType.PAYOUT_RETURN: "Payout returned by the bank",
     EntryType.COMPETITION_ENTRY: "Competition entry",
     EntryType.COMPETITION_REFUND: "Competition refund",
     EntryType.COMPETITION_PRIZE: "Competition prize",

@@ -12,17 +12,12 @@ from .ledger import dialect_insert
 from .models import StripeEvent
 from .notify import commit
 from .providers import stripe_gateway
-from .withdrawals import payout_event
 
 log = logging.getLogger(__name__)
 
 HANDLERS = {
     "payment_intent.succeeded": intent_succeeded,
     "payment_intent.payment_failed": intent_failed,
-    "payout.paid": payout_event,
-    "payout.failed": payout_event,
-    "payout.canceled": payout_event,
-    "payout.updated": payout_event,
 }
 
 

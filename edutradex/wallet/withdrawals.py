@@ -1,32 +1,38 @@
 """Withdrawals: credits out to the user's bank account.
 
 request  -> the credits leave the wallet at once into the pending-withdrawals account;
-approve  -> an admin approves, the payout job pays through the provider;
-paid     -> the payout leaves the platform (a ``payout`` entry);
-rejected / failed -> a ``withdrawal_reversal`` gives the credits back.
-Every step is idempotent: its ledger key and a status check make a repeat a no-op."""
+approve  -> an admin approves; the withdrawal waits for a SEPA batch (batches.py), or, with a
+            payout provider that has an API, the payout job pays it (retried with backoff
+            by the reconciler until it ends paid or failed);
+paid     -> the batch was sent to the bank (or the provider paid): a ``payout`` entry;
+rejected / failed -> a ``withdrawal_reversal`` gives the credits back; a payout the bank
+            returns after it was paid comes back first (``payout_return``).
+Every status change is conditional (status.transition) and every entry has a ledger key, so
+a repeat or a race changes nothing twice."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from .. import jobs
 from ..auth.models import User
 from ..errors import Conflict, DomainError, Forbidden, NotFound, found
-from ..extensions import db
+from ..extensions import db, socketio
 from ..types import utcnow
+from .bank import mask_iban, validate_iban
 from .crypto import decrypt_text, encrypt_text
-from .iban import mask_iban, validate_iban
 from .kyc import is_verified
 from .ledger import InsufficientFunds, get_or_create_wallet, platform_account, post_ledger_entry, wallet_account
 from .models import BankAccount, EntryType, PlatformAccountKind, Withdrawal, WithdrawalStatus
 from .notify import after_commit, commit, email_user, live_update
-from .providers import ProviderUnavailable, payout_provider
+from .providers import PayoutResult, ProviderUnavailable, payout_provider
+from .status import refuse, transition
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +123,11 @@ def request_withdrawal(user_id: int, amount: Decimal) -> Withdrawal:
 
 def cancel_withdrawal(user_id: int, withdrawal_id: int) -> Withdrawal:
     """The user changes their mind before an admin has decided: the credits come back."""
-    withdrawal = _locked(withdrawal_id)
-    if withdrawal.user_id != user_id:
+    withdrawal = db.session.get(Withdrawal, withdrawal_id)
+    if withdrawal is None or withdrawal.user_id != user_id:
         raise NotFound("No such withdrawal.")
-    if withdrawal.status != WithdrawalStatus.REQUESTED.value:
-        raise Conflict(f"This withdrawal is already {withdrawal.status} and can no longer be cancelled.")
-    _give_back(withdrawal, WithdrawalStatus.CANCELED, "Cancelled by you.")
+    if not give_back(withdrawal_id, (WithdrawalStatus.REQUESTED,), WithdrawalStatus.CANCELED, "Cancelled by you."):
+        refuse(Withdrawal, withdrawal_id, "withdrawal", "cancelled")
     commit()
     return withdrawal
 
@@ -141,9 +146,8 @@ def get_user_withdrawal(user_id: int, withdrawal_id: int) -> Withdrawal:
 
 # ---- the admin's side and the payout --------------------------------------------
 
-def _locked(withdrawal_id: int) -> Withdrawal:
-    query = select(Withdrawal).where(Withdrawal.id == withdrawal_id).with_for_update()
-    return found(db.session.scalar(query.execution_options(populate_existing=True)), "No such withdrawal.")
+def _withdrawal(withdrawal_id: int) -> Withdrawal:
+    return found(db.session.get(Withdrawal, withdrawal_id, populate_existing=True), "No such withdrawal.")
 
 
 def pending_review() -> list[Withdrawal]:
@@ -158,115 +162,208 @@ def withdrawal_bank_details(withdrawal_id: int) -> BankDetails:
 
 
 def approve_withdrawal(withdrawal_id: int, admin_id: int) -> Withdrawal:
-    withdrawal = _locked(withdrawal_id)
-    if withdrawal.status != WithdrawalStatus.REQUESTED.value:
-        raise Conflict(f"This withdrawal is already {withdrawal.status}.")
-    withdrawal.status = WithdrawalStatus.APPROVED.value
-    withdrawal.decided_by = admin_id
-    withdrawal.decided_at = utcnow()
-    wid = withdrawal.id
-    after_commit(lambda: jobs.enqueue(run_payout, wid, job_id=f"payout-{wid}"))
+    """With a payout provider, the job is started after the commit; if that start is lost
+    (Redis down), the reconciler starts it once ``next_attempt_at`` has passed."""
+    provider = payout_provider()
+    first_attempt = utcnow() + retry_delay(0) if provider else None
+    if not transition(Withdrawal, withdrawal_id, [WithdrawalStatus.REQUESTED], WithdrawalStatus.APPROVED,
+                      decided_by=admin_id, decided_at=utcnow(), next_attempt_at=first_attempt):
+        refuse(Withdrawal, withdrawal_id, "withdrawal", "approved")
+    if provider:
+        after_commit(lambda: start_payout_job(withdrawal_id))
     commit()
-    return withdrawal
+    return _withdrawal(withdrawal_id)
 
 
 def reject_withdrawal(withdrawal_id: int, admin_id: int, reason: str) -> Withdrawal:
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("Give the user a reason for the rejection.")
-    withdrawal = _locked(withdrawal_id)
-    if withdrawal.status != WithdrawalStatus.REQUESTED.value:
-        raise Conflict(f"This withdrawal is already {withdrawal.status}.")
-    withdrawal.decided_by = admin_id
-    withdrawal.decided_at = utcnow()
-    _give_back(withdrawal, WithdrawalStatus.REJECTED, reason[:255])
+    if not give_back(withdrawal_id, (WithdrawalStatus.REQUESTED,), WithdrawalStatus.REJECTED, reason[:255],
+                     decided_by=admin_id, decided_at=utcnow()):
+        refuse(Withdrawal, withdrawal_id, "withdrawal", "rejected")
     commit()
-    return withdrawal
+    return _withdrawal(withdrawal_id)
+
+
+def fail_and_reverse(withdrawal_id: int, admin_id: int, reason: str) -> Withdrawal:
+    """An admin gives up on an approved withdrawal that no batch or provider has taken:
+    the credits go back to the user, once. (One in a batch is failed through its batch.)"""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError("Give the user a reason why the payout is given up.")
+    if not give_back(withdrawal_id, (WithdrawalStatus.APPROVED,), WithdrawalStatus.FAILED, reason[:255]):
+        refuse(Withdrawal, withdrawal_id, "withdrawal", "failed and reversed (only an approved one can)")
+    commit()
+    return _withdrawal(withdrawal_id)
+
+
+def retry_payout(withdrawal_id: int) -> Withdrawal:
+    """An admin's "try again now" for an approved withdrawal at a payout provider."""
+    if payout_provider() is None:
+        raise DomainError("Approved withdrawals are paid by SEPA payout batch: create one on the Payouts page.")
+    if not transition(Withdrawal, withdrawal_id, [WithdrawalStatus.APPROVED], WithdrawalStatus.APPROVED,
+                      next_attempt_at=utcnow()):
+        refuse(Withdrawal, withdrawal_id, "withdrawal", "retried (only an approved one can)")
+    after_commit(lambda: start_payout_job(withdrawal_id))
+    commit()
+    return _withdrawal(withdrawal_id)
+
+
+# ---- payouts through a provider with an API, retried until they end -------------
+
+# Seconds before attempt n+1 is due (the last one repeats): the provider gets an idempotency
+# key per withdrawal, so a retry of a payout whose outcome was unknown pays once.
+RETRY_DELAYS = (60, 300, 900, 3600)
+
+
+def retry_delay(attempts: int) -> timedelta:
+    return timedelta(seconds=RETRY_DELAYS[min(attempts, len(RETRY_DELAYS) - 1)])
+
+
+def start_payout_job(withdrawal_id: int) -> None:
+    jobs.enqueue(run_payout, withdrawal_id, job_id=f"payout-{withdrawal_id}")
 
 
 @jobs.job
 def run_payout(withdrawal_id: int) -> str:
-    """The payout job. Safe to run twice: only an approved withdrawal is paid, and the
-    provider gets an idempotency key derived from the withdrawal."""
-    withdrawal = _locked(withdrawal_id)
-    if withdrawal.status != WithdrawalStatus.APPROVED.value:
-        db.session.rollback()
-        return withdrawal.status
+    """The payout job: pays an approved withdrawal through the provider, or asks the provider
+    how a payout it accepted ("pending") ended. Safe to run twice or at once: an attempt is
+    claimed by a conditional update of the attempt counter, and each claim schedules the
+    next attempt, so a provider that cannot be reached (or has not decided yet) is asked
+    again by the reconciler, backing off, until the withdrawal is paid or failed."""
     provider = payout_provider()
-    amount, currency, user_id = withdrawal.amount, withdrawal.currency, withdrawal.user_id
-    commit()  # no transaction stays open while the provider is called
-    try:
-        result = provider.create_payout(withdrawal_id, amount, currency, user_id)
-    except ProviderUnavailable:
-        log.exception("payout for withdrawal %s could not reach %s; the job can be retried", withdrawal_id, provider.name)
-        raise
-    withdrawal = _locked(withdrawal_id)
-    if withdrawal.status != WithdrawalStatus.APPROVED.value:  # a webhook got here first
+    withdrawal = _withdrawal(withdrawal_id)
+    status, attempts = withdrawal.status, withdrawal.payout_attempts
+    at_provider = status == WithdrawalStatus.PROCESSING.value and withdrawal.next_attempt_at is not None
+    if provider is None or not (status == WithdrawalStatus.APPROVED.value or at_provider):
         db.session.rollback()
-        return withdrawal.status
-    withdrawal.provider = provider.name
-    withdrawal.provider_ref = result.reference or None
-    if result.status == "paid":
-        _mark_paid(withdrawal)
-    elif result.status == "failed":
-        _give_back(withdrawal, WithdrawalStatus.FAILED, result.failure_message or "The payout failed.")
-    else:
-        withdrawal.status = WithdrawalStatus.PROCESSING.value
+        return status
+    amount, currency, user_id, reference = withdrawal.amount, withdrawal.currency, withdrawal.user_id, withdrawal.provider_ref
+    claim = (update(Withdrawal).where(Withdrawal.id == withdrawal_id, Withdrawal.status == status,
+                                      Withdrawal.payout_attempts == attempts)
+             .values(payout_attempts=attempts + 1, next_attempt_at=utcnow() + retry_delay(attempts + 1)))
+    claimed = db.session.execute(claim).rowcount == 1
+    commit()  # no transaction stays open while the provider is called
+    if not claimed:
+        return _withdrawal(withdrawal_id).status  # another run has this attempt
+    try:
+        if at_provider:
+            result = provider.payout_status(withdrawal_id, reference)
+        else:
+            result = provider.create_payout(withdrawal_id, amount, currency, user_id)
+    except ProviderUnavailable as exc:
+        log.warning("payout %s: %s unreachable (attempt %s), retried later: %s", withdrawal_id, provider.name,
+                    attempts + 1, exc)
+        db.session.execute(update(Withdrawal).where(Withdrawal.id == withdrawal_id).values(last_error=str(exc)[:255]))
+        commit()
+        return status
+    provider_reported(withdrawal_id, provider.name, result)
     commit()
-    return withdrawal.status
+    return _withdrawal(withdrawal_id).status
 
 
-def payout_event(payout) -> None:
-    """Stripe ``payout.*`` webhooks (in the caller's transaction)."""
-    metadata = payout.get("metadata") or {}
-    withdrawal = db.session.scalar(select(Withdrawal).where(Withdrawal.provider_ref == payout["id"]).with_for_update())
-    if withdrawal is None and str(metadata.get("withdrawal_id", "")).isdigit():
-        withdrawal = db.session.scalar(select(Withdrawal).where(Withdrawal.id == int(metadata["withdrawal_id"]))
-                                       .with_for_update())
-    if withdrawal is None:
-        log.warning("payout webhook for unknown payout %s ignored", payout["id"])
+def provider_reported(withdrawal_id: int, provider_name: str, result: PayoutResult) -> None:
+    """What a payout provider says about a withdrawal (its API's answer or its webhook), in
+    the caller's transaction. Whoever reports first moves it; a repeat changes nothing. A
+    pending payout keeps its next check scheduled."""
+    sent = {"provider": provider_name, "provider_ref": result.reference or None}
+    if result.status == "failed":
+        give_back(withdrawal_id, (WithdrawalStatus.APPROVED, WithdrawalStatus.PROCESSING), WithdrawalStatus.FAILED,
+                  result.failure_message or "The payout failed.", **sent)
         return
-    withdrawal.provider_ref = withdrawal.provider_ref or payout["id"]
-    status = payout["status"]
-    if status == "paid":
-        _mark_paid(withdrawal)
-    elif status in ("failed", "canceled"):
-        _give_back(withdrawal, WithdrawalStatus.FAILED, payout.get("failure_message") or f"The payout was {status}.")
+    transition(Withdrawal, withdrawal_id, [WithdrawalStatus.APPROVED], WithdrawalStatus.PROCESSING, **sent)
+    if result.status == "paid":
+        mark_paid(withdrawal_id)
 
 
-def _mark_paid(withdrawal: Withdrawal) -> None:
-    if withdrawal.status == WithdrawalStatus.PAID.value:
-        return
-    if withdrawal.status not in (WithdrawalStatus.APPROVED.value, WithdrawalStatus.PROCESSING.value):
-        log.error("withdrawal %s reported paid while %s: needs a person", withdrawal.id, withdrawal.status)
-        return
+def due_payouts(now=None, limit: int = 100) -> list[int]:
+    """Withdrawals whose payout attempt is due: approved ones whose job was never started,
+    was lost, or found the provider unreachable; ones the provider has not decided yet.
+    (Withdrawals in a SEPA batch have no next attempt: the admin closes their batch.)"""
+    now = now or utcnow()
+    return list(db.session.scalars(
+        select(Withdrawal.id).where(Withdrawal.status.in_([WithdrawalStatus.APPROVED, WithdrawalStatus.PROCESSING]),
+                                    Withdrawal.next_attempt_at.is_not(None), Withdrawal.next_attempt_at <= now)
+        .order_by(Withdrawal.next_attempt_at, Withdrawal.id).limit(limit)))
+
+
+def reconcile_payouts(now=None) -> int:
+    """Start the payout job of every due withdrawal (a job already queued under the same id
+    is left alone). With SEPA batches there is nothing to start: approved withdrawals wait
+    for an admin's batch. Returns how many jobs were started."""
+    if payout_provider() is None:
+        return 0
+    due = due_payouts(now)
+    db.session.rollback()
+    for withdrawal_id in due:
+        start_payout_job(withdrawal_id)
+    return len(due)
+
+
+def payout_reconciler(app) -> None:
+    """The background service (in the feed process, or the web process in the embedded default)."""
+    interval = app.config["PAYOUT_RECONCILE_SECONDS"]
+    while True:
+        with app.app_context():
+            try:
+                started = reconcile_payouts()
+                if started:
+                    log.info("payout reconciler started %s payout job(s)", started)
+            except Exception:
+                log.exception("payout reconciliation failed; it runs again in %s s", interval)
+            finally:
+                db.session.remove()
+        socketio.sleep(interval)
+
+
+# ---- the end of a withdrawal: paid, given back, returned -------------------------
+
+def mark_paid(withdrawal_id: int, transfer_note: str | None = None) -> bool:
+    """PROCESSING -> PAID and the payout entry, once; the user is emailed after the commit."""
+    if not transition(Withdrawal, withdrawal_id, [WithdrawalStatus.PROCESSING], WithdrawalStatus.PAID,
+                      completed_at=utcnow(), next_attempt_at=None):
+        return False
+    withdrawal = _withdrawal(withdrawal_id)
     post_ledger_entry(EntryType.PAYOUT, withdrawal.amount, debit=pending_withdrawals_account(), credit=None,
-                      idempotency_key=f"withdrawal:{withdrawal.id}:payout", reference=f"withdrawal:{withdrawal.id}")
-    withdrawal.status = WithdrawalStatus.PAID.value
-    withdrawal.completed_at = utcnow()
+                      idempotency_key=f"withdrawal:{withdrawal_id}:payout", reference=f"withdrawal:{withdrawal_id}")
     user = db.session.get(User, withdrawal.user_id)
-    email, name, wid, amount, masked = user.email, user.name, withdrawal.id, withdrawal.amount, withdrawal.iban_masked
-    after_commit(lambda: email_user(email, "Withdrawal paid", "withdrawal_paid", f"withdrawal-{wid}-paid",
-                                    name=name, amount=amount, iban_masked=masked, withdrawal_id=wid))
+    email, name, amount, masked = user.email, user.name, withdrawal.amount, withdrawal.iban_masked
+    after_commit(lambda: email_user(email, "Withdrawal paid", "withdrawal_paid", f"withdrawal-{withdrawal_id}-paid",
+                                    name=name, amount=amount, iban_masked=masked, withdrawal_id=withdrawal_id,
+                                    transfer_note=transfer_note))
+    return True
 
 
-def _give_back(withdrawal: Withdrawal, status: WithdrawalStatus, reason: str) -> None:
-    """Reverse a withdrawal that will not be paid: the credits return to the wallet."""
-    if withdrawal.status in (WithdrawalStatus.FAILED.value, WithdrawalStatus.REJECTED.value,
-                             WithdrawalStatus.CANCELED.value):
-        return
-    if withdrawal.status == WithdrawalStatus.PAID.value:
-        log.error("withdrawal %s failed after it was paid (%s): needs a person", withdrawal.id, reason)
-        return
+def return_paid(withdrawal_id: int, reason: str) -> bool:
+    """The bank sent a paid transfer back (account closed, wrong name): the money is back
+    at the platform (``payout_return``), then goes back to the user like any failure."""
+    withdrawal = _withdrawal(withdrawal_id)
+    if withdrawal.status != WithdrawalStatus.PAID.value:
+        return False
+    post_ledger_entry(EntryType.PAYOUT_RETURN, withdrawal.amount, debit=None, credit=pending_withdrawals_account(),
+                      idempotency_key=f"withdrawal:{withdrawal_id}:return", reference=f"withdrawal:{withdrawal_id}",
+                      reason=reason)
+    if not give_back(withdrawal_id, (WithdrawalStatus.PAID,), WithdrawalStatus.FAILED, reason):
+        raise Conflict(f"Withdrawal {withdrawal_id} changed while its return was recorded: try again.")
+    return True
+
+
+def give_back(withdrawal_id: int, expected: tuple[WithdrawalStatus, ...], status: WithdrawalStatus, reason: str,
+              **values) -> bool:
+    """Reverse a withdrawal that will not be paid, if it is still in one of ``expected``:
+    the credits return to the wallet, once. False when it had already moved on."""
+    values = {"next_attempt_at": None, **values}
+    if not transition(Withdrawal, withdrawal_id, expected, status, failure_reason=reason, completed_at=utcnow(),
+                      **values):
+        return False
+    withdrawal = _withdrawal(withdrawal_id)
     entries = post_ledger_entry(EntryType.WITHDRAWAL_REVERSAL, withdrawal.amount, debit=pending_withdrawals_account(),
                                 credit=wallet_account(withdrawal.user_id),
-                                idempotency_key=f"withdrawal:{withdrawal.id}:reversal",
-                                reference=f"withdrawal:{withdrawal.id}", reason=reason)
-    withdrawal.status = status.value
-    withdrawal.failure_reason = reason
-    withdrawal.completed_at = utcnow()
+                                idempotency_key=f"withdrawal:{withdrawal_id}:reversal",
+                                reference=f"withdrawal:{withdrawal_id}", reason=reason)
     user = db.session.get(User, withdrawal.user_id)
-    user_id, email, name, wid, amount = user.id, user.email, user.name, withdrawal.id, withdrawal.amount
+    user_id, email, name, amount = user.id, user.email, user.name, withdrawal.amount
     balance = next(e.balance_after for e in entries if e.wallet_id is not None)
     rejected = status == WithdrawalStatus.REJECTED
 
@@ -274,10 +371,11 @@ def _give_back(withdrawal: Withdrawal, status: WithdrawalStatus, reason: str) ->
         if status == WithdrawalStatus.CANCELED:
             live_update(user_id, balance)
             return
-        live_update(user_id, balance, f"Withdrawal {wid} {'rejected' if rejected else 'failed'}: the credits are back.",
-                    "error")
+        live_update(user_id, balance,
+                    f"Withdrawal {withdrawal_id} {'rejected' if rejected else 'failed'}: the credits are back.", "error")
         email_user(email, "Withdrawal rejected" if rejected else "Withdrawal failed", "withdrawal_failed",
-                   f"withdrawal-{wid}-{status.value}", name=name, amount=amount, reason=reason, balance=balance,
-                   withdrawal_id=wid, rejected=rejected)
+                   f"withdrawal-{withdrawal_id}-{status.value}", name=name, amount=amount, reason=reason,
+                   balance=balance, withdrawal_id=withdrawal_id, rejected=rejected)
 
     after_commit(notify)
+    return True

@@ -166,11 +166,15 @@ def _database_url(request, tmp_path, name: str) -> str:
 
 BOTH_DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
+# The platform's bank account that pays the SEPA payout batches.
+DEBTOR = {"PAYOUT_DEBTOR_NAME": "EduTradeX Payouts GmbH", "PAYOUT_DEBTOR_IBAN": "DE02120300000000202051",
+          "PAYOUT_DEBTOR_BIC": "BYLADEM1001"}
+
 
 @pytest.fixture(params=BOTH_DATABASES)
 def db_app(request, tmp_path):
     """The demo-provider app on SQLite and on PostgreSQL."""
-    app = build_app(_database_url(request, tmp_path, "wallet.db"), MAIL_OUTBOX_DIR=str(tmp_path / "outbox"))
+    app = build_app(_database_url(request, tmp_path, "wallet.db"), MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), **DEBTOR)
     yield app
     with app.app_context():
         db.session.remove()
@@ -196,7 +200,8 @@ def stripe_app(request, tmp_path, localstripe, smtp_server):
 @pytest.fixture
 def mail_app(tmp_path, smtp_server):
     """The embedded default's demo provider, with emails going to a real SMTP server."""
-    app = build_app(f"sqlite:///{tmp_path / 'mail.db'}", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), **smtp_server.app_config)
+    app = build_app(f"sqlite:///{tmp_path / 'mail.db'}", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"), **DEBTOR,
+                    **smtp_server.app_config)
     yield app
     with app.app_context():
         db.session.remove()

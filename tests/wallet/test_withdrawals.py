@@ -3,22 +3,21 @@ job, given back by a reversal when rejected or when the payout fails."""
 
 from __future__ import annotations
 
-import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-import requests
 
 from edutradex.errors import Conflict, Forbidden, NotFound
 from edutradex.extensions import db
+from edutradex.types import utcnow
 from edutradex.wallet import deposits, kyc, withdrawals
 from edutradex.wallet.ledger import InsufficientFunds
-from edutradex.wallet.models import EntryType, LedgerEntry, Withdrawal
+from edutradex.wallet.models import LedgerEntry, Withdrawal
 from edutradex.wallet.providers import PayoutResult
 from edutradex.wallet.service import adjust_credits, set_withdrawals_enabled
 from tests.factories import make_admin, make_user
-from tests.wallet.helpers import GOOD_IBAN, assert_books_balance, balance, verified_user_with_bank
-from tests.wallet.test_stripe_deposits import sign, wait_until
+from tests.wallet.helpers import GOOD_IBAN, FlakyBank, assert_books_balance, balance, verified_user_with_bank
 
 
 def funded_verified_user(amount="100.00"):
@@ -58,22 +57,21 @@ def test_withdrawal_needs_kyc_enabled_account_and_bank_details(db_app):
     assert_books_balance(db_app)
 
 
-def test_demo_payout_pays_and_emails_through_smtp(mail_app, smtp_server):
+def test_an_approved_withdrawal_waits_for_its_bank_transfer(mail_app, smtp_server):
+    """Approving pays nothing by itself: no payout entry and no "paid" email until a SEPA
+    batch holding it is marked sent (tests/wallet/test_batches.py)."""
     with mail_app.app_context():
         admin, user = funded_verified_user("100.00")
         withdrawal = withdrawals.request_withdrawal(user.id, Decimal("40.00"))
         assert balance(user.id) == Decimal("60.00")
-        withdrawals.approve_withdrawal(withdrawal.id, admin.id)  # jobs run at once in tests
+        withdrawals.approve_withdrawal(withdrawal.id, admin.id)
         db.session.expire_all()
-        paid = db.session.get(Withdrawal, withdrawal.id)
-        assert (paid.status, paid.provider, paid.decided_by) == ("paid", "demo", admin.id)
-        assert [t for t in entry_types() if t != "deposit"] == ["withdrawal", "withdrawal", "payout"]
-        wallet = withdrawals.get_or_create_wallet(user.id)
-        assert wallet.total_withdrawn == Decimal("40.00")
-        withdrawals.run_payout(withdrawal.id)  # a retried job pays nothing twice
-        assert balance(user.id) == Decimal("60.00")
+        approved = db.session.get(Withdrawal, withdrawal.id)
+        assert (approved.status, approved.provider, approved.decided_by) == ("approved", None, admin.id)
+        assert [t for t in entry_types() if t != "deposit"] == ["withdrawal", "withdrawal"]
+        assert withdrawals.run_payout(withdrawal.id) == "approved"  # no payout provider: the job pays nothing
         subjects = [s.removeprefix("[EduTradeX] ") for s in smtp_server.subjects()]
-        assert subjects == ["Deposit received", "Identity verified", "Withdrawal requested", "Withdrawal paid"]
+        assert subjects == ["Deposit received", "Identity verified", "Withdrawal requested"]
         assert all(m["To"] == user.email for m in smtp_server.messages)
         body = smtp_server.messages[2].get_payload()
         assert "DE89 **** **** **** 3000" in body and GOOD_IBAN not in body
@@ -89,7 +87,8 @@ class RejectingBank:
         return PayoutResult(reference="", status="failed", failure_message="Account closed at the receiving bank.")
 
 
-def test_a_failed_payout_is_reversed_once_and_the_user_is_told(mail_app, smtp_server):
+def test_a_payout_provider_that_refuses_reverses_once_and_the_user_is_told(mail_app, smtp_server):
+    """The provider seam (e.g. Stripe Connect later): approved withdrawals go to it through the payout job."""
     mail_app.extensions["wallet_payout_provider"] = RejectingBank()
     with mail_app.app_context():
         admin, user = funded_verified_user("100.00")
@@ -131,55 +130,98 @@ def test_reject_and_cancel_give_the_credits_back(db_app):
     assert_books_balance(db_app)
 
 
-def test_stripe_payout_failure_via_webhook_reverses_and_emails(stripe_app, localstripe, smtp_server):
-    """Against localstripe: the job creates a Stripe payout (pending); Stripe later reports it
-    failed (localstripe: a status update, delivered as a signed payout.updated webhook)."""
+def test_stripe_mode_never_pays_the_platforms_own_bank(stripe_app, localstripe):
+    """Stripe's payouts.create moves the platform's Stripe balance to the platform's own bank
+    account, not to the user: approving a withdrawal in Stripe mode creates no Stripe payout."""
     with stripe_app.app_context():
         admin, user = make_admin(), make_user()
-        withdrawals_user = user.id
         adjust_credits(user.id, Decimal("80.00"), "Test funds", admin.id)
         verified_user_with_bank(user.id, admin.id)
         withdrawal = withdrawals.request_withdrawal(user.id, Decimal("50.00"))
         withdrawals.approve_withdrawal(withdrawal.id, admin.id)
         db.session.expire_all()
-        sent = db.session.get(Withdrawal, withdrawal.id)
-        assert (sent.status, sent.provider) == ("processing", "stripe") and sent.provider_ref.startswith("po_")
-        payout = localstripe.client().v1.payouts.retrieve(sent.provider_ref)
-        assert (payout.amount, payout.currency, payout.metadata.to_dict()["withdrawal_id"]) == (5000, "eur", str(withdrawal.id))
+        approved = db.session.get(Withdrawal, withdrawal.id)
+        assert (approved.status, approved.provider, approved.provider_ref) == ("approved", None, None)
+        mine = [p for p in localstripe.client().v1.payouts.list().data
+                if (p.metadata or {}).get("withdrawal_id") == str(withdrawal.id)]
+        assert mine == []
         assert balance(user.id) == Decimal("30.00")
-
-        localstripe.client().v1.payouts.update(sent.provider_ref, params={"status": "failed"})
-        wait_until(lambda: (db.session.expire_all(), db.session.get(Withdrawal, withdrawal.id).status)[1] == "failed")
-        assert balance(withdrawals_user) == Decimal("80.00")
-        smtp_server.wait_for(4)
-        subjects = [s.removeprefix("[EduTradeX] ") for s in smtp_server.subjects()]
-        assert subjects == ["Identity verified", "Withdrawal requested", "Withdrawal failed"]
-
-        # The same event again (Stripe retries): nothing moves.
-        event = next(e for e in localstripe.client().v1.events.list(params={"type": "payout.updated"}).data
-                     if e.data.object.id == sent.provider_ref)
-        payload = json.dumps(event.to_dict()).encode()
-        url = stripe_app.extensions["test_server"].url + "/wallet/webhooks/stripe"
-        assert requests.post(url, data=payload, headers={"Stripe-Signature": sign(payload)}, timeout=5).json()["outcome"] == "duplicate"
-        assert balance(user.id) == Decimal("80.00")
-        reversals = db.session.scalar(db.select(db.func.count()).select_from(LedgerEntry)
-                                      .where(LedgerEntry.entry_type == EntryType.WITHDRAWAL_REVERSAL.value))
-        assert reversals == 2
     assert_books_balance(stripe_app)
 
 
-def test_stripe_payout_paid_via_webhook(stripe_app, localstripe, smtp_server):
-    with stripe_app.app_context():
-        admin, user = make_admin(), make_user()
-        adjust_credits(user.id, Decimal("25.00"), "Test funds", admin.id)
-        verified_user_with_bank(user.id, admin.id)
-        withdrawal = withdrawals.request_withdrawal(user.id, Decimal("25.00"))
+def test_a_provider_that_is_down_is_retried_with_backoff_until_it_pays(mail_app, smtp_server):
+    """Every approved withdrawal ends paid or failed: an unreachable provider leaves it
+    approved with its next attempt scheduled, and the reconciler retries it when due."""
+    assert withdrawals.payout_reconciler in mail_app.extensions["background_services"]  # runs in the feed process
+    bank = FlakyBank(outages=2)
+    mail_app.extensions["wallet_payout_provider"] = bank
+    with mail_app.app_context():
+        admin, user = funded_verified_user("100.00")
+        withdrawal = withdrawals.request_withdrawal(user.id, Decimal("40.00"))
+        approved_at = utcnow()
+        withdrawals.approve_withdrawal(withdrawal.id, admin.id)  # the job runs at once in tests: the bank is down
+        db.session.expire_all()
+        first = db.session.get(Withdrawal, withdrawal.id)
+        assert (first.status, first.payout_attempts, first.last_error) == ("approved", 1, "flaky-bank: connection refused")
+        assert timedelta(seconds=299) < first.next_attempt_at - approved_at < timedelta(seconds=310)
+
+        assert withdrawals.reconcile_payouts(approved_at + timedelta(seconds=60)) == 0  # not due yet
+        assert withdrawals.reconcile_payouts(approved_at + timedelta(seconds=310)) == 1  # down again
+        db.session.expire_all()
+        second = db.session.get(Withdrawal, withdrawal.id)
+        assert (second.status, second.payout_attempts) == ("approved", 2)
+        assert second.next_attempt_at - approved_at > timedelta(seconds=900)  # backing off
+
+        assert withdrawals.reconcile_payouts(approved_at + timedelta(hours=1)) == 1
+        db.session.expire_all()
+        paid = db.session.get(Withdrawal, withdrawal.id)
+        assert (paid.status, paid.provider, paid.provider_ref, paid.next_attempt_at) == ("paid", "flaky-bank", f"fb-{withdrawal.id}", None)
+        assert bank.calls == [withdrawal.id] * 3
+        assert withdrawals.reconcile_payouts(approved_at + timedelta(days=1)) == 0  # nothing left to do
+        withdrawals.run_payout(withdrawal.id)  # a stray job pays nothing twice
+        assert bank.calls == [withdrawal.id] * 3
+        assert entry_types().count("payout") == 1 and balance(user.id) == Decimal("60.00")
+        assert [s for s in smtp_server.subjects() if "paid" in s] == ["[EduTradeX] Withdrawal paid"]
+    assert_books_balance(mail_app)
+
+
+def test_an_approved_withdrawal_with_a_dead_provider_can_be_failed_and_reversed(db_app):
+    db_app.extensions["wallet_payout_provider"] = FlakyBank(outages=99)
+    with db_app.app_context():
+        admin, user = funded_verified_user("100.00")
+        withdrawal = withdrawals.request_withdrawal(user.id, Decimal("40.00"))
+        withdrawals.approve_withdrawal(withdrawal.id, admin.id)
+        withdrawals.retry_payout(withdrawal.id)  # the admin's "retry now": still down
+        db.session.expire_all()
+        assert db.session.get(Withdrawal, withdrawal.id).payout_attempts == 2
+        withdrawals.fail_and_reverse(withdrawal.id, admin.id, "The payout partner closed the account")
+        assert balance(user.id) == Decimal("100.00")
+        with pytest.raises(Conflict):
+            withdrawals.fail_and_reverse(withdrawal.id, admin.id, "again")
+        with pytest.raises(Conflict):
+            withdrawals.retry_payout(withdrawal.id)
+        assert withdrawals.run_payout(withdrawal.id) == "failed"  # a late job changes nothing
+        assert entry_types().count("withdrawal_reversal") == 2
+    assert_books_balance(db_app)
+
+
+def test_a_payout_the_provider_has_not_decided_yet_is_checked_until_it_ends(db_app):
+    bank = FlakyBank(settles_later=True, undecided=1)
+    db_app.extensions["wallet_payout_provider"] = bank
+    with db_app.app_context():
+        admin, user = funded_verified_user("100.00")
+        withdrawal = withdrawals.request_withdrawal(user.id, Decimal("40.00"))
+        approved_at = utcnow()
         withdrawals.approve_withdrawal(withdrawal.id, admin.id)
         db.session.expire_all()
-        ref = db.session.get(Withdrawal, withdrawal.id).provider_ref
-        localstripe.client().v1.payouts.update(ref, params={"status": "paid"})
-        wait_until(lambda: (db.session.expire_all(), db.session.get(Withdrawal, withdrawal.id).status)[1] == "paid")
-        assert balance(user.id) == Decimal("0.00")
-        smtp_server.wait_for(3)
-        assert smtp_server.subjects()[-1] == "[EduTradeX] Withdrawal paid"
-    assert_books_balance(stripe_app)
+        accepted = db.session.get(Withdrawal, withdrawal.id)
+        assert (accepted.status, accepted.provider_ref) == ("processing", f"fb-{withdrawal.id}")
+        assert accepted.next_attempt_at is not None  # the reconciler asks again
+        assert withdrawals.reconcile_payouts(approved_at + timedelta(seconds=310)) == 1  # still pending
+        assert withdrawals.reconcile_payouts(approved_at + timedelta(hours=1)) == 1  # paid now
+        db.session.expire_all()
+        assert db.session.get(Withdrawal, withdrawal.id).status == "paid"
+        assert (bank.calls, bank.status_checks) == ([withdrawal.id], [withdrawal.id] * 2)
+        assert withdrawals.reconcile_payouts(approved_at + timedelta(days=1)) == 0
+        assert entry_types().count("payout") == 1
+    assert_books_balance(db_app)

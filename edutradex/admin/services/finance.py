@@ -1,6 +1,7 @@
-"""The KYC review queue and the withdrawals queue. Decisions go through the wallet's own
-services (which lock the row, email the user, enqueue the payout or post the reversal);
-the admin adds the audit entry to the same transaction."""
+"""The KYC review queue, the withdrawals queue and the SEPA payout batches. Decisions go
+through the wallet's own services (which change the status conditionally, email the user,
+start the payout or post the reversal); the admin adds the audit entry to the same
+transaction."""
 
 from __future__ import annotations
 
@@ -12,10 +13,20 @@ from sqlalchemy import Select, select
 from ...auth.models import User
 from ...errors import found
 from ...extensions import db
+from ...wallet import batches as batch_service
 from ...wallet import kyc as kyc_service
 from ...wallet import withdrawals as withdrawal_service
-from ...wallet.models import KycStatus, KycSubmission, Withdrawal, WithdrawalStatus
-from .audit import Actor, audited
+from ...wallet.models import (
+    KycStatus,
+    KycSubmission,
+    PayoutBatch,
+    PayoutBatchLine,
+    PayoutBatchStatus,
+    PayoutLineStatus,
+    Withdrawal,
+    WithdrawalStatus,
+)
+from .audit import Actor, audited, jsonable, record_audit
 
 KYC_STATUSES = [s.value for s in KycStatus]
 WITHDRAWAL_STATUSES = [s.value for s in WithdrawalStatus]
@@ -104,3 +115,92 @@ def reject_withdrawal(actor: Actor, withdrawal_id: int, reason: str) -> Withdraw
                    before={"status": withdrawal.status, "amount": withdrawal.amount, "user_id": withdrawal.user_id},
                    after={"status": WithdrawalStatus.REJECTED.value, "reason": reason}, note=reason,
                    perform=lambda: withdrawal_service.reject_withdrawal(withdrawal.id, actor.user_id, reason))
+
+
+def retry_payout(actor: Actor, withdrawal_id: int) -> Withdrawal:
+    withdrawal = _withdrawal_row(withdrawal_id)
+    return audited(actor, "withdrawal.retry", "withdrawal", withdrawal.id,
+                   before={"status": withdrawal.status, "payout_attempts": withdrawal.payout_attempts,
+                           "last_error": withdrawal.last_error},
+                   after={"status": WithdrawalStatus.APPROVED.value, "retry": "now"},
+                   perform=lambda: withdrawal_service.retry_payout(withdrawal.id))
+
+
+def fail_and_reverse(actor: Actor, withdrawal_id: int, reason: str) -> Withdrawal:
+    withdrawal = _withdrawal_row(withdrawal_id)
+    return audited(actor, "withdrawal.fail", "withdrawal", withdrawal.id,
+                   before={"status": withdrawal.status, "amount": withdrawal.amount, "user_id": withdrawal.user_id},
+                   after={"status": WithdrawalStatus.FAILED.value, "reason": reason}, note=reason,
+                   perform=lambda: withdrawal_service.fail_and_reverse(withdrawal.id, actor.user_id, reason))
+
+
+# ---- SEPA payout batches --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchLineRow:
+    line: PayoutBatchLine
+    withdrawal: Withdrawal
+    user: User
+    holder: str
+
+
+def batch_line_rows(batch: PayoutBatch) -> list[BatchLineRow]:
+    withdrawals = {w.id: w for w in db.session.scalars(
+        select(Withdrawal).where(Withdrawal.id.in_([line.withdrawal_id for line in batch.lines])))}
+    users = users_by_id({w.user_id for w in withdrawals.values()})
+    return [BatchLineRow(line, withdrawals[line.withdrawal_id], users[withdrawals[line.withdrawal_id].user_id],
+                         withdrawal_service.withdrawal_bank_details(line.withdrawal_id).holder)
+            for line in batch.lines]
+
+
+def create_batch(actor: Actor) -> PayoutBatch:
+    """The entry is written in the batch's own transaction; its id is known only once the
+    batch exists, so it is filled in after."""
+    entry = record_audit(actor, "payout_batch.create", "payout_batch", None, before=None, after=None)
+    try:
+        batch = batch_service.create_batch(actor.user_id)
+    except BaseException:
+        db.session.rollback()
+        raise
+    entry.target_id = str(batch.id)
+    entry.after = jsonable({"status": batch.status, "lines": batch.line_count, "total": batch.total,
+                            "withdrawal_ids": [line.withdrawal_id for line in batch.lines]})
+    db.session.commit()
+    return batch
+
+
+def download_batch(actor: Actor, batch_id: int) -> tuple[str, bytes]:
+    """The pain.001 file (the users' IBANs in clear): who downloaded it is on record."""
+    batch = batch_service.get_batch(batch_id)
+    record_audit(actor, "payout_batch.download", "payout_batch", batch.id, before={"status": batch.status},
+                 after={"lines": batch.line_count, "total": batch.total})
+    try:
+        xml = batch_service.batch_xml(batch.id)
+    except BaseException:
+        db.session.rollback()
+        raise
+    db.session.commit()
+    return f"payout-batch-{batch.id}-{batch.message_id}.xml", xml
+
+
+def mark_batch_sent(actor: Actor, batch_id: int, bank_reference: str) -> PayoutBatch:
+    batch = batch_service.get_batch(batch_id)
+    return audited(actor, "payout_batch.sent", "payout_batch", batch.id, before={"status": batch.status},
+                   after={"status": PayoutBatchStatus.SENT.value, "bank_reference": bank_reference},
+                   perform=lambda: batch_service.mark_batch_sent(batch.id, actor.user_id, bank_reference))
+
+
+def fail_batch(actor: Actor, batch_id: int, reason: str) -> PayoutBatch:
+    batch = batch_service.get_batch(batch_id)
+    return audited(actor, "payout_batch.fail", "payout_batch", batch.id, before={"status": batch.status},
+                   after={"status": PayoutBatchStatus.FAILED.value}, note=reason,
+                   perform=lambda: batch_service.fail_batch(batch.id, actor.user_id, reason))
+
+
+def fail_batch_line(actor: Actor, batch_id: int, line_id: int, reason: str) -> PayoutBatchLine:
+    line = found(db.session.get(PayoutBatchLine, line_id), "No such line in this batch.")
+    return audited(actor, "payout_batch_line.fail", "payout_batch_line", line.id,
+                   before={"status": line.status, "batch_id": line.batch_id, "withdrawal_id": line.withdrawal_id,
+                           "amount": line.amount},
+                   after={"status": PayoutLineStatus.FAILED.value}, note=reason,
+                   perform=lambda: batch_service.fail_batch_line(batch_id, line_id, reason))

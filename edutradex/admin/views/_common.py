@@ -17,6 +17,7 @@ SECTIONS = (
     ("Markets", "admin.markets", "admin.market"),
     ("KYC", "admin.kyc_queue", "admin.kyc"),
     ("Withdrawals", "admin.withdrawals", "admin.withdrawal"),
+    ("Payouts", "admin.payout_batches", "admin.payout"),
     ("Jobs", "admin.jobs", "admin.job"),
     ("Settings", "admin.settings", "admin.setting"),
     ("Audit log", "admin.audit_log", "admin.audit"),

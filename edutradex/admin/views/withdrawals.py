@@ -18,7 +18,9 @@ def withdrawals():
 @bp.post("/withdrawals/<int:withdrawal_id>/approve")
 def withdrawal_approve(withdrawal_id: int):
     withdrawal = service.approve_withdrawal(actor(), withdrawal_id, parse_note(request.form.get("note")))
-    return done(f"Withdrawal #{withdrawal.id} approved; the payout is on its way.", url_for("admin.withdrawals"))
+    message = (f"Withdrawal #{withdrawal.id} approved; the payout job is running." if withdrawal.next_attempt_at
+               else f"Withdrawal #{withdrawal.id} approved; it is paid with the next payout batch.")
+    return done(message, url_for("admin.withdrawals"))
 
 
 @bp.post("/withdrawals/<int:withdrawal_id>/reject")
@@ -26,3 +28,16 @@ def withdrawal_reject(withdrawal_id: int):
     withdrawal = service.reject_withdrawal(actor(), withdrawal_id, parse_reason(request.form.get("reason")))
     return done(f"Withdrawal #{withdrawal.id} rejected; the credits are back in the user's wallet.",
                 url_for("admin.withdrawals"))
+
+
+@bp.post("/withdrawals/<int:withdrawal_id>/retry")
+def withdrawal_retry(withdrawal_id: int):
+    withdrawal = service.retry_payout(actor(), withdrawal_id)
+    return done(f"Withdrawal #{withdrawal.id}: the payout is being tried again.", url_for("admin.withdrawals", status="approved"))
+
+
+@bp.post("/withdrawals/<int:withdrawal_id>/fail")
+def withdrawal_fail(withdrawal_id: int):
+    withdrawal = service.fail_and_reverse(actor(), withdrawal_id, parse_reason(request.form.get("reason"), max_len=255))
+    return done(f"Withdrawal #{withdrawal.id} failed and reversed; the credits are back in the user's wallet.",
+                url_for("admin.withdrawals", status="approved"))
