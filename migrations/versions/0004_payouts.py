@@ -9,7 +9,7 @@ import edutradex.types
 
 
 revision = "0004_payouts"
-down_revision = "0003"
+down_revision = "0004_authority"
 branch_labels = None
 depends_on = None
 
