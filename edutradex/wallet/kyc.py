@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import select
 
 from ..auth.models import User
-from ..errors import Conflict, DomainError, found
+from ..errors import Conflict, DomainError, Forbidden, found
 from ..extensions import db
 from ..types import utcnow
 from .crypto import decrypt_json, encrypt_json
@@ -116,6 +116,8 @@ def pending_submissions() -> list[KycSubmission]:
 def _decide(submission_id: int, admin_id: int, status: KycStatus, reason: str | None) -> KycSubmission:
     query = select(KycSubmission).where(KycSubmission.id == submission_id).with_for_update()
     submission = found(db.session.scalar(query), "No such KYC submission.")
+    if status == KycStatus.APPROVED and submission.user_id == admin_id:
+        raise Forbidden("You cannot approve your own identity check. Another admin must review it.")
     if submission.status != KycStatus.PENDING.value:
         raise Conflict(f"This submission was already {submission.status}.")
     submission.status = status.value

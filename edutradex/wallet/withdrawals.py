@@ -159,6 +159,8 @@ def withdrawal_bank_details(withdrawal_id: int) -> BankDetails:
 
 def approve_withdrawal(withdrawal_id: int, admin_id: int) -> Withdrawal:
     withdrawal = _locked(withdrawal_id)
+    if withdrawal.user_id == admin_id:
+        raise Forbidden("You cannot approve your own withdrawal. Another admin must review it.")
     if withdrawal.status != WithdrawalStatus.REQUESTED.value:
         raise Conflict(f"This withdrawal is already {withdrawal.status}.")
     withdrawal.status = WithdrawalStatus.APPROVED.value

@@ -3,6 +3,8 @@ places); the limits that are business rules stay in the feature services."""
 
 from __future__ import annotations
 
+import re
+import uuid
 from decimal import Decimal, InvalidOperation
 
 from ...errors import DomainError
@@ -33,6 +35,18 @@ def parse_decimal(raw: str | None, label: str, *, places: int, allow_negative: b
     if abs(value) >= Decimal(10) ** 15:
         raise InputError(f"{label}: that amount is too large.")
     return value.quantize(Decimal(1).scaleb(-places))
+
+
+def parse_form_key(raw: str | None) -> str:
+    """The one-time key a form was rendered with (see ``new_form_key``)."""
+    text = (raw or "").strip()
+    if not re.fullmatch(r"[0-9a-f]{32}", text):
+        raise InputError("This form is out of date: reload the page and try again.")
+    return text
+
+
+def new_form_key() -> str:
+    return uuid.uuid4().hex
 
 
 def parse_reason(raw: str | None, label: str = "Reason", *, max_len: int = 500) -> str:
