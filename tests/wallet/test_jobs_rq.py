@@ -11,6 +11,7 @@ from edutradex import jobs
 from edutradex.extensions import db
 from edutradex.wallet import deposits, withdrawals
 from edutradex.wallet.models import Withdrawal
+from edutradex.wallet.service import adjust_credits
 from tests.conftest import build_app
 from tests.factories import make_admin, make_user
 from tests.wallet.helpers import assert_books_balance, balance, verified_user_with_bank
@@ -25,7 +26,8 @@ def test_the_payout_and_its_emails_run_in_an_rq_worker(tmp_path, redis_url, monk
     app = build_app(db_url, REDIS_URL=redis_url, JOBS_MODE="rq", MAIL_OUTBOX_DIR=str(outbox))
     with app.app_context():
         admin, user = make_admin(), make_user()
-        deposits.start_deposit(user.id, Decimal("90.00"))
+        deposits.start_deposit(user.id, Decimal("30.00"))  # demo credits: spendable, never withdrawable
+        adjust_credits(user.id, Decimal("60.00"), "Test funds", admin.id)
         verified_user_with_bank(user.id, admin.id)
         withdrawal = withdrawals.request_withdrawal(user.id, Decimal("60.00"))
         withdrawals.approve_withdrawal(withdrawal.id, admin.id)

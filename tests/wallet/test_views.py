@@ -107,6 +107,23 @@ def test_bad_withdrawal_amounts_change_nothing(app, client, auth, amount, status
     assert_books_balance(app)
 
 
+def test_demo_credits_are_never_withdrawable(app, client, auth):
+    verified_funded(app, auth, "20.00")
+    assert htmx_post(client, auth, "/wallet/deposits", {"amount": "100"}).status_code == 200  # the demo provider
+    assert "Withdrawable: 20.00 credits" in client.get("/wallet").get_data(as_text=True)
+    response = htmx_post(client, auth, "/wallet/withdrawals", {"amount": "50"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400 and "at most 20.00 credits" in text and "demo payment provider" in text
+    with app.app_context():
+        assert balance(user_id()) == Decimal("120.00")
+        assert db.session.scalar(db.select(db.func.count()).select_from(Withdrawal)) == 0
+    assert htmx_post(client, auth, "/wallet/withdrawals", {"amount": "20"}).status_code == 200
+    with app.app_context():
+        assert balance(user_id()) == Decimal("100.00")
+    assert "Withdrawable: 0.00 credits" in client.get("/wallet").get_data(as_text=True)
+    assert_books_balance(app)
+
+
 def test_withdraw_and_cancel_through_the_page(app, client, auth):
     verified_funded(app, auth)
     response = htmx_post(client, auth, "/wallet/withdrawals", {"amount": "40"})

@@ -11,7 +11,7 @@ import requests
 
 from edutradex.errors import Conflict, Forbidden, NotFound
 from edutradex.extensions import db
-from edutradex.wallet import deposits, kyc, withdrawals
+from edutradex.wallet import kyc, withdrawals
 from edutradex.wallet.ledger import InsufficientFunds
 from edutradex.wallet.models import EntryType, LedgerEntry, Withdrawal
 from edutradex.wallet.providers import PayoutResult
@@ -23,7 +23,7 @@ from tests.wallet.test_stripe_deposits import sign, wait_until
 
 def funded_verified_user(amount="100.00"):
     admin, user = make_admin(), make_user()
-    deposits.start_deposit(user.id, Decimal(amount))  # demo provider
+    adjust_credits(user.id, Decimal(amount), "Test funds", admin.id)  # demo deposits are never withdrawable
     verified_user_with_bank(user.id, admin.id)
     return admin, user
 
@@ -36,7 +36,7 @@ def entry_types():
 def test_withdrawal_needs_kyc_enabled_account_and_bank_details(db_app):
     with db_app.app_context():
         admin, user = make_admin(), make_user()
-        deposits.start_deposit(user.id, Decimal("50"))
+        adjust_credits(user.id, Decimal("50"), "Test funds", admin.id)
         with pytest.raises(Forbidden, match="Verify your identity"):
             withdrawals.request_withdrawal(user.id, Decimal("20"))
         submission = kyc.submit_kyc(user.id, "Ann Lee", "1990-01-01", "FR", "1 rue de Rivoli, Paris", "AB1234567")
@@ -67,15 +67,15 @@ def test_demo_payout_pays_and_emails_through_smtp(mail_app, smtp_server):
         db.session.expire_all()
         paid = db.session.get(Withdrawal, withdrawal.id)
         assert (paid.status, paid.provider, paid.decided_by) == ("paid", "demo", admin.id)
-        assert [t for t in entry_types() if t != "deposit"] == ["withdrawal", "withdrawal", "payout"]
+        assert [t for t in entry_types() if t != "adjustment"] == ["withdrawal", "withdrawal", "payout"]
         wallet = withdrawals.get_or_create_wallet(user.id)
         assert wallet.total_withdrawn == Decimal("40.00")
         withdrawals.run_payout(withdrawal.id)  # a retried job pays nothing twice
         assert balance(user.id) == Decimal("60.00")
         subjects = [s.removeprefix("[EduTradeX] ") for s in smtp_server.subjects()]
-        assert subjects == ["Deposit received", "Identity verified", "Withdrawal requested", "Withdrawal paid"]
+        assert subjects == ["Identity verified", "Withdrawal requested", "Withdrawal paid"]
         assert all(m["To"] == user.email for m in smtp_server.messages)
-        body = smtp_server.messages[2].get_payload()
+        body = smtp_server.messages[1].get_payload()
         assert "DE89 **** **** **** 3000" in body and GOOD_IBAN not in body
     assert_books_balance(mail_app)
 
