@@ -30,17 +30,19 @@ Competitions, for example (keys name the business event, so a retry is harmless)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from sqlalchemy import case, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..errors import Conflict, DomainError
 from ..extensions import db
+from ..parsing import parse_decimal
 from ..types import utcnow
 from .models import EntryType, LedgerEntry, PlatformAccount, PlatformAccountKind, Wallet
 
 CENT = Decimal("0.01")
+LEDGER_CEILING = Decimal("100000000000000")  # 10^14: a NUMERIC(18, 2) balance can still take it
 
 # Which wallet running total an entry type moves, and in which direction (per unit of the
 # entry's signed amount on the wallet).
@@ -118,18 +120,11 @@ def _platform_account_id(account: Account) -> int:
 
 
 def parse_amount(amount: Decimal) -> Decimal:
-    if isinstance(amount, float) or not isinstance(amount, Decimal | int):
+    """Ledger amounts come from code, never straight from a form: Decimal (or int), positive,
+    whole cents."""
+    if isinstance(amount, bool | float) or not isinstance(amount, Decimal | int):
         raise TypeError("ledger amounts are Decimal")
-    try:
-        amount = Decimal(amount)
-        exact = amount.quantize(CENT)
-    except InvalidOperation:
-        raise DomainError("The amount is not a valid number of credits.") from None
-    if exact != amount:
-        raise DomainError("Amounts have at most 2 decimal places.")
-    if exact <= 0:
-        raise DomainError("The amount must be positive.")
-    return exact
+    return parse_decimal(amount, "Amount", places=2, minimum=Decimal(0), above_minimum=True, maximum=LEDGER_CEILING)
 
 
 @dataclass

@@ -163,7 +163,8 @@ def test_adjust_credits_posts_a_ledger_entry_with_the_reason(app, client, admin,
 def test_adjust_credits_refuses_bad_input_and_overdrafts(app, client, admin, target_id):
     key = credits_form_key(client, target_id)
     for amount, reason in [("10", ""), ("NaN", "x reason"), ("1e309", "x reason"), ("1.001", "x reason"),
-                           ("0", "x reason"), ("abc", "x reason"), ("-1", "take too much")]:
+                           ("0", "x reason"), ("abc", "x reason"), ("-1", "take too much"),
+                           ("1" * 29, "x reason"), ("9" * 16 + ".99", "x reason"), ("1000000000.01", "x reason")]:
         response = adjust(admin, client, target_id, amount, reason, htmx=True, key=key)
         assert 400 <= response.status_code < 500, (amount, reason)
         assert response.headers["HX-Retarget"] == "#toasts"
