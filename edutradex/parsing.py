@@ -45,6 +45,8 @@ def parse_decimal(raw: str | Decimal | int | None, label: str, *, places: int, m
         raise error(f"{label}: enter a number, e.g. {example}.")
     sign, whole, fraction = match.group(1), match.group(2).lstrip("0"), (match.group(3) or "").rstrip("0")
     if len(whole) > _MAX_INTEGER_DIGITS:
+        if sign == "-" and minimum is not None:
+            raise error(f"{label}: must be {'more than' if above_minimum else 'at least'} {_bound(minimum)}.")
         raise error(f"{label}: must be at most {_bound(maximum)}." if maximum is not None
                     else f"{label}: that number is far too large.")
     if len(fraction) > places:

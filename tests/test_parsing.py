@@ -67,6 +67,8 @@ def test_money_is_plain_decimal_notation_within_the_callers_bounds():
             amount(raw)
     with pytest.raises(DomainError, match="Amount: must be at most 1000000000."):
         amount("1" * 29, maximum=Decimal("1000000000"))
+    with pytest.raises(DomainError, match="Amount: must be at least -5."):
+        amount("-" + "1" * 29, minimum=Decimal(-5), maximum=Decimal(5))
     with pytest.raises(DomainError, match="Amount: must be more than 0."):
         amount("0", minimum=Decimal(0), above_minimum=True)
     with pytest.raises(DomainError, match="Amount: must be at least -1."):

@@ -157,7 +157,8 @@ def test_adjust_credits_posts_a_ledger_entry_with_the_reason(app, client, admin,
 
     assert adjust(admin, client, target_id, "-5", "Correction").status_code == 302
     assert wallet_balance(app, target_id) == Decimal("20.50")
-    assert "20.50" in client.get(f"/admin/users/{target_id}").get_data(as_text=True)
+    page = client.get(f"/admin/users/{target_id}").get_data(as_text=True)
+    assert 'data-testid="user-credit-balance">20.50' in page and 'data-testid="user-withdrawable">20.50' in page
 
 
 def test_adjust_credits_refuses_bad_input_and_overdrafts(app, client, admin, target_id):
