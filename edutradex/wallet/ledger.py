@@ -12,6 +12,11 @@ transaction:
    concurrent posting with the same key won the race, the balance changes are undone and
    its entries are returned.
 
+Each wallet also keeps its withdrawable part: credits posted with ``withdrawable=False``
+(demo-provider deposits) never raise it, a WITHDRAWAL takes only withdrawable credits, and
+any other debit spends the non-withdrawable credits first. Code that gives credits back
+(a competition refund, say) decides whether they were withdrawable when taken.
+
 The caller commits. Nothing here commits or rolls back, so a movement and the business
 change that caused it (a deposit marked completed, a withdrawal created) commit together.
 
