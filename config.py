@@ -108,6 +108,9 @@ class Config:
 
     # Credit wallet (1 credit = 1 EUR). Without STRIPE_SECRET_KEY the demo provider credits
     # deposits at once (the embedded default). Withdrawals are paid by SEPA batches.
+    # "demo" chooses the demo provider on purpose (production refuses to start without Stripe
+    # keys otherwise); its credits are never withdrawable. Unset: Stripe when its key is set.
+    PAYMENTS_PROVIDER = (os.environ.get("PAYMENTS_PROVIDER") or "").strip().lower() or None
     STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY") or None
     STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY") or None
     STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or None
@@ -167,6 +170,21 @@ class ProductionConfig(Config):
             )
         if cls.STRIPE_SECRET_KEY and not cls.STRIPE_WEBHOOK_SECRET:
             raise RuntimeError("STRIPE_SECRET_KEY is set without STRIPE_WEBHOOK_SECRET: deposits would never be credited.")
+        cls.validate_payments()
+
+    @classmethod
+    def validate_payments(cls) -> None:
+        if cls.PAYMENTS_PROVIDER not in (None, "stripe", "demo"):
+            raise RuntimeError(f"PAYMENTS_PROVIDER={cls.PAYMENTS_PROVIDER!r}: use 'stripe' or 'demo'.")
+        if cls.PAYMENTS_PROVIDER == "demo":
+            return
+        missing = [name for name in ("STRIPE_SECRET_KEY", "STRIPE_PUBLISHABLE_KEY", "STRIPE_WEBHOOK_SECRET")
+                   if not getattr(cls, name)]
+        if missing:
+            raise RuntimeError(
+                f"Payments: {', '.join(missing)} missing. Set the Stripe keys, or set PAYMENTS_PROVIDER=demo to run "
+                "the demo payment provider on purpose (no real money; its credits are never withdrawable)."
+            )
 
 
 CONFIGS = {

@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .errors import DomainError
 from .extensions import db
+from .parsing import parse_decimal
 from .types import UTCDateTime, utcnow
 
 
@@ -41,22 +42,9 @@ class SettingSpec:
     load: Callable[[Any], Any] = lambda v: v  # from JSON
 
 
-def _decimal_range(low: Decimal, high: Decimal, places: int = 2) -> Callable[[str], Decimal]:
+def _decimal_range(label: str, low: Decimal, high: Decimal, places: int = 2) -> Callable[[str], Decimal]:
     def parse(raw: str) -> Decimal:
-        try:
-            value = Decimal(str(raw).strip())
-        except InvalidOperation:
-            raise SettingError("Enter a number.") from None
-        try:
-            # quantize raises for a huge finite value such as 1e309 (more digits than the context)
-            exact = value.is_finite() and value == value.quantize(Decimal(1).scaleb(-places))
-        except InvalidOperation:
-            raise SettingError(f"Enter a value from {low} to {high}.") from None
-        if not exact:
-            raise SettingError(f"Enter a number with at most {places} decimal places.")
-        if not low <= value <= high:
-            raise SettingError(f"Enter a value from {low} to {high}.")
-        return value
+        return parse_decimal(raw, label, places=places, minimum=low, maximum=high, error=SettingError)
 
     return parse
 
@@ -105,9 +93,9 @@ SPECS: dict[str, SettingSpec] = {
     spec.key: spec
     for spec in (
         SettingSpec("default_demo_balance", "Default demo balance", "DEFAULT_DEMO_BALANCE",
-                    _decimal_range(Decimal("1"), Decimal("10000000")), dump=str, load=Decimal),
+                    _decimal_range("Default demo balance", Decimal("1"), Decimal("10000000")), dump=str, load=Decimal),
         SettingSpec("default_payout_percent", "Default payout %", "DEFAULT_PAYOUT_PERCENT",
-                    _decimal_range(Decimal("1"), Decimal("1000")), dump=str, load=Decimal),
+                    _decimal_range("Default payout %", Decimal("1"), Decimal("1000")), dump=str, load=Decimal),
         SettingSpec("allowed_durations", "Allowed durations (seconds)", "ALLOWED_DURATIONS", _durations),
         SettingSpec("max_open_trades", "Maximum open trades per user", "MAX_OPEN_TRADES", _int_range(1, 1000)),
         SettingSpec("site_name", "Site name", "SITE_NAME", _text(40)),

@@ -2,6 +2,7 @@ import pytest
 
 import config
 from edutradex import create_app
+from edutradex.wallet.providers import stripe_enabled
 
 
 def test_heroku_postgres_scheme_is_accepted():
@@ -18,6 +19,7 @@ def test_production_refuses_missing_or_default_secret(monkeypatch, secret):
 
 
 def test_production_starts_with_a_real_secret_and_secure_cookies(monkeypatch, tmp_path):
+    monkeypatch.setattr(config.ProductionConfig, "PAYMENTS_PROVIDER", "demo")
     monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "x" * 40)
     monkeypatch.setattr(config.ProductionConfig, "KYC_ENCRYPTION_KEY", "A" * 43 + "=")
     monkeypatch.setattr(config.ProductionConfig, "SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path / 'p.db'}")
@@ -35,3 +37,34 @@ def test_development_default_is_embedded(monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
     assert config.DevelopmentConfig.SQLALCHEMY_DATABASE_URI.startswith("sqlite:///")
     assert "instance" in config.DevelopmentConfig.SQLALCHEMY_DATABASE_URI
+
+
+def production(monkeypatch, tmp_path, **settings):
+    monkeypatch.setattr(config.ProductionConfig, "SECRET_KEY", "x" * 40)
+    monkeypatch.setattr(config.ProductionConfig, "KYC_ENCRYPTION_KEY", "A" * 43 + "=")
+    monkeypatch.setattr(config.ProductionConfig, "SQLALCHEMY_DATABASE_URI", f"sqlite:///{tmp_path / 'p.db'}")
+    for name, value in settings.items():
+        monkeypatch.setattr(config.ProductionConfig, name, value)
+
+
+@pytest.mark.parametrize("provider", [None, "stripe"])
+def test_production_refuses_to_start_without_stripe_keys(monkeypatch, tmp_path, provider):
+    production(monkeypatch, tmp_path, PAYMENTS_PROVIDER=provider, STRIPE_SECRET_KEY=None,
+               STRIPE_PUBLISHABLE_KEY=None, STRIPE_WEBHOOK_SECRET=None)
+    with pytest.raises(RuntimeError, match="STRIPE_SECRET_KEY.*missing.*PAYMENTS_PROVIDER=demo"):
+        create_app(config.ProductionConfig)
+    production(monkeypatch, tmp_path, PAYMENTS_PROVIDER="paypal")
+    with pytest.raises(RuntimeError, match="PAYMENTS_PROVIDER='paypal'"):
+        create_app(config.ProductionConfig)
+
+
+def test_production_runs_the_demo_provider_only_when_chosen(monkeypatch, tmp_path):
+    production(monkeypatch, tmp_path, PAYMENTS_PROVIDER="demo", STRIPE_SECRET_KEY="sk_live_x",
+               STRIPE_PUBLISHABLE_KEY="pk_live_x", STRIPE_WEBHOOK_SECRET="whsec_x")
+    app = create_app(config.ProductionConfig)
+    with app.app_context():
+        assert not stripe_enabled()  # chosen on purpose: demo even with keys present
+    production(monkeypatch, tmp_path, PAYMENTS_PROVIDER=None)
+    app = create_app(config.ProductionConfig)
+    with app.app_context():
+        assert stripe_enabled()

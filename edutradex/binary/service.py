@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from flask import current_app
 from sqlalchemy import Select, case, func, select, type_coerce, update
@@ -30,8 +30,8 @@ from ..extensions import db
 from ..market.clock import check_clock_skew
 from ..market.models import Market
 from ..market.quotes import fresh_quote, now_ms
-from ..market.service import market_snapshot
-from ..parsing import parse_iso_date, within_days
+from ..market.service import STAKE_LIMIT_CEILING, market_snapshot
+from ..parsing import parse_decimal, parse_iso_date, within_days
 from ..settings import get_setting
 from ..types import Money, utcnow
 from .models import Direction, SettlementRule, Trade, TradeResult, TradeStatus
@@ -51,23 +51,9 @@ def potential_payout(stake: Decimal, payout_percent: Decimal) -> Decimal:
 
 
 def parse_stake(raw: str | Decimal | None) -> Decimal:
-    """A positive amount with at most 2 decimal places; anything else is refused."""
-    if isinstance(raw, float):
-        raise TradeError("Enter the stake as a decimal amount, e.g. 10.00.")
-    text = str(raw if raw is not None else "").strip()
-    if not text:
-        raise TradeError("Enter a stake.")
-    try:
-        stake = Decimal(text)
-    except InvalidOperation:
-        raise TradeError("The stake must be a number, e.g. 10.00.") from None
-    if not stake.is_finite() or abs(stake.adjusted()) > 15:
-        raise TradeError("The stake must be a normal amount, e.g. 10.00.")
-    if stake <= 0:
-        raise TradeError("The stake must be more than zero.")
-    if stake != stake.quantize(CENT):
-        raise TradeError("The stake can have at most 2 decimal places.")
-    return stake.quantize(CENT)
+    """A positive amount with at most 2 decimal places; the market's own limits come later."""
+    return parse_decimal(raw, "Stake", places=2, minimum=Decimal(0), above_minimum=True, maximum=STAKE_LIMIT_CEILING,
+                         error=TradeError)
 
 
 def parse_direction(raw: str | None) -> Direction:

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..market.models import Market
 from ..market.quotes import latest_quote, now_ms
+from ..parsing import parse_page
 from ..settings import get_setting
 from . import bp
 from .service import (
@@ -93,8 +94,8 @@ def _filters() -> HistoryFilter:
 @login_required
 def history():
     filters = _filters()
-    page = request.args.get("page", 1, type=int)
-    pagination = db.paginate(history_query(current_user.id, filters), page=max(page, 1), per_page=HISTORY_PAGE_SIZE,
+    pagination = db.paginate(history_query(current_user.id, filters), page=parse_page(request.args.get("page")),
+                             per_page=HISTORY_PAGE_SIZE,
                              error_out=False)
     symbols = list(db.session.scalars(select(Market.symbol).order_by(Market.symbol)))
     return render_template("binary/history.html", pagination=pagination, trades=pagination.items, filters=filters,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from flask import current_app
@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from ..errors import DomainError, found
 from ..extensions import db
+from ..parsing import parse_decimal
 from ..settings import get_setting
 from . import config_signal, quotes, ticks
 from .models import Market, MarketType, VolatilityMode
@@ -109,27 +110,12 @@ def list_markets(market_type: str | None = None, active_only: bool = False) -> l
 
 # ---- validated changes (the admin panel) ------------------------------------------------
 
+STAKE_LIMIT_CEILING = Decimal("10000000")  # no market's stake limits go above this
+
 def _decimal(field: str, raw: Any, places: int, low: Decimal | None = None, high: Decimal | None = None,
              low_inclusive: bool = True) -> Decimal:
-    if isinstance(raw, float):
-        raw = repr(raw)
-    try:
-        value = Decimal(str(raw).strip())
-    except (InvalidOperation, ValueError):
-        raise DomainError(f"{field}: enter a number.") from None
-    if not value.is_finite():
-        raise DomainError(f"{field}: enter a finite number.")
-    try:
-        exact = value.quantize(Decimal(1).scaleb(-places))
-    except InvalidOperation:
-        raise DomainError(f"{field}: that number is too large.") from None
-    if exact != value:
-        raise DomainError(f"{field}: use at most {places} decimal places.")
-    if low is not None and (value < low or (value == low and not low_inclusive)):
-        raise DomainError(f"{field}: must be {'at least' if low_inclusive else 'more than'} {low}.")
-    if high is not None and value > high:
-        raise DomainError(f"{field}: must be at most {high}.")
-    return exact
+    return parse_decimal(raw, field, places=places, minimum=low, maximum=high, above_minimum=not low_inclusive,
+                         example="1.5")
 
 
 def _bool(field: str, raw: Any) -> bool:
@@ -177,12 +163,12 @@ PARSERS = {
     "name": lambda raw: _text("Name", raw, 80),
     "active": lambda raw: _bool("Active", raw),
     "payout_percent": lambda raw: _decimal("Payout %", raw, 2, Decimal("0"), Decimal("1000"), low_inclusive=False),
-    "min_stake": lambda raw: _decimal("Minimum stake", raw, 2, Decimal("0"), Decimal("10000000"), low_inclusive=False),
-    "max_stake": lambda raw: _decimal("Maximum stake", raw, 2, Decimal("0"), Decimal("10000000"), low_inclusive=False),
+    "min_stake": lambda raw: _decimal("Minimum stake", raw, 2, Decimal("0"), STAKE_LIMIT_CEILING, low_inclusive=False),
+    "max_stake": lambda raw: _decimal("Maximum stake", raw, 2, Decimal("0"), STAKE_LIMIT_CEILING, low_inclusive=False),
     "volatility_mode": lambda raw: _volatility("Volatility mode", raw),
     "trend_bias": lambda raw: _decimal("Trend bias", raw, 4, Decimal("-1"), Decimal("1")),
     "precision": lambda raw: _int("Precision", raw, 0, 8),
-    "spread": lambda raw: _decimal("Spread", raw, 8, Decimal("0")),
+    "spread": lambda raw: _decimal("Spread", raw, 8, Decimal("0"), Decimal("1000000")),
     "initial_price": lambda raw: _decimal("Start price", raw, 8, Decimal("0"), Decimal("1000000000"), low_inclusive=False),
     "provider_symbol": lambda raw: _text("Provider symbol", raw, 32, required=False),
 }

@@ -115,6 +115,7 @@ def _complete(deposit: Deposit) -> None:
     entries = post_ledger_entry(
         EntryType.DEPOSIT, deposit.amount, debit=None, credit=wallet_account(deposit.user_id),
         idempotency_key=f"deposit:{deposit.id}", reference=f"deposit:{deposit.id}",
+        withdrawable=deposit.provider != "demo",  # demo credits are never paid out
     )
     user = db.session.get(User, deposit.user_id)
     # Plain values: after the commit, ORM objects are expired and must not be reloaded.

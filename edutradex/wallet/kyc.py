@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import select
 
 from ..auth.models import User
-from ..errors import Conflict, DomainError, found
+from ..errors import Conflict, DomainError, Forbidden, found
 from ..extensions import db
 from ..types import utcnow
 from .crypto import decrypt_json, encrypt_json
@@ -115,10 +115,13 @@ def pending_submissions() -> list[KycSubmission]:
 
 
 def _decide(submission_id: int, admin_id: int, status: KycStatus, reason: str | None) -> KycSubmission:
+    submission = found(db.session.get(KycSubmission, submission_id), "No such KYC submission.")
+    if status == KycStatus.APPROVED and submission.user_id == admin_id:
+        raise Forbidden("You cannot approve your own identity check. Another admin must review it.")
     if not transition(KycSubmission, submission_id, [KycStatus.PENDING], status, reason=reason, reviewed_by=admin_id,
                       reviewed_at=utcnow()):
         refuse(KycSubmission, submission_id, "KYC submission", "decided again")
-    submission = db.session.get(KycSubmission, submission_id)
+    db.session.refresh(submission)
     user = db.session.get(User, submission.user_id)
     email, name, sid = user.email, user.name, submission.id
     approved = status == KycStatus.APPROVED

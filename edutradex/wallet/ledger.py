@@ -12,6 +12,11 @@ transaction:
    concurrent posting with the same key won the race, the balance changes are undone and
    its entries are returned.
 
+Each wallet also keeps its withdrawable part: credits posted with ``withdrawable=False``
+(demo-provider deposits) never raise it, a WITHDRAWAL takes only withdrawable credits, and
+any other debit spends the non-withdrawable credits first. Code that gives credits back
+(a competition refund, say) decides whether they were withdrawable when taken.
+
 The caller commits. Nothing here commits or rolls back, so a movement and the business
 change that caused it (a deposit marked completed, a withdrawal created) commit together.
 
@@ -30,17 +35,19 @@ Competitions, for example (keys name the business event, so a retry is harmless)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..errors import Conflict, DomainError
 from ..extensions import db
+from ..parsing import parse_decimal
 from ..types import utcnow
 from .models import EntryType, LedgerEntry, PlatformAccount, PlatformAccountKind, Wallet
 
 CENT = Decimal("0.01")
+LEDGER_CEILING = Decimal("100000000000000")  # 10^14: a NUMERIC(18, 2) balance can still take it
 
 # Which wallet running total an entry type moves, and in which direction (per unit of the
 # entry's signed amount on the wallet).
@@ -118,18 +125,11 @@ def _platform_account_id(account: Account) -> int:
 
 
 def parse_amount(amount: Decimal) -> Decimal:
-    if isinstance(amount, float) or not isinstance(amount, Decimal | int):
+    """Ledger amounts come from code, never straight from a form: Decimal (or int), positive,
+    whole cents."""
+    if isinstance(amount, bool | float) or not isinstance(amount, Decimal | int):
         raise TypeError("ledger amounts are Decimal")
-    try:
-        amount = Decimal(amount)
-        exact = amount.quantize(CENT)
-    except InvalidOperation:
-        raise DomainError("The amount is not a valid number of credits.") from None
-    if exact != amount:
-        raise DomainError("Amounts have at most 2 decimal places.")
-    if exact <= 0:
-        raise DomainError("The amount must be positive.")
-    return exact
+    return parse_decimal(amount, "Amount", places=2, minimum=Decimal(0), above_minimum=True, maximum=LEDGER_CEILING)
 
 
 @dataclass
@@ -140,21 +140,43 @@ class _Leg:
     row_id: int = 0
     before: Decimal | None = None
     after: Decimal | None = None
+    withdrawable_before: Decimal | None = None  # wallets only: what an undo restores
 
 
-def _apply(leg: _Leg, entry_type: str, amount: Decimal) -> bool:
-    """Change one balance with a conditional UPDATE. False when a debit would overdraw."""
+def _withdrawable_change(table, entry_type: str, side: str, amount: Decimal, withdrawable: bool):
+    """The wallet's new withdrawable part. A payout request spends only withdrawable
+    credits; any other spending takes the credits that cannot be paid out first."""
+    column = table.c.withdrawable_balance
+    if side == "credit":
+        return column + amount if withdrawable else column
+    if entry_type == EntryType.WITHDRAWAL:
+        return column - amount
+    remaining = table.c.balance - amount
+    return case((column < remaining, column), else_=remaining)
+
+
+def _apply(leg: _Leg, entry_type: str, amount: Decimal, withdrawable: bool = True) -> bool:
+    """Change one balance with a conditional UPDATE. False when a debit would overdraw
+    (for a withdrawal: would take more than the withdrawable part)."""
     table = leg.table
     signed = amount if leg.side == "credit" else -amount
     values = {"balance": table.c.balance + amount if leg.side == "credit" else table.c.balance - amount}
-    total = WALLET_TOTALS.get(entry_type) if leg.account.wallet_id is not None else None
+    is_wallet = leg.account.wallet_id is not None
+    total = WALLET_TOTALS.get(entry_type) if is_wallet else None
     if total is not None:
         column, direction = total
         delta = signed * direction
         values[column] = table.c[column] + delta
+    if is_wallet:
+        # Read under the row lock, so an undo can put back exactly what was there.
+        leg.withdrawable_before = db.session.scalar(
+            select(table.c.withdrawable_balance).where(table.c.id == leg.row_id).with_for_update())
+        values["withdrawable_balance"] = _withdrawable_change(table, entry_type, leg.side, amount, withdrawable)
     statement = update(table).where(table.c.id == leg.row_id).values(**values).returning(table.c.balance)
     if leg.side == "debit":
         statement = statement.where(table.c.balance >= amount)
+        if is_wallet and entry_type == EntryType.WITHDRAWAL:
+            statement = statement.where(table.c.withdrawable_balance >= amount)
     after = db.session.execute(statement).scalar_one_or_none()
     if after is None:
         return False
@@ -164,8 +186,16 @@ def _apply(leg: _Leg, entry_type: str, amount: Decimal) -> bool:
 
 
 def _undo(leg: _Leg, entry_type: str, amount: Decimal) -> None:
-    opposite = _Leg(leg.account, "credit" if leg.side == "debit" else "debit", leg.table, leg.row_id)
-    _apply(opposite, entry_type, amount)
+    """Put the row back as it was before ``_apply`` (the row lock is still ours)."""
+    table = leg.table
+    values = {"balance": table.c.balance - amount if leg.side == "credit" else table.c.balance + amount}
+    total = WALLET_TOTALS.get(entry_type) if leg.account.wallet_id is not None else None
+    if total is not None:
+        column, direction = total
+        values[column] = table.c[column] - (amount if leg.side == "credit" else -amount) * direction
+    if leg.withdrawable_before is not None:
+        values["withdrawable_balance"] = leg.withdrawable_before
+    db.session.execute(update(table).where(table.c.id == leg.row_id).values(**values))
 
 
 def _refresh_identity_map(legs: list[_Leg]) -> None:
@@ -177,7 +207,7 @@ def _refresh_identity_map(legs: list[_Leg]) -> None:
         if obj is not None:
             set_committed_value(obj, "balance", leg.after)
             if model is Wallet:
-                db.session.expire(obj, list(TOTAL_COLUMNS))
+                db.session.expire(obj, [*TOTAL_COLUMNS, "withdrawable_balance"])
 
 
 def _existing(idempotency_key: str) -> list[LedgerEntry]:
@@ -194,10 +224,11 @@ def _check_replay(entries: list[LedgerEntry], entry_type: str, amount: Decimal) 
 
 def post_ledger_entry(entry_type: EntryType | str, amount: Decimal, *, debit: Account | None, credit: Account | None,
                       idempotency_key: str, reference: str, reason: str | None = None,
-                      actor_id: int | None = None) -> list[LedgerEntry]:
+                      actor_id: int | None = None, withdrawable: bool = True) -> list[LedgerEntry]:
     """Move ``amount`` from ``debit`` to ``credit`` (None = outside the platform). Returns
     the entries (one per account leg). Raises InsufficientFunds if the debit account
-    cannot cover it; then nothing has changed."""
+    cannot cover it; then nothing has changed. ``withdrawable=False`` credits a wallet with
+    credits that are never paid out (the demo payment provider's)."""
     entry_type = EntryType(entry_type).value
     amount = parse_amount(amount)
     if debit is None and credit is None:
@@ -224,7 +255,7 @@ def post_ledger_entry(entry_type: EntryType | str, amount: Decimal, *, debit: Ac
     # two postings touching the same rows in opposite directions cannot deadlock.
     applied: list[_Leg] = []
     for leg in sorted(legs, key=lambda leg: (leg.table is not Wallet.__table__, leg.row_id)):
-        if not _apply(leg, entry_type, amount):
+        if not _apply(leg, entry_type, amount, withdrawable):
             for done in applied:
                 _undo(done, entry_type, amount)
             if leg.account.wallet_id is None:

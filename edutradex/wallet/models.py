@@ -37,11 +37,18 @@ class PlatformAccountKind(enum.StrEnum):
 
 class Wallet(db.Model):
     __tablename__ = "wallets"
-    __table_args__ = (CheckConstraint("balance >= 0", name="ck_wallets_balance_non_negative"),)
+    __table_args__ = (
+        CheckConstraint("balance >= 0", name="ck_wallets_balance_non_negative"),
+        CheckConstraint("withdrawable_balance >= 0 AND withdrawable_balance <= balance",
+                        name="ck_wallets_withdrawable_within_balance"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
     balance: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    # The part of the balance that may be paid out: credits bought through the demo payment
+    # provider never raise it, and spending takes those credits first (see ledger.py).
+    withdrawable_balance: Mapped[Decimal] = mapped_column(Money(), default=ZERO, server_default="0")
     # Running totals, kept by the posting function from the entries' types.
     total_deposited: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
     total_withdrawn: Mapped[Decimal] = mapped_column(Money(), default=ZERO)  # net of reversals

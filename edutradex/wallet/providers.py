@@ -74,6 +74,9 @@ def to_cents(amount: Decimal) -> int:
 
 
 def stripe_enabled() -> bool:
+    """Stripe when its key is set, unless the demo provider was chosen on purpose."""
+    if current_app.config.get("PAYMENTS_PROVIDER") == "demo":
+        return False
     return bool(current_app.config.get("STRIPE_SECRET_KEY"))
 
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from ..auth.models import User
-from ..errors import DomainError, found
+from ..errors import Conflict, DomainError, Forbidden, found
 from ..extensions import db
 from .ledger import get_or_create_wallet, parse_amount, post_ledger_entry, wallet_account
 from .models import EntryType, LedgerEntry, Wallet
@@ -103,10 +103,23 @@ def _csv_safe(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
+class AdjustmentAlreadyMade(Conflict):
+    """The form's key was used already: the adjustment it names was made once, and this
+    attempt changed nothing."""
+
+    def __init__(self, entry: LedgerEntry):
+        super().__init__("This form was already submitted: the adjustment was made once.")
+        self.entry = entry
+
+
 def adjust_credits(user_id: int, amount: Decimal, reason: str, actor_id: int, *,
                    idempotency_key: str | None = None) -> LedgerEntry:
     """An admin's correction: positive credits the wallet, negative debits it (never below
-    zero). The reason is mandatory and kept on the entry with the admin's id."""
+    zero). The reason is mandatory and kept on the entry with the admin's id. No admin
+    adjusts their own credits (four eyes). A replayed ``idempotency_key`` (a form submitted
+    twice) raises AdjustmentAlreadyMade and changes nothing."""
+    if actor_id == user_id:
+        raise Forbidden("You cannot adjust your own credits. Ask another admin.")
     reason = (reason or "").strip()
     if not reason:
         raise DomainError("Give a reason for the adjustment.")
@@ -117,11 +130,20 @@ def adjust_credits(user_id: int, amount: Decimal, reason: str, actor_id: int, *,
     found(db.session.get(User, user_id), "No such user.")
     size = parse_amount(abs(amount))
     account = wallet_account(user_id)
+    key = idempotency_key or f"adjustment:{uuid.uuid4().hex}"
+    # The wallet's row lock makes a concurrent second submit wait for the first to commit,
+    # so it sees the first one's entry below instead of racing it.
+    db.session.execute(select(Wallet.id).where(Wallet.id == account.wallet_id).with_for_update())
+    earlier = db.session.scalar(select(LedgerEntry).where(LedgerEntry.idempotency_key == key).limit(1))
+    if earlier is not None:
+        if earlier.wallet_id != account.wallet_id or earlier.amount != amount:
+            raise Conflict("This form was already used for another adjustment. Reload the page and try again.")
+        raise AdjustmentAlreadyMade(earlier)
     entries = post_ledger_entry(
         EntryType.ADJUSTMENT, size,
         debit=account if amount < 0 else None,
         credit=account if amount > 0 else None,
-        idempotency_key=idempotency_key or f"adjustment:{uuid.uuid4().hex}",
+        idempotency_key=key,
         reference=f"user:{user_id}", reason=reason, actor_id=actor_id,
     )
     entry = entries[0]

@@ -20,6 +20,7 @@ from flask_login import current_user, login_required
 
 from ..errors import DomainError
 from ..extensions import limiter
+from ..parsing import parse_page
 from . import bp
 from .amounts import parse_credit_amount
 from .deposits import deposit_limits, get_user_deposit, pay_deposit, recent_deposits, start_deposit
@@ -57,8 +58,7 @@ def _done(message: str, template: str | None = None, **context):
 
 
 def _page_number() -> int:
-    raw = request.args.get("page", "1")
-    return int(raw) if raw.isdigit() and 0 < len(raw) < 7 else 1
+    return parse_page(request.args.get("page"))
 
 
 def _panels(user_id: int) -> dict:

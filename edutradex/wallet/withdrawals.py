@@ -95,6 +95,10 @@ def request_withdrawal(user_id: int, amount: Decimal) -> Withdrawal:
     minimum = Decimal(current_app.config["WITHDRAWAL_MIN"])
     if amount < minimum:
         raise DomainError(f"The minimum withdrawal is {minimum:.2f} credits.")
+    wallet = get_or_create_wallet(user_id)
+    if wallet.withdrawable_balance < amount <= wallet.balance:
+        raise InsufficientFunds(f"You can withdraw at most {wallet.withdrawable_balance:.2f} credits: credits bought "
+                                "through the demo payment provider are for use on the platform and are never paid out.")
     bank = db.session.scalar(select(BankAccount).where(BankAccount.user_id == user_id))
     withdrawal = Withdrawal(user_id=user_id, amount=amount, iban_encrypted=bank.iban_encrypted,
                             holder_encrypted=bank.holder_encrypted, iban_masked=bank.iban_masked)
@@ -164,6 +168,8 @@ def withdrawal_bank_details(withdrawal_id: int) -> BankDetails:
 def approve_withdrawal(withdrawal_id: int, admin_id: int) -> Withdrawal:
     """With a payout provider, the job is started after the commit; if that start is lost
     (Redis down), the reconciler starts it once ``next_attempt_at`` has passed."""
+    if _withdrawal(withdrawal_id).user_id == admin_id:
+        raise Forbidden("You cannot approve your own withdrawal. Another admin must review it.")
     provider = payout_provider()
     first_attempt = utcnow() + retry_delay(0) if provider else None
     if not transition(Withdrawal, withdrawal_id, [WithdrawalStatus.REQUESTED], WithdrawalStatus.APPROVED,

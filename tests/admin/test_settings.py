@@ -17,7 +17,7 @@ def setting(app, key):
 
 @pytest.mark.parametrize("key, raw, expected", [
     ("default_demo_balance", "2500.50", Decimal("2500.50")),
-    ("default_payout_percent", "85", Decimal("85")),
+    ("default_payout_percent", "85", Decimal("85.00")),
     ("allowed_durations", "60, 5, 15", [5, 15, 60]),
     ("max_open_trades", "7", 7),
     ("site_name", "Acme Academy", "Acme Academy"),

@@ -37,6 +37,7 @@ def test_list_is_paginated_and_searchable(app, client, admin, target_id):
     assert "trader07@example.com" in by_name and "trader08@example.com" not in by_name
     assert "No user matches" in client.get("/admin/users?q=%25_nobody").get_data(as_text=True)
     assert client.get("/admin/users?page=abc").status_code == 200
+    assert client.get("/admin/users?page=²").status_code == 200
     assert client.get("/admin/users?page=99").status_code == 200
 
 

@@ -15,6 +15,7 @@ from edutradex.extensions import db
 from edutradex.wallet import deposits, withdrawals
 from edutradex.wallet.ledger import InsufficientFunds
 from edutradex.wallet.models import Deposit, LedgerEntry, StripeEvent
+from edutradex.wallet.service import adjust_credits
 from edutradex.wallet.webhooks import handle_stripe_webhook
 from tests.conftest import build_app
 from tests.factories import make_admin, make_user
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.postgres
 def test_parallel_withdrawals_only_spend_what_is_there(pg_app):
     with pg_app.app_context():
         admin, user = make_admin(), make_user()
-        deposits.start_deposit(user.id, Decimal("100.00"))
+        adjust_credits(user.id, Decimal("100.00"), "Test funds", admin.id)  # demo deposits are never withdrawable
         verified_user_with_bank(user.id, admin.id)
         user_id = user.id
 

@@ -14,6 +14,7 @@ from edutradex import jobs
 from edutradex.extensions import db
 from edutradex.wallet import batches, deposits, withdrawals
 from edutradex.wallet.models import Withdrawal
+from edutradex.wallet.service import adjust_credits
 from tests.conftest import build_app
 from tests.factories import make_admin, make_user
 from tests.support.servers import free_port
@@ -45,7 +46,8 @@ def test_a_sent_batch_is_paid_at_once_and_its_emails_go_out_through_the_worker(t
     app = rq_app(tmp_path, redis_url)
     with app.app_context():
         admin, user = make_admin(), make_user()
-        deposits.start_deposit(user.id, Decimal("90.00"))
+        deposits.start_deposit(user.id, Decimal("30.00"))  # demo credits: spendable, never withdrawable
+        adjust_credits(user.id, Decimal("60.00"), "Test funds", admin.id)
         verified_user_with_bank(user.id, admin.id)
         withdrawal = withdrawals.request_withdrawal(user.id, Decimal("60.00"))
         withdrawals.approve_withdrawal(withdrawal.id, admin.id)

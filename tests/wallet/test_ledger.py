@@ -5,7 +5,13 @@ import pytest
 from edutradex.errors import Conflict, DomainError
 from edutradex.extensions import db
 from edutradex.wallet import deposits, service
-from edutradex.wallet.ledger import InsufficientFunds, platform_account, post_ledger_entry, wallet_account
+from edutradex.wallet.ledger import (
+    InsufficientFunds,
+    get_or_create_wallet,
+    platform_account,
+    post_ledger_entry,
+    wallet_account,
+)
 from edutradex.wallet.models import EntryType, LedgerEntry, PlatformAccountKind, Wallet
 from edutradex.wallet.verify import verify_ledger
 from tests.factories import make_admin, make_user
@@ -108,6 +114,54 @@ def test_internal_transfers_have_two_legs_and_keep_the_platform_sum(db_app):
         with pytest.raises(InsufficientFunds):  # the pool is empty now
             post_ledger_entry(EntryType.COMPETITION_REFUND, Decimal("0.01"), debit=pool, credit=wallet_account(bob.id),
                               idempotency_key="competition:7:refund:bob", reference="competition:7")
+    assert_books_balance(db_app)
+
+
+def withdrawable(user_id) -> Decimal:
+    db.session.expire_all()
+    return get_or_create_wallet(user_id).withdrawable_balance
+
+
+def test_demo_credits_are_spent_first_and_never_become_withdrawable(db_app):
+    with db_app.app_context():
+        user = make_user()
+        deposit(user.id, "50.00")  # the demo provider
+        assert (balance(user.id), withdrawable(user.id)) == (Decimal("50.00"), Decimal("0.00"))
+        adjust(user.id, "30.00", "adjustment:paid")
+        assert (balance(user.id), withdrawable(user.id)) == (Decimal("80.00"), Decimal("30.00"))
+        # A withdrawal takes only withdrawable credits, whatever the balance.
+        pending = platform_account(PlatformAccountKind.PENDING_WITHDRAWALS)
+        with pytest.raises(InsufficientFunds):
+            post_ledger_entry(EntryType.WITHDRAWAL, Decimal("30.01"), debit=wallet_account(user.id), credit=pending,
+                              idempotency_key="withdrawal:too-much", reference="withdrawal:x")
+        assert (balance(user.id), withdrawable(user.id)) == (Decimal("80.00"), Decimal("30.00"))
+        # Spending takes the 50 demo credits first, then 10 withdrawable ones.
+        post_ledger_entry(EntryType.COMPETITION_ENTRY, Decimal("60.00"), debit=wallet_account(user.id),
+                          credit=platform_account(PlatformAccountKind.PRIZE_POOL, "competition:3"),
+                          idempotency_key="competition:3:entry", reference="competition:3")
+        db.session.commit()
+        assert (balance(user.id), withdrawable(user.id)) == (Decimal("20.00"), Decimal("20.00"))
+        post_ledger_entry(EntryType.WITHDRAWAL, Decimal("20.00"), debit=wallet_account(user.id), credit=pending,
+                          idempotency_key="withdrawal:all", reference="withdrawal:y")
+        post_ledger_entry(EntryType.WITHDRAWAL_REVERSAL, Decimal("20.00"), debit=pending, credit=wallet_account(user.id),
+                          idempotency_key="withdrawal:all:reversal", reference="withdrawal:y")
+        db.session.commit()
+        assert (balance(user.id), withdrawable(user.id)) == (Decimal("20.00"), Decimal("20.00"))
+    assert_books_balance(db_app)
+
+
+def test_an_undone_leg_restores_the_withdrawable_part(db_app):
+    with db_app.app_context():
+        user = make_user()
+        deposit(user.id, "50.00")
+        adjust(user.id, "10.00", "adjustment:paid")
+        # The wallet's credit leg is applied first, then the empty pool's debit fails: undone.
+        with pytest.raises(InsufficientFunds):
+            post_ledger_entry(EntryType.COMPETITION_REFUND, Decimal("5.00"),
+                              debit=platform_account(PlatformAccountKind.PRIZE_POOL, "competition:4"),
+                              credit=wallet_account(user.id), idempotency_key="competition:4:refund", reference="c:4")
+        db.session.rollback()
+        assert (balance(user.id), withdrawable(user.id)) == (Decimal("60.00"), Decimal("10.00"))
     assert_books_balance(db_app)
 
 

@@ -13,6 +13,7 @@ import requests
 
 from edutradex.auth.models import User
 from edutradex.extensions import db
+from edutradex.wallet.ledger import get_or_create_wallet
 from edutradex.wallet.models import Deposit, LedgerEntry, StripeEvent
 from tests.support.web import AuthActions
 from tests.wallet.conftest import WEBHOOK_SECRET
@@ -84,6 +85,7 @@ def test_card_deposit_is_credited_once_by_the_signed_webhook(stripe_app, localst
 
         wait_until(lambda: deposit_status(deposit.id) == "completed")
         assert balance(user_id) == Decimal("50.00")
+        assert get_or_create_wallet(user_id).withdrawable_balance == Decimal("50.00")  # paid money can be paid out
         page = client.get(f"/wallet/deposits/{deposit.id}").get_data(as_text=True)
         assert 'data-status="completed"' in page and "every 2s" not in page
         entries = db.session.scalars(db.select(LedgerEntry).where(LedgerEntry.entry_type == "deposit")).all()

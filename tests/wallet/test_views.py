@@ -56,17 +56,17 @@ def test_demo_deposit_updates_balance_history_and_panels(app, client, auth):
 
 
 BAD_AMOUNTS = {
-    "": "Enter an amount",
-    "abc": "as a number",
-    "-5": "more than zero",
-    "0": "more than zero",
-    "0.00": "more than zero",
-    "NaN": "as a number",
-    "Infinity": "as a number",
-    "1e309": "far too large",
+    "": "Amount: enter a number",
+    "abc": "enter a number",
+    "-5": "must be more than 0",
+    "0": "must be more than 0",
+    "0.00": "must be more than 0",
+    "NaN": "enter a number",
+    "Infinity": "enter a number",
+    "1e309": "enter a number",
     "10.001": "2 decimal places",
-    "99999999999": "far too large",
-    "1,000": "as a number",
+    "99999999999": "must be at most 1000000000",
+    "1,000": "enter a number",
     "4.99": "minimum deposit is 5.00",
     "1000.01": "maximum deposit is 1000.00",
 }
@@ -93,8 +93,8 @@ def verified_funded(app, auth, amount="100.00"):
 
 
 @pytest.mark.parametrize("amount, status, message", [
-    ("-1", 400, "more than zero"), ("0", 400, "more than zero"), ("NaN", 400, "as a number"),
-    ("5.555", 400, "2 decimal places"), ("1e400", 400, "far too large"), ("9.99", 400, "minimum withdrawal"),
+    ("-1", 400, "must be more than 0"), ("0", 400, "must be more than 0"), ("NaN", 400, "enter a number"),
+    ("5.555", 400, "2 decimal places"), ("1e400", 400, "enter a number"), ("9.99", 400, "minimum withdrawal"),
     ("100.01", 400, "more than your balance"),
 ])
 def test_bad_withdrawal_amounts_change_nothing(app, client, auth, amount, status, message):
@@ -104,6 +104,23 @@ def test_bad_withdrawal_amounts_change_nothing(app, client, auth, amount, status
     with app.app_context():
         assert balance(user_id()) == Decimal("100.00")
         assert db.session.scalar(db.select(db.func.count()).select_from(Withdrawal)) == 0
+    assert_books_balance(app)
+
+
+def test_demo_credits_are_never_withdrawable(app, client, auth):
+    verified_funded(app, auth, "20.00")
+    assert htmx_post(client, auth, "/wallet/deposits", {"amount": "100"}).status_code == 200  # the demo provider
+    assert "Withdrawable: 20.00 credits" in client.get("/wallet").get_data(as_text=True)
+    response = htmx_post(client, auth, "/wallet/withdrawals", {"amount": "50"})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 400 and "at most 20.00 credits" in text and "demo payment provider" in text
+    with app.app_context():
+        assert balance(user_id()) == Decimal("120.00")
+        assert db.session.scalar(db.select(db.func.count()).select_from(Withdrawal)) == 0
+    assert htmx_post(client, auth, "/wallet/withdrawals", {"amount": "20"}).status_code == 200
+    with app.app_context():
+        assert balance(user_id()) == Decimal("100.00")
+    assert "Withdrawable: 0.00 credits" in client.get("/wallet").get_data(as_text=True)
     assert_books_balance(app)
 
 
@@ -200,7 +217,7 @@ def test_history_is_paginated_and_exports_csv(app, client, auth):
     assert first.count("<tr>") == 21 and "Page 1 of 2" in first  # header + 20 rows
     second = client.get("/wallet/history?page=2", headers={"HX-Request": "true"}).get_data(as_text=True)
     assert second.count("<tr>") == 6 and "Page 2 of 2" in second and "Bonus 0" in second
-    for weird in ("abc", "-1", "0", "99999999999"):
+    for weird in ("abc", "-1", "0", "99999999999", "²", "9" * 30):
         assert client.get(f"/wallet/history?page={weird}", headers={"HX-Request": "true"}).status_code == 200
     export = client.get("/wallet/history.csv")
     assert export.status_code == 200 and export.mimetype == "text/csv"

@@ -11,7 +11,7 @@ import pytest
 from edutradex.errors import Conflict, Forbidden, NotFound
 from edutradex.extensions import db
 from edutradex.types import utcnow
-from edutradex.wallet import deposits, kyc, withdrawals
+from edutradex.wallet import kyc, withdrawals
 from edutradex.wallet.ledger import InsufficientFunds
 from edutradex.wallet.models import LedgerEntry, Withdrawal
 from edutradex.wallet.providers import PayoutResult
@@ -22,7 +22,7 @@ from tests.wallet.helpers import GOOD_IBAN, FlakyBank, assert_books_balance, bal
 
 def funded_verified_user(amount="100.00"):
     admin, user = make_admin(), make_user()
-    deposits.start_deposit(user.id, Decimal(amount))  # demo provider
+    adjust_credits(user.id, Decimal(amount), "Test funds", admin.id)  # demo deposits are never withdrawable
     verified_user_with_bank(user.id, admin.id)
     return admin, user
 
@@ -35,7 +35,7 @@ def entry_types():
 def test_withdrawal_needs_kyc_enabled_account_and_bank_details(db_app):
     with db_app.app_context():
         admin, user = make_admin(), make_user()
-        deposits.start_deposit(user.id, Decimal("50"))
+        adjust_credits(user.id, Decimal("50"), "Test funds", admin.id)
         with pytest.raises(Forbidden, match="Verify your identity"):
             withdrawals.request_withdrawal(user.id, Decimal("20"))
         submission = kyc.submit_kyc(user.id, "Ann Lee", "1990-01-01", "FR", "1 rue de Rivoli, Paris", "AB1234567")
@@ -68,12 +68,12 @@ def test_an_approved_withdrawal_waits_for_its_bank_transfer(mail_app, smtp_serve
         db.session.expire_all()
         approved = db.session.get(Withdrawal, withdrawal.id)
         assert (approved.status, approved.provider, approved.decided_by) == ("approved", None, admin.id)
-        assert [t for t in entry_types() if t != "deposit"] == ["withdrawal", "withdrawal"]
+        assert [t for t in entry_types() if t != "adjustment"] == ["withdrawal", "withdrawal"]
         assert withdrawals.run_payout(withdrawal.id) == "approved"  # no payout provider: the job pays nothing
         subjects = [s.removeprefix("[EduTradeX] ") for s in smtp_server.subjects()]
-        assert subjects == ["Deposit received", "Identity verified", "Withdrawal requested"]
+        assert subjects == ["Identity verified", "Withdrawal requested"]
         assert all(m["To"] == user.email for m in smtp_server.messages)
-        body = smtp_server.messages[2].get_payload()
+        body = smtp_server.messages[1].get_payload()
         assert "DE89 **** **** **** 3000" in body and GOOD_IBAN not in body
     assert_books_balance(mail_app)
 

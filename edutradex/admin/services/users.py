@@ -132,8 +132,16 @@ def change_role(actor: Actor, user_id: int, role: str) -> User:
     return user
 
 
-def adjust_user_credits(actor: Actor, user_id: int, amount: Decimal, reason: str) -> Any:
-    """A ledger adjustment through the wallet's own service; the reason is mandatory."""
+@dataclass(frozen=True)
+class Adjustment:
+    entry: Any
+    repeated: bool  # the form had been submitted before: nothing changed this time
+
+
+def adjust_user_credits(actor: Actor, user_id: int, amount: Decimal, reason: str, form_key: str) -> Adjustment:
+    """A ledger adjustment through the wallet's own service; the reason is mandatory. The
+    key the form was rendered with makes it idempotent: a double submit credits once and
+    audits once."""
     if not feature_installed("wallet"):
         raise DomainError("The credit wallet is not installed.", status_code=404)
     from ...wallet import service as wallet_service
@@ -141,7 +149,12 @@ def adjust_user_credits(actor: Actor, user_id: int, amount: Decimal, reason: str
 
     user = get_user(user_id)
     before = db.session.scalar(select(Wallet.balance).where(Wallet.user_id == user.id)) or Decimal("0.00")
-    return audited(actor, "user.adjust_credits", "user", user.id,
-                   before={"credit_balance": before}, after={"credit_balance": before + amount, "amount": amount},
-                   note=reason,
-                   perform=lambda: wallet_service.adjust_credits(user.id, amount, reason, actor.user_id))
+    try:
+        entry = audited(actor, "user.adjust_credits", "user", user.id,
+                        before={"credit_balance": before}, after={"credit_balance": before + amount, "amount": amount},
+                        note=reason,
+                        perform=lambda: wallet_service.adjust_credits(user.id, amount, reason, actor.user_id,
+                                                                      idempotency_key=f"adjustment:form:{form_key}"))
+    except wallet_service.AdjustmentAlreadyMade as repeat:  # audited() rolled its entry back
+        return Adjustment(repeat.entry, repeated=True)
+    return Adjustment(entry, repeated=False)

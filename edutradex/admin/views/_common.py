@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, flash, redirect, request
 from flask_login import current_user
 
+from ...parsing import parse_page
 from .. import bp
 from ..services.audit import Actor
 
@@ -34,8 +35,7 @@ def actor() -> Actor:
 
 
 def page_number() -> int:
-    raw = request.args.get("page", "1")
-    return max(1, int(raw)) if raw.isdigit() else 1
+    return parse_page(request.args.get("page"))
 
 
 def done(message: str, url: str, category: str = "success"):

@@ -1,11 +1,16 @@
+from decimal import Decimal
+
 from flask import render_template, request, url_for
 
 from ...auth.models import Role
 from ...extensions import db
+from ...parsing import parse_decimal
 from .. import bp
 from ..services import users as service
-from ..services.parsing import parse_decimal, parse_reason
+from ..services.parsing import InputError, new_form_key, parse_form_key, parse_reason
 from ._common import PER_PAGE, actor, done, page_number
+
+ADJUSTMENT_LIMIT = Decimal("1000000000")
 
 
 @bp.get("/users")
@@ -19,7 +24,8 @@ def users():
 def user_detail(user_id: int):
     user = service.get_user(user_id)
     return render_template("admin/user_detail.html", user=user, overview=service.user_overview(user.id),
-                           roles=[role.value for role in Role], wallet_installed=service.feature_installed("wallet"))
+                           roles=[role.value for role in Role], wallet_installed=service.feature_installed("wallet"),
+                           adjustment_key=new_form_key())
 
 
 @bp.post("/users/<int:user_id>/deactivate")
@@ -48,7 +54,11 @@ def change_role(user_id: int):
 
 @bp.post("/users/<int:user_id>/credits")
 def adjust_credits(user_id: int):
-    amount = parse_decimal(request.form.get("amount"), "Amount", places=2, allow_negative=True)
+    amount = parse_decimal(request.form.get("amount"), "Amount", places=2, minimum=-ADJUSTMENT_LIMIT,
+                           maximum=ADJUSTMENT_LIMIT, nonzero=True, example="25.00 or -10.00", error=InputError)
     reason = parse_reason(request.form.get("reason"))
-    service.adjust_user_credits(actor(), user_id, amount, reason)
+    adjustment = service.adjust_user_credits(actor(), user_id, amount, reason, parse_form_key(request.form.get("form_key")))
+    if adjustment.repeated:
+        return done(f"This form was already submitted: credits were adjusted by {amount:+,.2f} once.",
+                    url_for("admin.user_detail", user_id=user_id), "info")
     return done(f"Credits adjusted by {amount:+,.2f}.", url_for("admin.user_detail", user_id=user_id))
