@@ -19,13 +19,14 @@ SETUP = f"""
 from decimal import Decimal
 from edutradex import create_app
 from edutradex.auth import service
-from edutradex.wallet import deposits, kyc, withdrawals
+from edutradex.wallet import kyc, withdrawals
+from edutradex.wallet.service import adjust_credits as service_adjust
 app = create_app()
 with app.app_context():
     service.create_admin("boss@example.com", "The Boss", "{PASSWORD}")
     checker, _ = service.create_admin("checker@example.com", "The Checker", "{PASSWORD}")
     user = service.register_user("Tara Target", "target@example.com", "{PASSWORD}")
-    deposits.start_deposit(user.id, Decimal("100.00"))
+    service_adjust(user.id, Decimal("100.00"), "Test funds", checker.id)
     sub = kyc.submit_kyc(user.id, "Tara Target", "1990-04-01", "NL", "Damrak 1, Amsterdam", "NX1234567")
     kyc.approve_kyc(sub.id, checker.id)
     withdrawals.save_bank_account(user.id, "{IBAN}", "Tara Target")

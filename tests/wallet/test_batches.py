@@ -11,8 +11,9 @@ import pytest
 
 from edutradex.errors import Conflict, DomainError
 from edutradex.extensions import db
-from edutradex.wallet import batches, deposits, withdrawals
+from edutradex.wallet import batches, withdrawals
 from edutradex.wallet.models import LedgerEntry, PayoutBatch, Withdrawal
+from edutradex.wallet.service import adjust_credits
 from edutradex.wallet.withdrawals import save_bank_account
 from tests.conftest import build_app
 from tests.factories import make_admin, make_user
@@ -28,7 +29,7 @@ def approved_withdrawals(admin_id: int, amounts: dict[str, str]) -> dict[str, in
     ids = {}
     for holder, amount in amounts.items():
         user = make_user(name=holder)
-        deposits.start_deposit(user.id, Decimal("100.00"))
+        adjust_credits(user.id, Decimal("100.00"), "Test funds", admin_id)  # demo deposits are never withdrawable
         verified_user_with_bank(user.id, admin_id)
         save_bank_account(user.id, IBANS[holder], holder)
         withdrawal = withdrawals.request_withdrawal(user.id, Decimal(amount))

@@ -73,7 +73,7 @@ def test_a_payout_whose_job_was_lost_is_restarted_and_paid_once_the_worker_runs(
     app.extensions["wallet_payout_provider"] = bank
     with app.app_context():
         admin, user = make_admin(), make_user()
-        deposits.start_deposit(user.id, Decimal("90.00"))
+        adjust_credits(user.id, Decimal("90.00"), "Test funds", admin.id)
         verified_user_with_bank(user.id, admin.id)
         withdrawal = withdrawals.request_withdrawal(user.id, Decimal("60.00"))
         withdrawal_id, user_id = withdrawal.id, user.id
@@ -119,7 +119,7 @@ def test_the_paid_email_survives_an_smtp_outage(tmp_path, redis_url, smtp_server
     app = rq_app(tmp_path, redis_url, **smtp_down)
     with app.app_context():
         admin, user = make_admin(), make_user()
-        deposits.start_deposit(user.id, Decimal("90.00"))
+        adjust_credits(user.id, Decimal("90.00"), "Test funds", admin.id)
         verified_user_with_bank(user.id, admin.id)
         withdrawal_id = withdrawals.request_withdrawal(user.id, Decimal("60.00")).id
         withdrawals.approve_withdrawal(withdrawal_id, admin.id)
@@ -137,5 +137,5 @@ def test_the_paid_email_survives_an_smtp_outage(tmp_path, redis_url, smtp_server
     time.sleep(1.2)
     SimpleWorker([jobs.QUEUE_NAME], connection=connection).work(burst=True, with_scheduler=True)
     smtp_server.wait_for(4)
-    assert sorted(smtp_server.subjects()) == ["[EduTradeX] Deposit received", "[EduTradeX] Identity verified",
+    assert sorted(smtp_server.subjects()) == ["[EduTradeX] Identity verified",
                                               "[EduTradeX] Withdrawal paid", "[EduTradeX] Withdrawal requested"]

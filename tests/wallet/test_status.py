@@ -13,6 +13,7 @@ from edutradex.errors import Conflict
 from edutradex.extensions import db
 from edutradex.wallet import deposits, kyc, withdrawals
 from edutradex.wallet.models import Deposit, KycSubmission, LedgerEntry, Withdrawal
+from edutradex.wallet.service import adjust_credits
 from tests.factories import make_admin, make_user
 from tests.support.concurrency import run_in_threads
 from tests.wallet.helpers import assert_books_balance, balance, verified_user_with_bank
@@ -37,7 +38,7 @@ def test_cancel_racing_approve_has_exactly_one_winner(db_app):
     with db_app.app_context():
         admin, user = make_admin(), make_user()
         for _ in range(4):  # enough for every round's approve to win
-            deposits.start_deposit(user.id, Decimal("500.00"))
+            adjust_credits(user.id, Decimal("500.00"), "Test funds", admin.id)
         verified_user_with_bank(user.id, admin.id)
         admin_id, user_id = admin.id, user.id
     winners = {"approve": 0, "cancel": 0}
@@ -115,7 +116,7 @@ def test_a_deposit_completed_and_failed_at_once_is_one_or_the_other(db_app):
 def test_a_decided_withdrawal_says_what_it_already_is(db_app, verb):
     with db_app.app_context():
         admin, user = make_admin(), make_user()
-        deposits.start_deposit(user.id, Decimal("50.00"))
+        adjust_credits(user.id, Decimal("50.00"), "Test funds", admin.id)
         verified_user_with_bank(user.id, admin.id)
         withdrawal = withdrawals.request_withdrawal(user.id, Decimal("20.00"))
         withdrawals.approve_withdrawal(withdrawal.id, admin.id)
