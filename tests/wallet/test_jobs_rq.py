@@ -136,6 +136,6 @@ def test_the_paid_email_survives_an_smtp_outage(tmp_path, redis_url, smtp_server
     monkeypatch.setattr(jobs, "_worker_app", up)
     time.sleep(1.2)
     SimpleWorker([jobs.QUEUE_NAME], connection=connection).work(burst=True, with_scheduler=True)
-    smtp_server.wait_for(4)
+    smtp_server.wait_for(3)
     assert sorted(smtp_server.subjects()) == ["[EduTradeX] Identity verified",
                                               "[EduTradeX] Withdrawal paid", "[EduTradeX] Withdrawal requested"]
