@@ -9,9 +9,18 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent
-load_dotenv(BASE_DIR / ".env")
-
 DEFAULT_SECRET = "dev-only-change-me"
+
+
+def unset_blank_values(environ=os.environ) -> None:
+    """An empty value means unset: `.env.example` copied to `.env` lists every variable with
+    an empty value, and hosts let one clear a variable's value without removing it."""
+    for name in [name for name, value in environ.items() if not value.strip()]:
+        del environ[name]
+
+
+load_dotenv(BASE_DIR / ".env")
+unset_blank_values()
 
 
 def normalise_database_url(url: str) -> str:
@@ -166,8 +175,28 @@ CONFIGS = {
 
 
 def get_config(name: str | None = None) -> type[Config]:
-    name = name or os.environ.get("EDUTRADEX_ENV", "development")
+    name = name or os.environ.get("EDUTRADEX_ENV")
+    if not name:
+        refuse_implicit_development()
+        name = "development"
     try:
         return CONFIGS[name]
     except KeyError:
         raise RuntimeError(f"Unknown EDUTRADEX_ENV {name!r}; use one of {sorted(CONFIGS)}") from None
+
+
+def refuse_implicit_development() -> None:
+    """A deploy that forgot EDUTRADEX_ENV would run on the development defaults (the
+    development SECRET_KEY, a KYC key derived from it, cookies without Secure). PostgreSQL or
+    Redis means a deploy, so the environment must then be named."""
+    services = []
+    if Config.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
+        services.append("DATABASE_URL points at PostgreSQL")
+    if Config.REDIS_URL:
+        services.append("REDIS_URL is set")
+    if services:
+        raise RuntimeError(
+            f"EDUTRADEX_ENV is not set but {' and '.join(services)}: refusing to start on the development defaults "
+            "(development SECRET_KEY, insecure cookies). Set EDUTRADEX_ENV=production, or EDUTRADEX_ENV=development "
+            "to use these services with the development settings on purpose."
+        )

@@ -13,7 +13,8 @@ knows about eventlet; everything else uses socketio.start_background_task / sock
 
 import os
 
-os.environ.setdefault("SOCKETIO_ASYNC_MODE", "eventlet")
+if not os.environ.get("SOCKETIO_ASYNC_MODE", "").strip():  # empty means unset, as everywhere (config.py)
+    os.environ["SOCKETIO_ASYNC_MODE"] = "eventlet"
 if os.environ["SOCKETIO_ASYNC_MODE"] == "eventlet":
     import eventlet
 
