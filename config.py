@@ -84,6 +84,10 @@ class Config:
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 65536
 
+    # Proxies in front of the app that set X-Forwarded-For/-Proto (1 behind a Heroku-style
+    # router). 0 ignores those headers: a client could write any address into them.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
     RATELIMIT_AUTH = os.environ.get("RATELIMIT_AUTH", "10 per minute")
