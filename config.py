@@ -101,6 +101,10 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
 
+    # /healthz answers status and code to anyone; the checks' details (errors, counters) only
+    # to a signed-in admin or a request with the header X-Healthz-Token: <HEALTHZ_TOKEN>.
+    HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN") or None
+
     SITE_NAME = os.environ.get("SITE_NAME", "EduTradeX")
 
     MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
