@@ -116,6 +116,9 @@ class Config:
     MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(BASE_DIR / "instance" / "outbox"))
 
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
+    # Several wsgi.py processes on one port (SO_REUSEPORT), on purpose only: without it a
+    # second process started on a port in use exits with an error.
+    WEB_REUSE_PORT = _bool("WEB_REUSE_PORT", False)
     # Broadcasts written straight to idle WebSockets (edutradex/broadcast.py); eventlet only.
     SOCKETIO_DIRECT_WRITES = _bool("SOCKETIO_DIRECT_WRITES", True)
 
