@@ -50,9 +50,12 @@ class Config:
     # Background jobs: "rq" when Redis is configured, "thread" (in-process) otherwise,
     # "sync" (run at once, in the caller) for tests.
     JOBS_MODE = os.environ.get("JOBS_MODE") or ("rq" if REDIS_URL else "thread")
-    # The price feed and settlement clock run inside the web process (embedded default)
-    # unless a separate `feed` process is the authority (production).
-    EMBEDDED_SERVICES = _bool("EMBEDDED_SERVICES", not REDIS_URL)
+    # With "rq", a process that enqueues while no RQ worker is registered runs the job
+    # itself, so a deploy without a `worker` dyno still settles, emails and pays out.
+    JOBS_IN_PROCESS_WITHOUT_WORKER = _bool("JOBS_IN_PROCESS_WITHOUT_WORKER", True)
+    # Web processes run the price feed and settlement clock: at once without Redis (the
+    # embedded default), with Redis whenever no `feed` process holds the price authority.
+    EMBEDDED_SERVICES = _bool("EMBEDDED_SERVICES", True)
 
     DEFAULT_DEMO_BALANCE = Decimal(os.environ.get("DEFAULT_DEMO_BALANCE", "10000"))
     DEFAULT_PAYOUT_PERCENT = Decimal(os.environ.get("DEFAULT_PAYOUT_PERCENT", "80"))
@@ -147,6 +150,7 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     REDIS_URL = None
     JOBS_MODE = "sync"
+    JOBS_IN_PROCESS_WITHOUT_WORKER = False  # RQ tests run their worker themselves
     EMBEDDED_SERVICES = False
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"

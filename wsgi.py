@@ -25,7 +25,7 @@ if os.environ["SOCKETIO_ASYNC_MODE"] == "eventlet":
 
 from edutradex import create_app  # noqa: E402
 from edutradex.extensions import socketio  # noqa: E402
-from edutradex.runtime import start_background_services  # noqa: E402
+from edutradex.runtime import start_web_services  # noqa: E402
 
 app = create_app()
 
@@ -58,11 +58,11 @@ if __name__ == "__main__":
 
         listener = listen(host, port, backlog)  # before the services: a refused start makes no tick
         if app.config["EMBEDDED_SERVICES"]:
-            start_background_services(app)
+            start_web_services(app)
         app.logger.info("EduTradeX listening on http://%s:%d (up to %d connections)", host, port, max_connections)
         eventlet.wsgi.server(listener, app, max_size=max_connections, log_output=False)
     else:  # SOCKETIO_ASYNC_MODE=threading: the development server, for debugging only
         if app.config["EMBEDDED_SERVICES"]:
-            start_background_services(app)
+            start_web_services(app)
         socketio.run(app, host=host, port=port, debug=False, use_reloader=False, log_output=False,
                      allow_unsafe_werkzeug=True)
