@@ -102,3 +102,18 @@ def test_healthz_when_redis_is_unreachable(tmp_path):
     assert response.status_code == 503
     assert response.get_json()["checks"]["redis"]["ok"] is False
     assert app.test_client().get("/healthz").get_json() == {"status": "unhealthy", "code": 503}
+
+
+def test_a_signed_in_visitor_gets_the_public_answer_while_the_database_is_down(app, client, monkeypatch):
+    with app.app_context():
+        make_user("trader@example.com")
+    AuthActions(client).login(email="trader@example.com")
+    broken_database(monkeypatch)
+
+    def load_user(user_id):
+        raise RuntimeError("connection refused")  # the session's user cannot be loaded either
+
+    monkeypatch.setattr(app.login_manager, "_user_callback", load_user)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.get_json() == {"status": "unhealthy", "code": 503}
