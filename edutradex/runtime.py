@@ -35,7 +35,7 @@ def start_web_services(app: Flask) -> list:
         return start_background_services(app)
     log.info("web process on standby: it runs the price feed and the settlement clock whenever no feed process "
              "holds the price authority (EMBEDDED_SERVICES=0 turns this off)")
-    return [socketio.start_background_task(_stand_in, app, service) for service in app.extensions["background_services"]]
+    return [socketio.start_background_task(_stand_in, app)]
 
 
 def authority_vacant(app: Flask) -> bool:
@@ -47,22 +47,33 @@ def authority_vacant(app: Flask) -> bool:
         return not jobs.redis_connection().exists(LOCK_KEY)
 
 
-def _stand_in(app: Flask, service) -> None:
-    while True:
-        try:
-            vacant = authority_vacant(app)
-        except Exception:  # Redis unreachable: /healthz says so; try again
-            log.exception("cannot tell whether a process holds the price authority")
-            vacant = False
-        if not vacant:
-            socketio.sleep(VACANCY_POLL_SECONDS)
-            continue
-        log.warning("no process holds the price authority (no `feed` process running?): this web process "
-                    "starts %s", _name(service))
+def _stand_in(app: Flask) -> None:
+    """Start every service that is not running, together, whenever the authority is vacant
+    (together: once this process's feed holds the lock, the authority is no longer vacant)."""
+    services = list(app.extensions["background_services"])
+    running: set = set()
+
+    def run(service) -> None:
         try:
             service(app)
         except Exception:
             log.exception("background service %s failed", _name(service))
+        finally:
+            running.discard(service)
+
+    while True:
+        idle = [service for service in services if service not in running]
+        try:
+            vacant = bool(idle) and authority_vacant(app)
+        except Exception:  # Redis unreachable: /healthz says so; look again
+            log.exception("cannot tell whether a process holds the price authority")
+            vacant = False
+        if vacant:
+            log.warning("no process holds the price authority (no `feed` process running?): this web process "
+                        "starts %s", ", ".join(_name(service) for service in idle))
+            for service in idle:
+                running.add(service)
+                socketio.start_background_task(run, service)
         socketio.sleep(VACANCY_POLL_SECONDS)
 
 

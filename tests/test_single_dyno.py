@@ -81,7 +81,7 @@ def test_one_web_dyno_with_postgres_and_redis(tmp_path, postgres_url, redis_url)
     finally:
         server.stop()
     log = server.log_path.read_text()
-    assert "this web process starts run_feed_service" in log
+    assert "this web process starts run_feed_service, settlement_clock" in log
     assert "no RQ worker is registered" in log
 
 
