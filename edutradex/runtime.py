@@ -35,7 +35,13 @@ def start_web_services(app: Flask) -> list:
         return start_background_services(app)
     log.info("web process on standby: it runs the price feed and the settlement clock whenever no feed process "
              "holds the price authority (EMBEDDED_SERVICES=0 turns this off)")
+    app.extensions["web_stand_in"] = {"stopped": False}
     return [socketio.start_background_task(_stand_in, app)]
+
+
+def stop_web_services(app: Flask) -> None:
+    """Stop standing in: start nothing more (running services carry on until they return)."""
+    app.extensions.setdefault("web_stand_in", {})["stopped"] = True
 
 
 def authority_vacant(app: Flask) -> bool:
@@ -61,7 +67,7 @@ def _stand_in(app: Flask) -> None:
         finally:
             running.discard(service)
 
-    while True:
+    while not app.extensions["web_stand_in"]["stopped"]:
         idle = [service for service in services if service not in running]
         try:
             vacant = bool(idle) and authority_vacant(app)

@@ -34,12 +34,17 @@ def test_every_service_starts_together_when_the_authority_is_vacant(tmp_path, re
 
     app.extensions["background_services"][:] = [feed, clock]
     runtime.start_web_services(app)
-    time.sleep(2.5)  # a few looks at the lock while the feed process holds it
-    assert started == []
+    try:
+        time.sleep(2.5)  # a few looks at the lock while the feed process holds it
+        assert started == []
 
-    redis.delete(LOCK_KEY)  # the feed process is gone
-    wait_for(lambda: len(started) == 2, timeout=10, message="both services")
-    # the clock started although this process's own feed took the lock first
-    assert sorted(started) == ["clock", "feed"]
-    time.sleep(2.5)
-    assert len(started) == 2  # running services are not started twice
+        redis.delete(LOCK_KEY)  # the feed process is gone
+        wait_for(lambda: len(started) == 2, timeout=10, message="both services")
+        # the clock started although this process's own feed took the lock first
+        assert sorted(started) == ["clock", "feed"]
+        time.sleep(2.5)
+        assert len(started) == 2  # running services are not started twice
+    finally:
+        runtime.stop_web_services(app)
+        hold.set()
+        redis.delete(LOCK_KEY)
