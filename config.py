@@ -9,9 +9,18 @@ from pathlib import Path
 from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent
-load_dotenv(BASE_DIR / ".env")
-
 DEFAULT_SECRET = "dev-only-change-me"
+
+
+def unset_blank_values(environ=os.environ) -> None:
+    """An empty value means unset: `.env.example` copied to `.env` lists every variable with
+    an empty value, and hosts let one clear a variable's value without removing it."""
+    for name in [name for name, value in environ.items() if not value.strip()]:
+        del environ[name]
+
+
+load_dotenv(BASE_DIR / ".env")
+unset_blank_values()
 
 
 def normalise_database_url(url: str) -> str:
@@ -41,9 +50,12 @@ class Config:
     # Background jobs: "rq" when Redis is configured, "thread" (in-process) otherwise,
     # "sync" (run at once, in the caller) for tests.
     JOBS_MODE = os.environ.get("JOBS_MODE") or ("rq" if REDIS_URL else "thread")
-    # The price feed and settlement clock run inside the web process (embedded default)
-    # unless a separate `feed` process is the authority (production).
-    EMBEDDED_SERVICES = _bool("EMBEDDED_SERVICES", not REDIS_URL)
+    # With "rq", a process that enqueues while no RQ worker is registered runs the job
+    # itself, so a deploy without a `worker` dyno still settles, emails and pays out.
+    JOBS_IN_PROCESS_WITHOUT_WORKER = _bool("JOBS_IN_PROCESS_WITHOUT_WORKER", True)
+    # Web processes run the price feed and settlement clock: at once without Redis (the
+    # embedded default), with Redis whenever no `feed` process holds the price authority.
+    EMBEDDED_SERVICES = _bool("EMBEDDED_SERVICES", True)
 
     DEFAULT_DEMO_BALANCE = Decimal(os.environ.get("DEFAULT_DEMO_BALANCE", "10000"))
     DEFAULT_PAYOUT_PERCENT = Decimal(os.environ.get("DEFAULT_PAYOUT_PERCENT", "80"))
@@ -79,6 +91,10 @@ class Config:
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST = 65536
 
+    # Proxies in front of the app that set X-Forwarded-For/-Proto (1 behind a Heroku-style
+    # router). 0 ignores those headers: a client could write any address into them.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
     RATELIMIT_AUTH = os.environ.get("RATELIMIT_AUTH", "10 per minute")
@@ -92,6 +108,10 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
 
+    # /healthz answers status and code to anyone; the checks' details (errors, counters) only
+    # to a signed-in admin or a request with the header X-Healthz-Token: <HEALTHZ_TOKEN>.
+    HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN") or None
+
     SITE_NAME = os.environ.get("SITE_NAME", "EduTradeX")
 
     MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
@@ -103,6 +123,9 @@ class Config:
     MAIL_OUTBOX_DIR = os.environ.get("MAIL_OUTBOX_DIR", str(BASE_DIR / "instance" / "outbox"))
 
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
+    # Several wsgi.py processes on one port (SO_REUSEPORT), on purpose only: without it a
+    # second process started on a port in use exits with an error.
+    WEB_REUSE_PORT = _bool("WEB_REUSE_PORT", False)
     # Broadcasts written straight to idle WebSockets (edutradex/broadcast.py); eventlet only.
     SOCKETIO_DIRECT_WRITES = _bool("SOCKETIO_DIRECT_WRITES", True)
 
@@ -141,6 +164,7 @@ class TestingConfig(Config):
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     REDIS_URL = None
     JOBS_MODE = "sync"
+    JOBS_IN_PROCESS_WITHOUT_WORKER = False  # RQ tests run their worker themselves
     EMBEDDED_SERVICES = False
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"
@@ -195,8 +219,28 @@ CONFIGS = {
 
 
 def get_config(name: str | None = None) -> type[Config]:
-    name = name or os.environ.get("EDUTRADEX_ENV", "development")
+    name = name or os.environ.get("EDUTRADEX_ENV")
+    if not name:
+        refuse_implicit_development()
+        name = "development"
     try:
         return CONFIGS[name]
     except KeyError:
         raise RuntimeError(f"Unknown EDUTRADEX_ENV {name!r}; use one of {sorted(CONFIGS)}") from None
+
+
+def refuse_implicit_development() -> None:
+    """A deploy that forgot EDUTRADEX_ENV would run on the development defaults (the
+    development SECRET_KEY, a KYC key derived from it, cookies without Secure). PostgreSQL or
+    Redis means a deploy, so the environment must then be named."""
+    services = []
+    if Config.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
+        services.append("DATABASE_URL points at PostgreSQL")
+    if Config.REDIS_URL:
+        services.append("REDIS_URL is set")
+    if services:
+        raise RuntimeError(
+            f"EDUTRADEX_ENV is not set but {' and '.join(services)}: refusing to start on the development defaults "
+            "(development SECRET_KEY, insecure cookies). Set EDUTRADEX_ENV=production, or EDUTRADEX_ENV=development "
+            "to use these services with the development settings on purpose."
+        )

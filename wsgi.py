@@ -13,7 +13,8 @@ knows about eventlet; everything else uses socketio.start_background_task / sock
 
 import os
 
-os.environ.setdefault("SOCKETIO_ASYNC_MODE", "eventlet")
+if not os.environ.get("SOCKETIO_ASYNC_MODE", "").strip():  # empty means unset, as everywhere (config.py)
+    os.environ["SOCKETIO_ASYNC_MODE"] = "eventlet"
 if os.environ["SOCKETIO_ASYNC_MODE"] == "eventlet":
     import eventlet
 
@@ -24,23 +25,44 @@ if os.environ["SOCKETIO_ASYNC_MODE"] == "eventlet":
 
 from edutradex import create_app  # noqa: E402
 from edutradex.extensions import socketio  # noqa: E402
-from edutradex.runtime import start_background_services  # noqa: E402
+from edutradex.runtime import start_web_services  # noqa: E402
 
 app = create_app()
 
+
+def listen(host: str, port: int, backlog: int):
+    """The listening socket. eventlet.listen sets SO_REUSEPORT unless told not to, and then
+    a second wsgi.py started by mistake on the same port binds too and the kernel spreads
+    connections over both: a request lands in either process. Port sharing happens only
+    when WEB_REUSE_PORT asks for it; otherwise a second start fails here, loudly."""
+    import errno
+
+    import eventlet
+
+    try:
+        return eventlet.listen((host, port), backlog=backlog, reuse_port=app.config["WEB_REUSE_PORT"])
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise SystemExit(f"EduTradeX: {host}:{port} is already in use (is another wsgi.py running?). "
+                         "Stop it or choose another PORT; WEB_REUSE_PORT=1 shares a port on purpose.") from None
+
+
 if __name__ == "__main__":
-    if app.config["EMBEDDED_SERVICES"]:
-        start_background_services(app)
     host = os.environ.get("HOST", "0.0.0.0" if os.environ.get("PORT") else "127.0.0.1")
     port = int(os.environ.get("PORT", "5000"))
     max_connections = int(os.environ.get("WEB_MAX_CONNECTIONS", "10000"))
     backlog = int(os.environ.get("WEB_LISTEN_BACKLOG", "1024"))
-    app.logger.info("EduTradeX listening on http://%s:%d (up to %d connections)", host, port, max_connections)
     if socketio.server.eio.async_mode == "eventlet":
         import eventlet.wsgi
 
-        listener = eventlet.listen((host, port), backlog=backlog)
+        listener = listen(host, port, backlog)  # before the services: a refused start makes no tick
+        if app.config["EMBEDDED_SERVICES"]:
+            start_web_services(app)
+        app.logger.info("EduTradeX listening on http://%s:%d (up to %d connections)", host, port, max_connections)
         eventlet.wsgi.server(listener, app, max_size=max_connections, log_output=False)
     else:  # SOCKETIO_ASYNC_MODE=threading: the development server, for debugging only
+        if app.config["EMBEDDED_SERVICES"]:
+            start_web_services(app)
         socketio.run(app, host=host, port=port, debug=False, use_reloader=False, log_output=False,
                      allow_unsafe_werkzeug=True)

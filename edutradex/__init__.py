@@ -63,7 +63,22 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
     for name in FEATURES:
         feature = importlib.import_module(f"{__name__}.{name}")
         feature.init_app(app)
+    _trust_proxies(app)
     return app
+
+
+def _trust_proxies(app: Flask) -> None:
+    """Behind a router every request comes from the router: take the client's address
+    (rate limits, the audit log) and scheme from the X-Forwarded-* headers that the
+    TRUSTED_PROXIES proxies in front of the app append, and from nothing else."""
+    proxies = app.config["TRUSTED_PROXIES"]
+    if proxies < 0:
+        raise RuntimeError(f"TRUSTED_PROXIES must be 0 or more, not {proxies}")
+    if proxies:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # Outermost, around Socket.IO's middleware too.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
 
 
 def _import_socket_events() -> None:

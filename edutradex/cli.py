@@ -4,22 +4,29 @@ import click
 from flask import current_app
 
 
+def seed_reference_data() -> list[str]:
+    """Every feature's reference data (the default markets, ...): idempotent, creates no
+    users, so the Procfile's `release` runs it on every deploy."""
+    return [message for seeder in current_app.extensions["seeders"] if (message := seeder())]
+
+
 def init_app(app):
     app.extensions.setdefault("seeders", [])
 
     @app.cli.command("seed")
     @click.option("--admin-email", default="admin@edutradex.local", show_default=True)
-    def seed_command(admin_email):
-        """Seed default data once: an admin account and every feature's defaults."""
+    @click.option("--reference", is_flag=True,
+                  help="Only reference data (markets, ...), no admin account: what a deploy's release runs.")
+    def seed_command(admin_email, reference):
+        """Seed default data once: every feature's reference data and, unless --reference,
+        an admin account for a laptop (a deploy creates its first admin with create-admin)."""
         from .auth import service as auth_service
 
-        if not auth_service.admin_exists():
+        if not reference and not auth_service.admin_exists():
             user, password = auth_service.create_admin(admin_email)
             click.echo("=" * 64)
             click.echo(f" Admin account: {user.email}")
             click.echo(f" Password (shown only this once): {password}")
             click.echo("=" * 64)
-        for seeder in current_app.extensions["seeders"]:
-            message = seeder()
-            if message:
-                click.echo(message)
+        for message in seed_reference_data():
+            click.echo(message)

@@ -1,7 +1,10 @@
 """One way to run background work.
 
 - ``rq``: RQ on Redis (production). Jobs at a given time use RQ's built-in scheduler, so
-  the worker runs with ``--with-scheduler``.
+  the worker runs with ``--with-scheduler``. While no worker is registered for the queue
+  (a deploy with only `web` dynos), the enqueuing process runs the job itself, as in
+  ``thread`` mode (JOBS_IN_PROCESS_WITHOUT_WORKER, on by default): an RQ queue without
+  a worker would hold settlements, emails and payouts for ever.
 - ``thread``: in-process green threads (the embedded default; no Redis needed).
 - ``sync``: run at once in the caller (tests).
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +28,7 @@ from .extensions import socketio
 log = logging.getLogger(__name__)
 
 QUEUE_NAME = "default"
+WORKER_CHECK_SECONDS = 2.0  # how long an answer to "is an RQ worker registered?" is reused
 _worker_app: Flask | None = None
 
 
@@ -77,17 +82,16 @@ def enqueue(func: Callable, *args: Any, job_id: str | None = None, at: datetime 
             retry_intervals: tuple[int, ...] = (), **kwargs: Any) -> str | None:
     """Run ``func(*args, **kwargs)`` in the background, at ``at`` if given (aware UTC).
 
-    ``job_id`` makes the enqueue idempotent in RQ mode: a second enqueue with the same id
-    while the first is still known replaces nothing. ``retry_intervals`` (seconds) retries a
-    failing job that many times, backing off (RQ mode; its scheduler runs the retries)."""
+    ``job_id`` makes the enqueue idempotent: a second enqueue with the same id while the
+    first is still known (queued in RQ, or running in this process) adds nothing.
+    ``retry_intervals`` (seconds) retries a failing job that many times, backing off (RQ
+    mode; its scheduler runs the retries)."""
     mode = current_app.config["JOBS_MODE"]
     if mode == "sync":
         func(*args, **kwargs)
         return job_id
-    if mode == "thread":
-        app = current_app._get_current_object()
-        socketio.start_background_task(_run_in_thread, app, func, args, kwargs, at)
-        return job_id
+    if mode == "thread" or not worker_available():
+        return _start_in_process(func, args, kwargs, at, job_id)
     q = queue()
     if job_id is not None:
         existing = q.fetch_job(job_id)
@@ -105,16 +109,57 @@ def enqueue(func: Callable, *args: Any, job_id: str | None = None, at: datetime 
     return job_id
 
 
-def _run_in_thread(app: Flask, func: Callable, args: tuple, kwargs: dict, at: datetime | None) -> None:
-    if at is not None:
-        delay = (at - datetime.now(UTC)).total_seconds()
-        if delay > 0:
-            socketio.sleep(delay)
-    with app.app_context():
-        try:
-            func(*args, **kwargs)
-        except Exception:
-            log.exception("background job %s failed", getattr(func, "__name__", func))
+def registered_workers() -> int:
+    """RQ workers registered for the queue whose registration has not expired."""
+    from rq import Worker
+
+    return len(Worker.all(queue=queue()))
+
+
+def worker_available() -> bool:
+    """Whether jobs should go to RQ: a worker is registered, or running them in-process
+    without one is turned off. The answer is reused for WORKER_CHECK_SECONDS."""
+    config = current_app.config
+    if not config["JOBS_IN_PROCESS_WITHOUT_WORKER"]:
+        return True
+    seen = current_app.extensions.setdefault("rq_workers_seen", {"checked_at": None, "workers": None})
+    now = time.monotonic()
+    if seen["checked_at"] is None or now - seen["checked_at"] >= WORKER_CHECK_SECONDS:
+        workers = registered_workers()
+        if workers == 0 and seen["workers"] != 0:
+            log.warning("no RQ worker is registered on queue %r: this process runs jobs itself "
+                        "(start a `worker` process to move them to RQ)", QUEUE_NAME)
+        elif workers and seen["workers"] == 0:
+            log.info("%d RQ worker(s) registered again: jobs go to the queue", workers)
+        seen.update(checked_at=now, workers=workers)
+    return seen["workers"] > 0
+
+
+def _start_in_process(func: Callable, args: tuple, kwargs: dict, at: datetime | None, job_id: str | None) -> str | None:
+    app = current_app._get_current_object()
+    running = app.extensions.setdefault("jobs_in_process", set())
+    if job_id is not None:
+        if job_id in running:
+            return job_id
+        running.add(job_id)
+    socketio.start_background_task(_run_in_thread, app, func, args, kwargs, at, job_id)
+    return job_id
+
+
+def _run_in_thread(app: Flask, func: Callable, args: tuple, kwargs: dict, at: datetime | None,
+                   job_id: str | None = None) -> None:
+    try:
+        if at is not None:
+            delay = (at - datetime.now(UTC)).total_seconds()
+            if delay > 0:
+                socketio.sleep(delay)
+        with app.app_context():
+            try:
+                func(*args, **kwargs)
+            except Exception:
+                log.exception("background job %s failed", getattr(func, "__name__", func))
+    finally:
+        app.extensions.get("jobs_in_process", set()).discard(job_id)
 
 
 def queue_status() -> tuple[bool, dict]:
@@ -125,11 +170,13 @@ def queue_status() -> tuple[bool, dict]:
     from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
     q = queue()
-    workers = Worker.count(queue=q)
-    return workers > 0, {
+    workers = len(Worker.all(queue=q))
+    in_process = workers == 0 and current_app.config["JOBS_IN_PROCESS_WITHOUT_WORKER"]
+    return workers > 0 or in_process, {
         "mode": "rq",
         "queued": len(q),
         "scheduled": len(ScheduledJobRegistry(queue=q)),
         "failed": len(FailedJobRegistry(queue=q)),
         "workers": workers,
+        "in_process": in_process,
     }

@@ -20,7 +20,6 @@ import zlib
 
 import aiohttp
 import pytest
-import requests
 from flask_socketio import SocketIO
 
 from edutradex import broadcast, create_app
@@ -233,7 +232,7 @@ def run_async(main):
 
 
 def health(server: LiveServer) -> dict:
-    return requests.get(server.url + "/healthz", timeout=10).json()["checks"]
+    return server.health()["checks"]
 
 
 

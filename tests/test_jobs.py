@@ -1,3 +1,5 @@
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -55,3 +57,83 @@ def test_rq_mode_runs_jobs_in_a_worker_with_their_own_app_context(tmp_path, redi
     assert worker.work(burst=True)
     with app.app_context():
         assert db.session.get(job_targets.User, user_id).name == "From RQ"
+
+
+# ---- rq mode without a registered worker: the enqueuing process runs the job ----------------
+
+def wait_for_name(app, user_id: int, name: str) -> bool:
+    deadline = time.monotonic() + 5
+    with app.app_context():
+        while time.monotonic() < deadline:
+            db.session.expire_all()
+            if db.session.get(job_targets.User, user_id).name == name:
+                return True
+            time.sleep(0.05)
+    return False
+
+
+@pytest.mark.redis
+def test_rq_mode_runs_jobs_in_process_while_no_worker_is_registered(tmp_path, redis_url, monkeypatch):
+    from rq import SimpleWorker
+
+    monkeypatch.setattr(jobs, "WORKER_CHECK_SECONDS", 0)
+    app = build_app(f"sqlite:///{tmp_path / 'w.db'}", REDIS_URL=redis_url, JOBS_MODE="rq",
+                    JOBS_IN_PROCESS_WITHOUT_WORKER=True)
+    with app.app_context():
+        user_id = make_user().id
+        assert jobs.registered_workers() == 0
+        jobs.enqueue(job_targets.rename_user, user_id, "No worker", job_id=f"rename-{user_id}-1")
+        assert len(jobs.queue()) == 0  # not left in a queue nobody reads
+    assert wait_for_name(app, user_id, "No worker")
+
+    worker = SimpleWorker([jobs.QUEUE_NAME], connection=jobs_connection(app))
+    worker.register_birth()
+    try:
+        with app.app_context():
+            assert jobs.registered_workers() == 1
+            jobs.enqueue(job_targets.rename_user, user_id, "Queued", job_id=f"rename-{user_id}-2")
+            assert len(jobs.queue()) == 1  # a worker is there: RQ's job
+            health = jobs.queue_status()
+            assert health == (True, {**health[1], "workers": 1, "in_process": False})
+    finally:
+        worker.register_death()
+    with app.app_context():
+        jobs.enqueue(job_targets.rename_user, user_id, "Worker gone", at=utcnow() + timedelta(milliseconds=100))
+        ok, detail = jobs.queue_status()
+        assert ok and detail["workers"] == 0 and detail["in_process"] is True
+    assert wait_for_name(app, user_id, "Worker gone")
+
+
+@pytest.mark.redis
+def test_without_the_fallback_rq_mode_queues_and_health_says_no_worker(tmp_path, redis_url):
+    app = build_app(f"sqlite:///{tmp_path / 'n.db'}", REDIS_URL=redis_url, JOBS_MODE="rq",
+                    JOBS_IN_PROCESS_WITHOUT_WORKER=False)
+    with app.app_context():
+        jobs.enqueue(job_targets.rename_user, 1, "Waits")
+        assert len(jobs.queue()) == 1
+        ok, detail = jobs.queue_status()
+        assert not ok and detail["in_process"] is False
+
+
+def test_in_process_jobs_with_the_same_id_run_once_at_a_time(tmp_path):
+    app = build_app(f"sqlite:///{tmp_path / 'd.db'}", JOBS_MODE="thread")
+    release, calls = threading.Event(), []
+
+    def slow(n):
+        calls.append(n)
+        release.wait(5)
+
+    with app.app_context():
+        jobs.enqueue(slow, 1, job_id="same")
+        jobs.enqueue(slow, 2, job_id="same")  # the first still runs: nothing new
+        jobs.enqueue(slow, 3, job_id="other")
+    time.sleep(0.3)
+    release.set()
+    time.sleep(0.2)
+    assert sorted(calls) == [1, 3]
+    assert app.extensions["jobs_in_process"] == set()
+
+
+def jobs_connection(app):
+    with app.app_context():
+        return jobs.redis_connection()

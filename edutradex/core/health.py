@@ -1,9 +1,16 @@
 """Health of the parts the platform needs. Features register more checks (the price feed)
-in app.extensions['health_checks'] as name -> callable returning (ok, detail)."""
+in app.extensions['health_checks'] as name -> callable returning (ok, detail).
+
+Anyone may ask whether the platform is healthy; the details (error text from the database
+or Redis, queue and socket counters, the feed's timings) are for admins and for monitors
+that send the HEALTHZ_TOKEN."""
 
 from __future__ import annotations
 
-from flask import current_app
+import hmac
+
+from flask import current_app, request
+from flask_login import current_user
 from sqlalchemy import text
 
 from .. import jobs
@@ -28,6 +35,21 @@ def check_redis() -> tuple[bool, dict]:
         return True, {"configured": True}
     except Exception as exc:  # noqa: BLE001
         return False, {"configured": True, "error": str(exc)}
+
+
+TOKEN_HEADER = "X-Healthz-Token"
+
+
+def may_see_details() -> bool:
+    token = current_app.config.get("HEALTHZ_TOKEN")
+    sent = request.headers.get(TOKEN_HEADER)
+    if token and sent and hmac.compare_digest(sent.encode(), token.encode()):
+        return True
+    try:  # loading the signed-in user needs the database, which may be what is down
+        return bool(current_user.is_authenticated and current_user.is_admin)
+    except Exception:  # noqa: BLE001
+        db.session.rollback()
+        return False
 
 
 def run_health_checks() -> tuple[bool, dict]:

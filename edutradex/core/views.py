@@ -2,7 +2,7 @@ from flask import render_template
 from flask_login import current_user
 
 from . import bp
-from .health import run_health_checks
+from .health import may_see_details, run_health_checks
 
 
 @bp.route("/")
@@ -15,4 +15,8 @@ def index():
 @bp.route("/healthz")
 def healthz():
     healthy, report = run_health_checks()
-    return {"status": "ok" if healthy else "unhealthy", "checks": report}, 200 if healthy else 503
+    code = 200 if healthy else 503
+    body = {"status": "ok" if healthy else "unhealthy", "code": code}
+    if may_see_details():
+        body["checks"] = report
+    return body, code, {"Cache-Control": "no-store"}

@@ -235,7 +235,8 @@ def test_health_reports_the_age_of_the_last_tick(seeded, clock):
 
 
 def test_healthz_includes_the_feed(harness, seeded):
-    response = seeded.test_client().get("/healthz")
+    seeded.config["HEALTHZ_TOKEN"] = "feed-test-token"
+    response = seeded.test_client().get("/healthz", headers={"X-Healthz-Token": "feed-test-token"})
     assert response.status_code == 200
     assert "feed" in response.get_json()["checks"]
 

@@ -71,7 +71,7 @@ def test_two_web_processes_serve_the_feed_process_quote(cluster):
     assert quote(web_a, "EUR_USD")["available"] is False and quote(web_b, "EUR_USD")["available"] is False
     # both report the feed as healthy from the heartbeat in Redis
     for server in (web_a, web_b):
-        health = requests.get(server.url + "/healthz", timeout=5).json()
+        health = server.health()
         assert health["checks"]["feed"]["ok"] is True, health
         assert health["checks"]["feed"]["last_tick_age_s"] < 5
 

@@ -31,6 +31,7 @@ class LiveServer:
             "PORT": str(self.port),
             "HOST": "127.0.0.1",
             "RATELIMIT_ENABLED": "0",
+            "HEALTHZ_TOKEN": "live-test-health-token",
             "MAIL_OUTBOX_DIR": str(self.workdir / "outbox"),
             "FLASK_APP": "edutradex:create_app",
             **env,
@@ -41,6 +42,11 @@ class LiveServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def health(self) -> dict:
+        """/healthz with its details (the checks), as a monitor with the token sees it."""
+        return requests.get(self.url + "/healthz", headers={"X-Healthz-Token": self.env["HEALTHZ_TOKEN"]},
+                            timeout=10).json()
 
     def flask(self, *args: str) -> str:
         result = subprocess.run([sys.executable, "-m", "flask", *args], cwd=ROOT, env=self.env,

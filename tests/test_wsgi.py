@@ -1,0 +1,51 @@
+"""wsgi.py as a real process: a second one started by mistake on the same port exits with
+an error instead of sharing the port (eventlet's listener would set SO_REUSEPORT)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+
+from tests.support.live import ROOT, LiveServer
+
+pytestmark = pytest.mark.slow
+
+
+def second_process(server: LiveServer, **env: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env={**server.env, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_a_second_wsgi_on_the_same_port_fails_loudly(live_server):
+    second = second_process(live_server)
+    try:
+        _, stderr = second.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        second.kill()
+        second.communicate()
+        pytest.fail("the second wsgi.py kept running on a port that was already in use")
+    assert second.returncode != 0
+    assert f"127.0.0.1:{live_server.port} is already in use" in stderr
+    # the first one still serves every request
+    for _ in range(20):
+        assert requests.get(live_server.url + "/healthz", timeout=5).status_code == 200
+    assert "price feed running" not in stderr  # refused before its services started: it made no price
+
+
+def test_port_sharing_is_a_deliberate_setting(tmp_path):
+    server = LiveServer(tmp_path / "shared", WEB_REUSE_PORT="1", EMBEDDED_SERVICES="0").prepare().start()
+    second = second_process(server)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and second.poll() is None:
+            time.sleep(0.2)
+        assert second.poll() is None, second.communicate()[1]  # both listen on the port
+        assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+    finally:
+        second.terminate()
+        second.communicate(timeout=10)
+        server.stop()
