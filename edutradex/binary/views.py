@@ -29,6 +29,9 @@ from .service import (
 
 QUICK_STAKES = (Decimal("1"), Decimal("5"), Decimal("10"), Decimal("25"), Decimal("50"), Decimal("100"), Decimal("500"))
 HISTORY_PAGE_SIZE = 25
+# The server's clock on every trade-panel fragment: the page's countdowns run on it
+# (binary-trade.js), never on a time rendered into the page when it was loaded.
+SERVER_TIME_HEADER = "X-Server-Now-Ms"
 
 
 def new_idempotency_key() -> str:
@@ -37,6 +40,11 @@ def new_idempotency_key() -> str:
 
 def is_htmx() -> bool:
     return bool(request.headers.get("HX-Request"))
+
+
+def with_server_time(body: str, status: int = 200) -> tuple[str, int, dict[str, str]]:
+    """Stamped after rendering, as close to sending as a view gets."""
+    return body, status, {SERVER_TIME_HEADER: str(now_ms())}
 
 
 @bp.route("/trade")
@@ -73,15 +81,15 @@ def place():
         flash(f"{trade.direction} trade on {trade.symbol} placed: {trade.stake:,.2f} at {trade.entry_price}.", "success")
         return redirect(url_for("binary.trade", symbol=trade.symbol))
     # Only the new row (appended to the list by the page): O(1) whatever the open trades.
-    return render_template("binary/_placed.html", trade=trade, idempotency_key=new_idempotency_key())
+    return with_server_time(render_template("binary/_placed.html", trade=trade, idempotency_key=new_idempotency_key()))
 
 
 @bp.route("/trade/activity")
 @login_required
 def activity():
     """Open trades and recent results, refreshed by the page after a settlement."""
-    return render_template("binary/_activity.html", open_trades=open_trades(current_user.id),
-                           recent=recent_trades(current_user.id), now_ms=now_ms())
+    return with_server_time(render_template("binary/_activity.html", open_trades=open_trades(current_user.id),
+                                            recent=recent_trades(current_user.id)))
 
 
 def _filters() -> HistoryFilter:

@@ -89,6 +89,21 @@ def test_htmx_placement_swaps_the_panel_and_regenerates_the_key(app, client, aut
     assert trades_of(app, trader) == 1 and balance(app, trader) == Decimal("9990.00")
 
 
+def test_trade_fragments_carry_the_server_clock(app, client, auth, trader):
+    """The page's countdowns run on the server's clock, sent with every fragment (a time
+    rendered into the page goes stale while it stays open)."""
+    from edutradex.market.quotes import now_ms
+
+    headers = auth.htmx_headers(f"/trade/{SYMBOL}")
+    data = form(client)
+    for response in (lambda: client.post("/trade/place", data=data, headers=headers),
+                     lambda: client.get("/trade/activity", headers=headers)):
+        before = now_ms()
+        sent = response()
+        assert sent.status_code == 200
+        assert before <= int(sent.headers["X-Server-Now-Ms"]) <= now_ms()
+
+
 def test_replayed_form_places_one_trade(app, client, auth, trader):
     data = form(client)
     headers = auth.htmx_headers(f"/trade/{SYMBOL}")

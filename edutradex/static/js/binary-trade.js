@@ -76,11 +76,34 @@
     updatePayout();
   }
 
-  // ---- open trades: countdown, standing, entry lines -------------------------------------
-  function readServerClock(el) {
-    var now = Number(el && el.getAttribute("data-server-now-ms"));
-    if (now) serverOffset = now - Date.now();
+  // ---- the server's clock ----------------------------------------------------------------
+  // Countdowns run on the server's clock. Each measurement pairs a server time with the
+  // middle of the round trip that carried it: the page's own load (Navigation Timing), then
+  // every trade-panel response (X-Server-Now-Ms). A time rendered into the page is only
+  // fresh when the page arrives, so it is read once, here.
+  function measureClock(serverNow, sentAt, receivedAt) {
+    if (serverNow > 0) serverOffset = serverNow - (sentAt + receivedAt) / 2;
   }
+
+  (function measureFromPageLoad() {
+    var nav = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+    var now = Date.now();
+    var sent = nav ? performance.timeOrigin + nav.requestStart : now;
+    var received = nav ? performance.timeOrigin + nav.responseStart : now;
+    measureClock(Number(page.getAttribute("data-server-now-ms")), sent, received);
+  })();
+
+  var sentAt = new WeakMap();  // xhr -> browser time the request left
+  document.body.addEventListener("htmx:beforeSend", function (evt) {
+    sentAt.set(evt.detail.xhr, Date.now());
+  });
+  document.body.addEventListener("htmx:beforeOnLoad", function (evt) {  // before the swap renders
+    var xhr = evt.detail.xhr;
+    if (!xhr || !sentAt.has(xhr)) return;
+    measureClock(Number(xhr.getResponseHeader("X-Server-Now-Ms")), sentAt.get(xhr), Date.now());
+  });
+
+  // ---- open trades: countdown, standing, entry lines -------------------------------------
 
   function watchSymbol(sym) {
     if (tickStops[sym] || !EduTradeX.MarketTicks) return;
@@ -115,8 +138,6 @@
   }
 
   function syncOpenTrades() {
-    var box = document.getElementById("open-trades");
-    readServerClock(box);
     orderRows();
     var present = {};
     document.querySelectorAll("#open-trades .open-trade").forEach(function (row) {
