@@ -8,7 +8,7 @@ import io
 import secrets
 from decimal import Decimal
 
-from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import Response, abort, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
@@ -77,8 +77,8 @@ def place():
     form = request.form
     trade = place_trade(current_user.id, form.get("symbol", ""), form.get("direction", ""), form.get("stake", ""),
                         form.get("duration", ""), form.get("idempotency_key", ""))
+    # No toast: the new open-trade row is the confirmation (a toast would cover the ticket).
     if not is_htmx():
-        flash(f"{trade.direction} trade on {trade.symbol} placed: {trade.stake:,.2f} at {trade.entry_price}.", "success")
         return redirect(url_for("binary.trade", symbol=trade.symbol))
     # Only the new row (appended to the list by the page): O(1) whatever the open trades.
     return with_server_time(render_template("binary/_placed.html", trade=trade, idempotency_key=new_idempotency_key()))

@@ -5,6 +5,7 @@ their field."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -17,6 +18,7 @@ from tests.support.browser import sign_up
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SYMBOL = "VOLATILITY_50"
+SETTLED_UP_10 = re.compile(r"UP 10\.00: (WIN|LOSS|TIE)")
 
 
 def open_trade_page(page, server, email: str) -> None:
@@ -51,3 +53,58 @@ def test_countdown_is_right_after_time_on_the_page(binary_live, page):
         # rounded up to the second by a display refreshed every 200 ms.
         left = (expires_ms - browser_now_ms) / 1000
         assert abs(shown_seconds(text) - math.ceil(left)) <= 1, f"countdown {text} with {left:.1f} s left"
+
+
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(params=[pytest.param(DESKTOP, id="desktop"), pytest.param(PHONE, id="phone")])
+def sized_page(browser, request):
+    """The page at a desktop and at a phone size (the phone one with touch, as on a phone)."""
+    phone = request.param is PHONE
+    context = browser.new_context(viewport=request.param, is_mobile=phone, has_touch=phone)
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    context.close()
+
+
+def overlaps(a: dict, b: dict) -> bool:
+    return a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"] and \
+        a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"]
+
+
+def place_5s_trade(page) -> None:
+    page.get_by_label("5s", exact=True).check()
+    page.get_by_test_id("btn-up").click()
+
+
+def test_placing_shows_no_toast_and_settlements_are_announced_on_every_page(binary_live, sized_page):
+    server, _ = binary_live
+    page = sized_page
+    open_trade_page(page, server, "toasts@example.com")
+
+    place_5s_trade(page)
+    expect(page.get_by_test_id("open-trade")).to_have_count(1)  # the row is the confirmation
+    page.wait_for_timeout(500)
+    expect(page.locator("#toasts .toast")).to_have_count(0)
+
+    # Settled while on the trade page: a small toast that leaves UP and DOWN uncovered.
+    toast = page.get_by_test_id("settlement-toast")
+    expect(toast).to_have_count(1, timeout=20000)
+    expect(toast).to_contain_text(SETTLED_UP_10)
+    box = toast.bounding_box()
+    for button in ("btn-up", "btn-down"):
+        assert not overlaps(box, page.get_by_test_id(button).bounding_box()), f"the toast covers {button}"
+    toast.get_by_role("button", name="Dismiss").click()
+    expect(toast).to_have_count(0)
+
+    # Settled while on another page: announced there.
+    place_5s_trade(page)
+    expect(page.get_by_test_id("open-trade")).to_have_count(1)
+    page.goto(server.url + "/history")
+    page.wait_for_function("() => window.EduTradeX && window.EduTradeX.socket && window.EduTradeX.socket.connected")
+    expect(page.get_by_test_id("settlement-toast")).to_contain_text(SETTLED_UP_10, timeout=20000)
+    page.get_by_test_id("settlement-toast").get_by_role("button", name="Dismiss").click()
+    expect(page.get_by_test_id("settlement-toast")).to_have_count(0)

@@ -113,13 +113,21 @@ def test_replayed_form_places_one_trade(app, client, auth, trader):
     assert trades_of(app, trader) == 1 and balance(app, trader) == Decimal("9990.00")
 
 
-def test_plain_form_post_redirects_with_a_message(app, client, trader):
+def test_plain_form_post_redirects_to_the_page_listing_the_trade(app, client, trader):
     data = form(client, csrf_token=csrf_token(client, f"/trade/{SYMBOL}"), direction="DOWN")
     response = client.post("/trade/place", data=data)
     assert response.status_code == 302
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "DOWN trade on OTC_EUR_USD placed" in page
+    # the open-trade row confirms it; no toast over the ticket
+    assert page.count('data-testid="open-trade"') == 1 and 'data-direction="DOWN"' in page
+    assert 'class="toast ' not in page
     assert trades_of(app, trader) == 1
+
+
+def test_placement_answers_without_a_toast(app, client, auth, trader):
+    response = client.post("/trade/place", data=form(client), headers=auth.htmx_headers(f"/trade/{SYMBOL}"))
+    assert response.status_code == 200 and 'data-testid="open-trade"' in response.get_data(as_text=True)
+    assert "toast" not in response.get_data(as_text=True)  # nothing swapped into #toasts
 
 
 @pytest.mark.parametrize(("overrides", "status", "message"), [

@@ -199,21 +199,11 @@
       removeLine(String(trade.id));
       var row = document.getElementById("trade-" + trade.id);
       if (row) row.classList.add("settled");
-      var text = trade.symbol + " " + trade.direction + " " + EduTradeX.formatMoney(trade.stake) + ": " + trade.result;
-      if (trade.result === "WIN") text += " +" + EduTradeX.formatMoney(trade.profit) + " (paid " + EduTradeX.formatMoney(trade.payout) + ")";
-      else if (trade.result === "TIE") text += ", stake returned";
-      if (trade.exit_price) text += " · exit " + trade.exit_price.replace(/0+$/, "").replace(/\.$/, "");
-      EduTradeX.toast(text, trade.result === "WIN" ? "success" : trade.result === "LOSS" ? "error" : "info");
       refreshActivity();
     });
   }
 
-  // Toasts swapped in out of band (placement confirmations) hide themselves too.
   document.body.addEventListener("htmx:afterSettle", function () {
-    document.querySelectorAll("#toasts [data-autohide]:not([data-hiding])").forEach(function (toast) {
-      toast.setAttribute("data-hiding", "1");
-      setTimeout(function () { toast.remove(); }, 6000);
-    });
     syncOpenTrades();
     renderCountdowns();
   });
