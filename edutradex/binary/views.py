@@ -12,6 +12,7 @@ from flask import Response, abort, redirect, render_template, request, stream_wi
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from ..errors import DomainError
 from ..extensions import db
 from ..market.models import Market
 from ..market.quotes import latest_quote, now_ms
@@ -75,8 +76,14 @@ def trade(symbol: str | None = None):
 @login_required
 def place():
     form = request.form
-    trade = place_trade(current_user.id, form.get("symbol", ""), form.get("direction", ""), form.get("stake", ""),
-                        form.get("duration", ""), form.get("idempotency_key", ""))
+    try:
+        trade = place_trade(current_user.id, form.get("symbol", ""), form.get("direction", ""), form.get("stake", ""),
+                            form.get("duration", ""), form.get("idempotency_key", ""))
+    except DomainError as exc:
+        if not is_htmx():
+            raise
+        # Each message next to what it is about in the ticket; nothing else moves.
+        return render_template("binary/_ticket_errors.html", error=exc), exc.status_code, {"HX-Reswap": "none"}
     # No toast: the new open-trade row is the confirmation (a toast would cover the ticket).
     if not is_htmx():
         return redirect(url_for("binary.trade", symbol=trade.symbol))
@@ -100,13 +107,17 @@ def _filters() -> HistoryFilter:
 @bp.route("/history")
 @login_required
 def history():
-    filters = _filters()
+    symbols = list(db.session.scalars(select(Market.symbol).order_by(Market.symbol)))
+    try:
+        filters = _filters()
+    except DomainError as exc:
+        # The filter form again, with what was typed and each message by its field.
+        return render_template("binary/history.html", filter_error=exc, form_values=request.args, symbols=symbols), 400
     page = request.args.get("page", 1, type=int)
     pagination = db.paginate(history_query(current_user.id, filters), page=max(page, 1), per_page=HISTORY_PAGE_SIZE,
                              error_out=False)
-    symbols = list(db.session.scalars(select(Market.symbol).order_by(Market.symbol)))
     return render_template("binary/history.html", pagination=pagination, trades=pagination.items, filters=filters,
-                           stats=trade_stats(current_user.id, filters), symbols=symbols)
+                           form_values=filters.as_args(), stats=trade_stats(current_user.id, filters), symbols=symbols)
 
 
 @bp.route("/history/<int:trade_id>")

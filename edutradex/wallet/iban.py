@@ -21,7 +21,7 @@ _SHAPE = re.compile(r"^[A-Z]{2}[0-9]{2}[A-Z0-9]{11,30}$")
 
 
 class InvalidIban(DomainError):
-    pass
+    field = "iban"
 
 
 def normalise_iban(raw: str) -> str:

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import select
 
+from edutradex.auth.models import User
 from edutradex.binary.models import Trade
 from edutradex.extensions import db
 from tests.support.browser import sign_up
@@ -108,3 +109,39 @@ def test_placing_shows_no_toast_and_settlements_are_announced_on_every_page(bina
     expect(page.get_by_test_id("settlement-toast")).to_contain_text(SETTLED_UP_10, timeout=20000)
     page.get_by_test_id("settlement-toast").get_by_role("button", name="Dismiss").click()
     expect(page.get_by_test_id("settlement-toast")).to_have_count(0)
+
+
+def test_stake_errors_sit_next_to_the_field_and_block_up_and_down(binary_live, sized_page):
+    server, checker = binary_live
+    page = sized_page
+    open_trade_page(page, server, "stake@example.com")
+    stake, error = page.get_by_test_id("stake"), page.get_by_test_id("stake-error")
+    up, down = page.get_by_test_id("btn-up"), page.get_by_test_id("btn-down")
+    expect(up).to_be_enabled()
+
+    for typed, message in (("lots", "at most 2 decimals"), ("10.001", "at most 2 decimals"), ("0", "more than zero"),
+                           ("", "Enter a stake"), ("5000", "from 1.00 to 1,000.00")):
+        stake.fill(typed)
+        expect(error).to_contain_text(message)
+        expect(stake).to_have_attribute("aria-invalid", "true")
+        expect(up).to_be_disabled()
+        expect(down).to_be_disabled()
+    page.get_by_role("button", name="25.00").click()
+    expect(error).to_be_hidden()
+    expect(stake).to_have_attribute("aria-invalid", "false")
+    expect(up).to_be_enabled()
+
+    # The server's refusal lands in the same place, not in a toast.
+    with checker.app_context():
+        db.session.scalar(select(User).where(User.email == "stake@example.com")).demo_balance = 5
+        db.session.commit()
+        db.session.remove()
+    up.click()
+    expect(error).to_have_text("Insufficient balance for this stake.")
+    expect(stake).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#toasts .toast")).to_have_count(0)
+    expect(page.get_by_test_id("open-trade")).to_have_count(0)
+    stake.fill("5")
+    expect(error).to_be_hidden()
+    up.click()
+    expect(page.get_by_test_id("open-trade")).to_have_count(1)

@@ -65,15 +65,54 @@
     amountEl.textContent = EduTradeX.formatMoney(payoutCents(stake, pct) / 100);
   }
 
+  // ---- the stake: checked as it is typed; UP/DOWN only while it can be placed -----------
+  // The server checks again (and its refusals land in the same slot, next to the field).
+  var directionButtons = document.querySelectorAll(".trade-direction");
+
+  function stakeProblem() {
+    var text = stakeInput.value.trim();
+    if (!text) return "Enter a stake.";
+    var cents = toHundredths(text);
+    if (cents === null) return "Enter the stake as an amount with at most 2 decimals, e.g. 10.00.";
+    if (cents <= 0) return "The stake must be more than zero.";
+    var min = toHundredths(stakeInput.getAttribute("data-min-stake"));
+    var max = toHundredths(stakeInput.getAttribute("data-max-stake"));
+    if (cents < min || cents > max) {
+      return "The stake must be from " + EduTradeX.formatMoney(min / 100) + " to " + EduTradeX.formatMoney(max / 100) +
+        " on " + stakeInput.getAttribute("data-market-name") + ".";
+    }
+    return null;
+  }
+
+  function markStake() {
+    var slot = document.getElementById("stake-error");
+    stakeInput.setAttribute("aria-invalid", slot && slot.textContent.trim() ? "true" : "false");
+  }
+
+  function checkStake() {
+    var problem = stakeProblem();
+    var slot = document.getElementById("stake-error");
+    if (slot) slot.textContent = problem || "";
+    markStake();
+    directionButtons.forEach(function (button) { button.disabled = !!problem; });
+    updatePayout();
+  }
+
   if (stakeInput) {
-    stakeInput.addEventListener("input", updatePayout);
+    stakeInput.addEventListener("input", checkStake);
     document.querySelectorAll(".quick-stake").forEach(function (button) {
       button.addEventListener("click", function () {
         stakeInput.value = button.getAttribute("data-stake");
-        updatePayout();
+        checkStake();
       });
     });
-    updatePayout();
+    // htmx re-enables UP/DOWN after each request (hx-disabled-elt), whatever the stake
+    // became meanwhile; a refusal from the server fills the slot.
+    document.body.addEventListener("htmx:afterRequest", function () {
+      directionButtons.forEach(function (button) { button.disabled = !!stakeProblem(); });
+    });
+    document.body.addEventListener("htmx:oobAfterSwap", markStake);
+    checkStake();
   }
 
   // ---- the server's clock ----------------------------------------------------------------
