@@ -126,6 +126,7 @@ def test_stake_errors_sit_next_to_the_field_and_block_up_and_down(binary_live, s
         expect(stake).to_have_attribute("aria-invalid", "true")
         expect(up).to_be_disabled()
         expect(down).to_be_disabled()
+        expect(page.get_by_test_id("payout-text")).to_contain_text("stake — → payout — if right")
     page.get_by_role("button", name="25.00").click()
     expect(error).to_be_hidden()
     expect(stake).to_have_attribute("aria-invalid", "false")

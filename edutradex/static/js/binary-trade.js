@@ -56,7 +56,7 @@
     var pct = toHundredths(payoutText.getAttribute("data-percent"));
     var stakeEl = document.getElementById("payout-stake");
     var amountEl = document.getElementById("payout-amount");
-    if (stake === null || stake <= 0 || pct === null || !Number.isSafeInteger(stake * (10000 + pct))) {
+    if (stake === null || stake <= 0 || stakeProblem() || pct === null || !Number.isSafeInteger(stake * (10000 + pct))) {
       stakeEl.textContent = "—";
       amountEl.textContent = "—";
       return;
