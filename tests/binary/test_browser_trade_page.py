@@ -56,6 +56,30 @@ def test_countdown_is_right_after_time_on_the_page(binary_live, page):
         assert abs(shown_seconds(text) - math.ceil(left)) <= 1, f"countdown {text} with {left:.1f} s left"
 
 
+
+def test_countdown_is_right_after_coming_back_to_the_page(binary_live, page):
+    """Back to the trade page from another page: the page may come from the browser's
+    cache, rendered when it was first visited."""
+    server, checker = binary_live
+    open_trade_page(page, server, "back@example.com")
+    page.get_by_label("30s", exact=True).check()
+    page.get_by_test_id("btn-up").click()
+    expect(page.get_by_test_id("open-trade")).to_have_count(1)
+    with checker.app_context():
+        expires_ms = db.session.scalar(select(Trade.expires_ms))
+        db.session.remove()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="History").click()
+    expect(page.get_by_test_id("history-row")).to_have_count(1)
+    page.wait_for_timeout(8_000)
+    page.go_back()
+    expect(page.get_by_test_id("open-trade")).to_have_count(1)
+    page.wait_for_timeout(1_000)
+    text, browser_now_ms = page.evaluate(
+        "() => [document.querySelector('[data-testid=countdown]').textContent, Date.now()]")
+    left = (expires_ms - browser_now_ms) / 1000
+    assert abs(shown_seconds(text) - math.ceil(left)) <= 1, f"countdown {text} with {left:.1f} s left"
+
+
 DESKTOP = {"width": 1440, "height": 900}
 PHONE = {"width": 390, "height": 844}
 

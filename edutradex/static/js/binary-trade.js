@@ -124,12 +124,16 @@
     if (serverNow > 0) serverOffset = serverNow - (sentAt + receivedAt) / 2;
   }
 
+  var reloadActivityOnStart = false;
   (function measureFromPageLoad() {
     var nav = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
     var now = Date.now();
     var sent = nav ? performance.timeOrigin + nav.requestStart : now;
     var received = nav ? performance.timeOrigin + nav.responseStart : now;
     measureClock(Number(page.getAttribute("data-server-now-ms")), sent, received);
+    // Back/forward may show the page from the HTTP cache: its time and its open trades are
+    // as old as the first visit, so fetch both again.
+    if (nav && nav.type === "back_forward") reloadActivityOnStart = true;
   })();
 
   var sentAt = new WeakMap();  // xhr -> browser time the request left
@@ -250,4 +254,5 @@
   syncOpenTrades();
   renderCountdowns();
   setInterval(renderCountdowns, 200);
+  if (reloadActivityOnStart) refreshActivity();
 })();
