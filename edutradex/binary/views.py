@@ -43,9 +43,9 @@ def is_htmx() -> bool:
     return bool(request.headers.get("HX-Request"))
 
 
-def with_server_time(body: str, status: int = 200) -> tuple[str, int, dict[str, str]]:
+def with_server_time(body: str) -> tuple[str, dict[str, str]]:
     """Stamped after rendering, as close to sending as a view gets."""
-    return body, status, {SERVER_TIME_HEADER: str(now_ms())}
+    return body, {SERVER_TIME_HEADER: str(now_ms())}
 
 
 @bp.route("/trade")
