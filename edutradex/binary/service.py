@@ -25,7 +25,7 @@ from sqlalchemy import Select, case, func, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
 
 from ..auth.models import User
-from ..errors import DomainError, NotFound
+from ..errors import DomainError, InvalidFields, NotFound
 from ..extensions import db
 from ..market.clock import check_clock_skew
 from ..market.models import Market
@@ -67,9 +67,10 @@ def parse_duration(raw: str | int | None, allowed: list[int]) -> int:
     try:
         duration = int(str(raw).strip())
     except (TypeError, ValueError):
-        raise TradeError("Choose a duration.") from None
+        raise TradeError("Choose a duration.", field="duration") from None
     if duration not in allowed:
-        raise TradeError(f"A duration of {duration} seconds is not offered. Choose one of the listed durations.")
+        raise TradeError(f"A duration of {duration} seconds is not offered. Choose one of the listed durations.",
+                         field="duration")
     return duration
 
 
@@ -80,6 +81,18 @@ def tradable_market(symbol: str) -> Market:
     if not market.active:
         raise TradeError(f"{market.name} is closed for trading right now.", status_code=409)
     return market
+
+
+def stake_within_limits(market: Market, raw: str | Decimal | None) -> Decimal:
+    """The stake, parsed and within the market's limits; every refusal names the stake field."""
+    try:
+        amount = parse_stake(raw)
+    except DomainError as exc:
+        raise TradeError(exc.message, status_code=exc.status_code, field="stake") from None
+    if not market.min_stake <= amount <= market.max_stake:
+        raise TradeError(f"The stake must be from {market.min_stake:,.2f} to {market.max_stake:,.2f} on {market.name}.",
+                         field="stake")
+    return amount
 
 
 def existing_trade(user_id: int, idempotency_key: str) -> Trade | None:
@@ -109,9 +122,7 @@ def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, dura
            idempotency_key: str) -> Trade:
     market = tradable_market(symbol)
     side = parse_direction(direction)
-    amount = parse_stake(stake)
-    if not market.min_stake <= amount <= market.max_stake:
-        raise TradeError(f"The stake must be from {market.min_stake:,.2f} to {market.max_stake:,.2f} on {market.name}.")
+    amount = stake_within_limits(market, stake)
     seconds = parse_duration(duration, get_setting("allowed_durations"))
     max_open = int(get_setting("max_open_trades"))
     quote = fresh_quote(market.symbol, market.name)
@@ -135,7 +146,7 @@ def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, dura
             .values(demo_balance=users.c.demo_balance - amount)
         ).rowcount
         if debited != 1:
-            raise TradeError("Insufficient balance for this stake.", status_code=409)
+            raise TradeError("Insufficient balance for this stake.", status_code=409, field="stake")
         open_count = db.session.scalar(
             select(func.count()).select_from(Trade).where(Trade.user_id == user_id, Trade.status == TradeStatus.OPEN.value)
         )
@@ -217,13 +228,23 @@ class HistoryFilter:
 
     @classmethod
     def parse(cls, symbol: str | None, result: str | None, date_from: str | None, date_to: str | None) -> HistoryFilter:
+        """Every wrong field at once (InvalidFields), so the form can mark each of them."""
+        errors: dict[str, str] = {}
         symbol = (symbol or "").strip().upper() or None
         result = (result or "").strip().upper() or None
         if result is not None and result not in RESULT_FILTERS:
-            raise TradeError("Unknown result filter.")
-        start, end = parse_iso_date(date_from, "From"), parse_iso_date(date_to, "To")
+            errors["result"] = "Unknown result filter."
+        dates = {}
+        for name, raw, label in (("date_from", date_from, "From"), ("date_to", date_to, "To")):
+            try:
+                dates[name] = parse_iso_date(raw, label)
+            except DomainError as exc:
+                errors[name] = exc.message
+        start, end = dates.get("date_from"), dates.get("date_to")
         if start and end and start > end:
-            raise TradeError("The 'from' date is after the 'to' date.")
+            errors["date_to"] = "The 'to' date is before the 'from' date."
+        if errors:
+            raise InvalidFields(errors)
         return cls(symbol, result, start, end)
 
     def apply(self, query: Select, user_id: int) -> Select:

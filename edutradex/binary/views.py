@@ -8,10 +8,11 @@ import io
 import secrets
 from decimal import Decimal
 
-from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import Response, abort, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import select
 
+from ..errors import DomainError
 from ..extensions import db
 from ..market.models import Market
 from ..market.quotes import latest_quote, now_ms
@@ -30,6 +31,9 @@ from .service import (
 
 QUICK_STAKES = (Decimal("1"), Decimal("5"), Decimal("10"), Decimal("25"), Decimal("50"), Decimal("100"), Decimal("500"))
 HISTORY_PAGE_SIZE = 25
+# The server's clock on every trade-panel fragment: the page's countdowns run on it
+# (binary-trade.js), never on a time rendered into the page when it was loaded.
+SERVER_TIME_HEADER = "X-Server-Now-Ms"
 
 
 def new_idempotency_key() -> str:
@@ -38,6 +42,11 @@ def new_idempotency_key() -> str:
 
 def is_htmx() -> bool:
     return bool(request.headers.get("HX-Request"))
+
+
+def with_server_time(body: str) -> tuple[str, dict[str, str]]:
+    """Stamped after rendering, as close to sending as a view gets."""
+    return body, {SERVER_TIME_HEADER: str(now_ms())}
 
 
 @bp.route("/trade")
@@ -68,21 +77,27 @@ def trade(symbol: str | None = None):
 @login_required
 def place():
     form = request.form
-    trade = place_trade(current_user.id, form.get("symbol", ""), form.get("direction", ""), form.get("stake", ""),
-                        form.get("duration", ""), form.get("idempotency_key", ""))
+    try:
+        trade = place_trade(current_user.id, form.get("symbol", ""), form.get("direction", ""), form.get("stake", ""),
+                            form.get("duration", ""), form.get("idempotency_key", ""))
+    except DomainError as exc:
+        if not is_htmx():
+            raise
+        # Each message next to what it is about in the ticket; nothing else moves.
+        return render_template("binary/_ticket_errors.html", error=exc), exc.status_code, {"HX-Reswap": "none"}
+    # No toast: the new open-trade row is the confirmation (a toast would cover the ticket).
     if not is_htmx():
-        flash(f"{trade.direction} trade on {trade.symbol} placed: {trade.stake:,.2f} at {trade.entry_price}.", "success")
         return redirect(url_for("binary.trade", symbol=trade.symbol))
     # Only the new row (appended to the list by the page): O(1) whatever the open trades.
-    return render_template("binary/_placed.html", trade=trade, idempotency_key=new_idempotency_key())
+    return with_server_time(render_template("binary/_placed.html", trade=trade, idempotency_key=new_idempotency_key()))
 
 
 @bp.route("/trade/activity")
 @login_required
 def activity():
     """Open trades and recent results, refreshed by the page after a settlement."""
-    return render_template("binary/_activity.html", open_trades=open_trades(current_user.id),
-                           recent=recent_trades(current_user.id), now_ms=now_ms())
+    return with_server_time(render_template("binary/_activity.html", open_trades=open_trades(current_user.id),
+                                            recent=recent_trades(current_user.id)))
 
 
 def _filters() -> HistoryFilter:
@@ -93,13 +108,17 @@ def _filters() -> HistoryFilter:
 @bp.route("/history")
 @login_required
 def history():
-    filters = _filters()
+    symbols = list(db.session.scalars(select(Market.symbol).order_by(Market.symbol)))
+    try:
+        filters = _filters()
+    except DomainError as exc:
+        # The filter form again, with what was typed and each message by its field.
+        return render_template("binary/history.html", filter_error=exc, form_values=request.args, symbols=symbols), 400
     pagination = db.paginate(history_query(current_user.id, filters), page=parse_page(request.args.get("page")),
                              per_page=HISTORY_PAGE_SIZE,
                              error_out=False)
-    symbols = list(db.session.scalars(select(Market.symbol).order_by(Market.symbol)))
     return render_template("binary/history.html", pagination=pagination, trades=pagination.items, filters=filters,
-                           stats=trade_stats(current_user.id, filters), symbols=symbols)
+                           form_values=filters.as_args(), stats=trade_stats(current_user.id, filters), symbols=symbols)
 
 
 @bp.route("/history/<int:trade_id>")

@@ -13,11 +13,11 @@ from ..errors import DomainError
 
 
 class InvalidIban(DomainError):
-    pass
+    field = "iban"  # shown next to the bank form's IBAN field
 
 
 class InvalidBic(DomainError):
-    pass
+    field = "bic"
 
 
 def normalise_iban(raw: str) -> str:

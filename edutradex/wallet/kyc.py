@@ -10,7 +10,7 @@ from datetime import date
 from sqlalchemy import select
 
 from ..auth.models import User
-from ..errors import Conflict, DomainError, Forbidden, found
+from ..errors import Conflict, DomainError, Forbidden, InvalidFields, found
 from ..extensions import db
 from ..types import utcnow
 from .crypto import decrypt_json, encrypt_json
@@ -44,28 +44,34 @@ class KycDetails:
 
 def validate_details(legal_name: str, date_of_birth: str, country: str, address: str, id_number: str,
                      today: date | None = None) -> KycDetails:
+    """The details, cleaned; InvalidFields naming every wrong field at once otherwise."""
     today = today or utcnow().date()
+    errors: dict[str, str] = {}
     legal_name = " ".join((legal_name or "").split())
     if not 2 <= len(legal_name) <= 120:
-        raise DomainError("Enter your full legal name as on your ID document.")
+        errors["legal_name"] = "Enter your full legal name as on your ID document."
+    born = None
     try:
         born = date.fromisoformat((date_of_birth or "").strip())
     except ValueError:
-        raise DomainError("Enter your date of birth as YYYY-MM-DD.") from None
-    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-    if born > today or age > 120:
-        raise DomainError("Enter a real date of birth.")
-    if age < MINIMUM_AGE:
-        raise DomainError(f"You must be at least {MINIMUM_AGE} to withdraw money.")
+        errors["date_of_birth"] = "Enter your date of birth as YYYY-MM-DD."
+    if born is not None:
+        age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        if born > today or age > 120:
+            errors["date_of_birth"] = "Enter a real date of birth."
+        elif age < MINIMUM_AGE:
+            errors["date_of_birth"] = f"You must be at least {MINIMUM_AGE} to withdraw money."
     country = (country or "").strip().upper()
     if country not in COUNTRIES:
-        raise DomainError("Choose your country of residence from the list.")
+        errors["country"] = "Choose your country of residence from the list."
     address = (address or "").strip()
     if not 5 <= len(address) <= 300:
-        raise DomainError("Enter your full address (street, postcode, city).")
+        errors["address"] = "Enter your full address (street, postcode, city)."
     id_number = (id_number or "").strip().upper()
     if not _DOCUMENT_NUMBER.match(id_number):
-        raise DomainError("Enter the ID document number: 5 to 40 letters and digits.")
+        errors["id_number"] = "Enter the ID document number: 5 to 40 letters and digits."
+    if errors:
+        raise InvalidFields(errors)
     return KycDetails(legal_name, born, country, address, id_number)
 
 

@@ -57,6 +57,14 @@ def _done(message: str, template: str | None = None, **context):
     return body, 200, {"HX-Trigger": trigger}
 
 
+def _refused(exc: DomainError, template: str, **context):
+    """A refused form (HTMX): the same fragment again, with what was typed and each message
+    next to its field (DomainError.field_errors); a plain post gets the error page."""
+    if not _is_htmx():
+        raise exc
+    return render_template(template, error=exc, values=request.form, **context), exc.status_code
+
+
 def _page_number() -> int:
     return parse_page(request.args.get("page"))
 
@@ -184,7 +192,10 @@ def withdrawals_panel():
 @limiter.limit(MONEY_ACTIONS_LIMIT)
 @login_required
 def bank_account():
-    save_bank_account(current_user.id, request.form.get("iban", ""), request.form.get("holder", ""))
+    try:
+        save_bank_account(current_user.id, request.form.get("iban", ""), request.form.get("holder", ""))
+    except DomainError as exc:
+        return _refused(exc, "wallet/_bank.html", bank=bank_details(current_user.id))
     return _done("Bank account saved.", "wallet/_bank.html", bank=bank_details(current_user.id))
 
 
@@ -193,8 +204,11 @@ def bank_account():
 @login_required
 def kyc():
     form = request.form
-    submit_kyc(current_user.id, form.get("legal_name", ""), form.get("date_of_birth", ""), form.get("country", ""),
-               form.get("address", ""), form.get("id_number", ""))
+    try:
+        submit_kyc(current_user.id, form.get("legal_name", ""), form.get("date_of_birth", ""), form.get("country", ""),
+                   form.get("address", ""), form.get("id_number", ""))
+    except DomainError as exc:
+        return _refused(exc, "wallet/_kyc.html", kyc=latest_submission(current_user.id), countries=COUNTRIES)
     return _done("Identity details sent for review.", "wallet/_kyc.html", kyc=latest_submission(current_user.id),
                  countries=COUNTRIES)
 

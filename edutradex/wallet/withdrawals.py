@@ -55,7 +55,7 @@ def save_bank_account(user_id: int, iban: str, holder: str) -> BankDetails:
     iban = validate_iban(iban)
     holder = " ".join((holder or "").split())
     if not 2 <= len(holder) <= 100:
-        raise DomainError("Enter the account holder's name as the bank knows it.")
+        raise DomainError("Enter the account holder's name as the bank knows it.", field="holder")
     account = db.session.scalar(select(BankAccount).where(BankAccount.user_id == user_id))
     if account is None:
         account = BankAccount(user_id=user_id)

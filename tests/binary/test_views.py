@@ -89,6 +89,21 @@ def test_htmx_placement_swaps_the_panel_and_regenerates_the_key(app, client, aut
     assert trades_of(app, trader) == 1 and balance(app, trader) == Decimal("9990.00")
 
 
+def test_trade_fragments_carry_the_server_clock(app, client, auth, trader):
+    """The page's countdowns run on the server's clock, sent with every fragment (a time
+    rendered into the page goes stale while it stays open)."""
+    from edutradex.market.quotes import now_ms
+
+    headers = auth.htmx_headers(f"/trade/{SYMBOL}")
+    data = form(client)
+    for response in (lambda: client.post("/trade/place", data=data, headers=headers),
+                     lambda: client.get("/trade/activity", headers=headers)):
+        before = now_ms()
+        sent = response()
+        assert sent.status_code == 200
+        assert before <= int(sent.headers["X-Server-Now-Ms"]) <= now_ms()
+
+
 def test_replayed_form_places_one_trade(app, client, auth, trader):
     data = form(client)
     headers = auth.htmx_headers(f"/trade/{SYMBOL}")
@@ -98,36 +113,64 @@ def test_replayed_form_places_one_trade(app, client, auth, trader):
     assert trades_of(app, trader) == 1 and balance(app, trader) == Decimal("9990.00")
 
 
-def test_plain_form_post_redirects_with_a_message(app, client, trader):
+def test_plain_form_post_redirects_to_the_page_listing_the_trade(app, client, trader):
     data = form(client, csrf_token=csrf_token(client, f"/trade/{SYMBOL}"), direction="DOWN")
     response = client.post("/trade/place", data=data)
     assert response.status_code == 302
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "DOWN trade on OTC_EUR_USD placed" in page
+    # the open-trade row confirms it; no toast over the ticket
+    assert page.count('data-testid="open-trade"') == 1 and 'data-direction="DOWN"' in page
+    assert 'class="toast ' not in page
     assert trades_of(app, trader) == 1
 
 
-@pytest.mark.parametrize(("overrides", "status", "message"), [
-    ({"stake": "0"}, 400, "must be more than 0"),
-    ({"stake": "-10"}, 400, "must be more than 0"),
-    ({"stake": "NaN"}, 400, "enter a number"),
-    ({"stake": "1e309"}, 400, "enter a number"),
-    ({"stake": "10.001"}, 400, "at most 2 decimal places"),
-    ({"stake": "lots"}, 400, "enter a number"),
-    ({"stake": "5000"}, 400, "from 1.00 to 1,000.00"),
-    ({"symbol": "NOPE"}, 404, "no market called"),
-    ({"symbol": "OTC_OFF"}, 409, "closed for trading"),
-    ({"symbol": "VOLATILITY_50"}, 409, "no live price"),
-    ({"duration": "7"}, 400, "not offered"),
-    ({"direction": "LEFT"}, 400, "UP or DOWN"),
-    ({"idempotency_key": ""}, 400, "submission key"),
+def test_placement_answers_without_a_toast(app, client, auth, trader):
+    response = client.post("/trade/place", data=form(client), headers=auth.htmx_headers(f"/trade/{SYMBOL}"))
+    assert response.status_code == 200 and 'data-testid="open-trade"' in response.get_data(as_text=True)
+    assert "toast" not in response.get_data(as_text=True)  # nothing swapped into #toasts
+
+
+def error_slots(html: str) -> dict[str, str]:
+    """The ticket's error slots in a fragment: slot -> message (empty when cleared)."""
+    return dict(re.findall(r'id="([a-z]+)-error"[^>]*>([^<]*)</p>', html.replace("&#39;", "'")))
+
+
+@pytest.mark.parametrize(("overrides", "status", "slot", "message"), [
+    ({"stake": "0"}, 400, "stake", "must be more than 0"),
+    ({"stake": "-10"}, 400, "stake", "must be more than 0"),
+    ({"stake": "NaN"}, 400, "stake", "enter a number"),
+    ({"stake": "1e309"}, 400, "stake", "enter a number"),
+    ({"stake": "10.001"}, 400, "stake", "at most 2 decimal places"),
+    ({"stake": "lots"}, 400, "stake", "enter a number"),
+    ({"stake": "5000"}, 400, "stake", "from 1.00 to 1,000.00"),
+    ({"symbol": "NOPE"}, 404, "ticket", "no market called"),
+    ({"symbol": "OTC_OFF"}, 409, "ticket", "closed for trading"),
+    ({"symbol": "VOLATILITY_50"}, 409, "ticket", "no live price"),
+    ({"duration": "7"}, 400, "duration", "not offered"),
+    ({"direction": "LEFT"}, 400, "ticket", "UP or DOWN"),
+    ({"idempotency_key": ""}, 400, "ticket", "submission key"),
 ])
-def test_bad_input_comes_back_as_a_toast_and_changes_nothing(app, client, auth, trader, overrides, status, message):
+def test_bad_input_comes_back_next_to_its_field_and_changes_nothing(app, client, auth, trader, overrides, status, slot,
+                                                                     message):
     response = client.post("/trade/place", data=form(client, **overrides), headers=auth.htmx_headers(f"/trade/{SYMBOL}"))
     assert response.status_code == status
-    assert response.headers["HX-Retarget"] == "#toasts"
-    assert message in response.get_data(as_text=True).replace("&#39;", "'")
+    assert response.headers["HX-Reswap"] == "none"  # only the slots, out of band: no toast over the ticket
+    slots = error_slots(response.get_data(as_text=True))
+    assert message in slots.pop(slot)
+    assert set(slots.values()) == {""}  # the other slots are cleared
     assert trades_of(app, trader) == 0 and balance(app, trader) == Decimal("10000.00")
+
+
+def test_a_placed_trade_clears_the_ticket_errors(client, auth, trader):
+    response = client.post("/trade/place", data=form(client), headers=auth.htmx_headers(f"/trade/{SYMBOL}"))
+    assert error_slots(response.get_data(as_text=True)) == {"stake": "", "duration": "", "ticket": ""}
+
+
+def test_the_ticket_has_the_error_slots_and_the_stake_limits(client, trader):
+    html = client.get(f"/trade/{SYMBOL}").get_data(as_text=True)
+    assert error_slots(html) == {"stake": "", "duration": "", "ticket": ""}
+    assert 'aria-describedby="stake-help stake-error"' in html
+    assert 'data-min-stake="1.00" data-max-stake="1000.00"' in html
 
 
 def test_insufficient_balance_over_http(app, client, auth, trader):
@@ -135,7 +178,7 @@ def test_insufficient_balance_over_http(app, client, auth, trader):
         db.session.get(User, trader).demo_balance = Decimal("5.00")
         db.session.commit()
     response = client.post("/trade/place", data=form(client), headers=auth.htmx_headers(f"/trade/{SYMBOL}"))
-    assert response.status_code == 409 and "Insufficient balance" in response.get_data(as_text=True)
+    assert response.status_code == 409 and "Insufficient balance" in error_slots(response.get_data(as_text=True))["stake"]
     assert trades_of(app, trader) == 0 and balance(app, trader) == Decimal("5.00")
 
 
@@ -221,9 +264,26 @@ def test_history_pagination_and_date_filter(app, client, trader):
     assert client.get("/history?date_to=2000-01-01").get_data(as_text=True).count('data-testid="history-row"') == 0
 
 
-@pytest.mark.parametrize("query", ["result=MAYBE", "date_from=yesterday", "date_from=2025-02-01&date_to=2025-01-01"])
-def test_bad_history_filters_are_400(client, trader, query):
-    assert client.get(f"/history?{query}").status_code == 400
+@pytest.mark.parametrize(("query", "errors"), [
+    ("result=MAYBE", {"f-result": "Unknown result filter."}),
+    ("date_from=yesterday", {"f-from": "From: enter a date as YYYY-MM-DD (e.g. 2025-01-31)."}),
+    ("date_from=2025-02-01&date_to=2025-01-01", {"f-to": "The 'to' date is before the 'from' date."}),
+    ("result=MAYBE&date_from=2025-02-01&date_to=yesterday",  # every mistake at once
+     {"f-result": "Unknown result filter.", "f-to": "To: enter a date as YYYY-MM-DD (e.g. 2025-01-31)."}),
+])
+def test_bad_history_filters_are_shown_in_the_filter_form(app, client, trader, query, errors):
+    settled_trades(app, trader, [("UP", "10.00", "1.2")])
+    response = client.get(f"/history?{query}")
+    assert response.status_code == 400
+    html = response.get_data(as_text=True).replace("&#39;", "'")
+    assert 'data-testid="history-filters"' in html and "<h1>Trade history</h1>" in html  # the page, not an error page
+    shown = dict(re.findall(r'<p class="error" id="(f-[a-z]+)-error"[^>]*>([^<]*)</p>', html))
+    assert shown == errors
+    for field_id in errors:
+        assert re.search(rf'id="{field_id}"[^>]*aria-invalid="true" aria-describedby="{field_id}-error"', html)
+    assert 'data-testid="history-row"' not in html and "Correct the filter" in html
+    if "date_from=2025-02-01" in query:
+        assert 'value="2025-02-01"' in html  # what was typed stays in the form
 
 
 def test_csv_export(app, client, trader):

@@ -10,7 +10,7 @@ from cryptography.fernet import Fernet
 
 import config
 from edutradex import create_app
-from edutradex.errors import Conflict, DomainError
+from edutradex.errors import Conflict, DomainError, InvalidFields
 from edutradex.wallet import kyc
 from edutradex.wallet.crypto import decrypt_text, encrypt_text
 from tests.conftest import build_app
@@ -103,3 +103,9 @@ def test_production_refuses_stripe_without_a_webhook_secret(monkeypatch):
     monkeypatch.setattr(config.ProductionConfig, "STRIPE_WEBHOOK_SECRET", None)
     with pytest.raises(RuntimeError, match="STRIPE_WEBHOOK_SECRET"):
         create_app(config.ProductionConfig)
+
+
+def test_every_wrong_kyc_field_is_named_at_once():
+    with pytest.raises(InvalidFields) as refused:
+        kyc.validate_details("A", "17/05/1990", "ZZ", "x", "!!", today=date(2020, 1, 1))
+    assert set(refused.value.field_errors) == {"legal_name", "date_of_birth", "country", "address", "id_number"}

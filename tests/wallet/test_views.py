@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from decimal import Decimal
 
 import pytest
@@ -170,6 +171,25 @@ def test_bad_ibans_are_refused(app, client, auth, iban, message):
         assert db.session.scalar(db.select(db.func.count()).select_from(BankAccount)) == 0
 
 
+def inline_errors(html: str) -> dict[str, str]:
+    """Field id -> the message shown under it, for fields marked aria-invalid."""
+    html = html.replace("&#39;", "'")
+    shown = dict(re.findall(r'<p class="error" id="([a-z-]+)-error"[^>]*>([^<]*)</p>', html))
+    for field_id in shown:
+        assert re.search(rf'id="{field_id}"[^>]*aria-invalid="true" aria-describedby="{field_id}-error"', html, re.S)
+    return shown
+
+
+def test_a_bad_iban_is_shown_under_its_field_with_what_was_typed(app, client, auth):
+    auth.register()
+    response = htmx_post(client, auth, "/wallet/bank-account", {"iban": "DE89370400440532013001", "holder": "Joe Trader"})
+    assert response.status_code == 400 and "HX-Retarget" not in response.headers  # the form itself, not a toast
+    html = response.get_data(as_text=True)
+    assert inline_errors(html) == {"bank-iban": "This IBAN's check digits are wrong: check it for typing mistakes."}
+    assert 'value="DE89370400440532013001"' in html and 'value="Joe Trader"' in html
+    assert 'id="bank-holder"' in html and 'aria-invalid="false"' in html
+
+
 def test_bank_details_are_encrypted_and_shown_masked(app, client, auth):
     auth.register()
     response = htmx_post(client, auth, "/wallet/bank-account", {"iban": "de89 3704 0044 0532 0130 00", "holder": "Joe Trader"})
@@ -204,6 +224,25 @@ def test_kyc_form_stores_encrypted_details_and_shows_the_status(app, client, aut
         raw = db.session.execute(db.text("SELECT data_encrypted FROM kyc_submissions")).scalar_one()
         assert "Trader" not in raw and "NX1234567" not in raw and "Damrak" not in raw
         assert db.session.scalar(db.select(KycSubmission.status)) == "pending"
+
+
+def test_every_wrong_kyc_field_is_shown_under_it_at_once(app, client, auth):
+    auth.register()
+    form = {"legal_name": "J", "date_of_birth": "2015-01-01", "country": "ZZ", "address": "Damrak 1, Amsterdam",
+            "id_number": "!!"}
+    response = htmx_post(client, auth, "/wallet/kyc", form)
+    assert response.status_code == 400 and "HX-Retarget" not in response.headers
+    html = response.get_data(as_text=True)
+    assert inline_errors(html) == {
+        "kyc-name": "Enter your full legal name as on your ID document.",
+        "kyc-dob": "You must be at least 18 to withdraw money.",
+        "kyc-country": "Choose your country of residence from the list.",
+        "kyc-id": "Enter the ID document number: 5 to 40 letters and digits.",
+    }
+    assert re.search(r'id="kyc-address"[^>]*aria-invalid="false"', html, re.S)
+    assert ">Damrak 1, Amsterdam</textarea>" in html and 'value="2015-01-01"' in html  # what was typed stays
+    with app.app_context():
+        assert db.session.scalar(db.select(db.func.count()).select_from(KycSubmission)) == 0
 
 
 def test_history_is_paginated_and_exports_csv(app, client, auth):

@@ -2,27 +2,51 @@
 (function () {
   "use strict";
 
-  function autohide(toast) {
-    setTimeout(function () { toast.remove(); }, 6000);
+  // Toasts are small, dismissible and hide themselves; however one arrives (built here,
+  // flashed into the page, swapped in by htmx), the observer below gives it both.
+  var TOAST_MS = 8000;
+
+  function prepareToast(el) {
+    if (el.nodeType !== 1 || !el.classList.contains("toast") || el.hasAttribute("data-ready")) return;
+    el.setAttribute("data-ready", "1");
+    if (!el.querySelector(".toast-close")) {
+      var close = document.createElement("button");
+      close.type = "button";
+      close.className = "toast-close";
+      close.setAttribute("aria-label", "Dismiss");
+      close.textContent = "×";
+      el.appendChild(close);
+    }
+    setTimeout(function () { el.remove(); }, TOAST_MS);
   }
 
   function toast(message, category) {
     var box = document.getElementById("toasts");
-    if (!box) return;
+    if (!box) return null;
     var el = document.createElement("div");
     el.className = "toast toast-" + (category || "info");
     el.setAttribute("role", "status");
-    el.textContent = message;
+    el.setAttribute("data-testid", "toast");
+    var text = document.createElement("span");
+    text.className = "toast-text";
+    text.textContent = message;
+    el.appendChild(text);
     box.appendChild(el);
-    autohide(el);
+    return el;
   }
 
-  document.querySelectorAll("[data-autohide]").forEach(autohide);
-  document.body.addEventListener("htmx:afterSwap", function (evt) {
-    if (evt.detail.target && evt.detail.target.id === "toasts") {
-      evt.detail.target.querySelectorAll("[data-autohide]").forEach(autohide);
-    }
-  });
+  var toastBox = document.getElementById("toasts");
+  if (toastBox) {
+    Array.prototype.forEach.call(toastBox.children, prepareToast);
+    new MutationObserver(function (changes) {
+      changes.forEach(function (change) { Array.prototype.forEach.call(change.addedNodes, prepareToast); });
+    }).observe(toastBox, { childList: true });
+    toastBox.addEventListener("click", function (evt) {
+      var close = evt.target.closest(".toast-close");
+      if (close) close.closest(".toast").remove();
+    });
+  }
+
   // A network failure (server down) is the one error htmx cannot swap a message for.
   document.body.addEventListener("htmx:sendError", function () {
     toast("Cannot reach the server. Check your connection and try again.", "error");
@@ -43,6 +67,15 @@
       if (el && data && data.demo_balance !== undefined) el.textContent = formatMoney(data.demo_balance);
     });
     socket.on("notice", function (data) { toast(data.message, data.category); });
+    // Every page: the user's room is joined on every connection, so a trade that settles
+    // while its trader reads another page is announced there too.
+    socket.on("trade_settled", function (trade) {
+      var text = (trade.name || trade.symbol) + " " + trade.direction + " " + formatMoney(trade.stake) + ": " + trade.result;
+      if (trade.result === "WIN") text += " +" + formatMoney(trade.profit);
+      else if (trade.result === "TIE") text += ", stake returned";
+      var el = toast(text, trade.result === "WIN" ? "success" : trade.result === "LOSS" ? "error" : "info");
+      if (el) el.setAttribute("data-testid", "settlement-toast");
+    });
     // An admin deactivated this account: the session is already void server-side.
     socket.on("force_logout", function (data) {
       toast((data && data.message) || "You have been signed out.", "warning");

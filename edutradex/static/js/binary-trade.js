@@ -56,7 +56,7 @@
     var pct = toHundredths(payoutText.getAttribute("data-percent"));
     var stakeEl = document.getElementById("payout-stake");
     var amountEl = document.getElementById("payout-amount");
-    if (stake === null || stake <= 0 || pct === null || !Number.isSafeInteger(stake * (10000 + pct))) {
+    if (stake === null || stake <= 0 || stakeProblem() || pct === null || !Number.isSafeInteger(stake * (10000 + pct))) {
       stakeEl.textContent = "—";
       amountEl.textContent = "—";
       return;
@@ -65,22 +65,88 @@
     amountEl.textContent = EduTradeX.formatMoney(payoutCents(stake, pct) / 100);
   }
 
-  if (stakeInput) {
-    stakeInput.addEventListener("input", updatePayout);
-    document.querySelectorAll(".quick-stake").forEach(function (button) {
-      button.addEventListener("click", function () {
-        stakeInput.value = button.getAttribute("data-stake");
-        updatePayout();
-      });
-    });
+  // ---- the stake: checked as it is typed; UP/DOWN only while it can be placed -----------
+  // The server checks again (and its refusals land in the same slot, next to the field).
+  var directionButtons = document.querySelectorAll(".trade-direction");
+
+  function stakeProblem() {
+    var text = stakeInput.value.trim();
+    if (!text) return "Enter a stake.";
+    var cents = toHundredths(text);
+    if (cents === null) return "Enter the stake as an amount with at most 2 decimals, e.g. 10.00.";
+    if (cents <= 0) return "The stake must be more than zero.";
+    var min = toHundredths(stakeInput.getAttribute("data-min-stake"));
+    var max = toHundredths(stakeInput.getAttribute("data-max-stake"));
+    if (cents < min || cents > max) {
+      return "The stake must be from " + EduTradeX.formatMoney(min / 100) + " to " + EduTradeX.formatMoney(max / 100) +
+        " on " + stakeInput.getAttribute("data-market-name") + ".";
+    }
+    return null;
+  }
+
+  function markStake() {
+    var slot = document.getElementById("stake-error");
+    stakeInput.setAttribute("aria-invalid", slot && slot.textContent.trim() ? "true" : "false");
+  }
+
+  function checkStake() {
+    var problem = stakeProblem();
+    var slot = document.getElementById("stake-error");
+    if (slot) slot.textContent = problem || "";
+    markStake();
+    directionButtons.forEach(function (button) { button.disabled = !!problem; });
     updatePayout();
   }
 
-  // ---- open trades: countdown, standing, entry lines -------------------------------------
-  function readServerClock(el) {
-    var now = Number(el && el.getAttribute("data-server-now-ms"));
-    if (now) serverOffset = now - Date.now();
+  if (stakeInput) {
+    stakeInput.addEventListener("input", checkStake);
+    document.querySelectorAll(".quick-stake").forEach(function (button) {
+      button.addEventListener("click", function () {
+        stakeInput.value = button.getAttribute("data-stake");
+        checkStake();
+      });
+    });
+    // htmx re-enables UP/DOWN after each request (hx-disabled-elt), whatever the stake
+    // became meanwhile; a refusal from the server fills the slot.
+    document.body.addEventListener("htmx:afterRequest", function () {
+      directionButtons.forEach(function (button) { button.disabled = !!stakeProblem(); });
+    });
+    document.body.addEventListener("htmx:oobAfterSwap", markStake);
+    checkStake();
   }
+
+  // ---- the server's clock ----------------------------------------------------------------
+  // Countdowns run on the server's clock. Each measurement pairs a server time with the
+  // middle of the round trip that carried it: the page's own load (Navigation Timing), then
+  // every trade-panel response (X-Server-Now-Ms). A time rendered into the page is only
+  // fresh when the page arrives, so it is read once, here.
+  function measureClock(serverNow, sentAt, receivedAt) {
+    if (serverNow > 0) serverOffset = serverNow - (sentAt + receivedAt) / 2;
+  }
+
+  var reloadActivityOnStart = false;
+  (function measureFromPageLoad() {
+    var nav = window.performance && performance.getEntriesByType ? performance.getEntriesByType("navigation")[0] : null;
+    var now = Date.now();
+    var sent = nav ? performance.timeOrigin + nav.requestStart : now;
+    var received = nav ? performance.timeOrigin + nav.responseStart : now;
+    measureClock(Number(page.getAttribute("data-server-now-ms")), sent, received);
+    // Back/forward may show the page from the HTTP cache: its time and its open trades are
+    // as old as the first visit, so fetch both again.
+    if (nav && nav.type === "back_forward") reloadActivityOnStart = true;
+  })();
+
+  var sentAt = new WeakMap();  // xhr -> browser time the request left
+  document.body.addEventListener("htmx:beforeSend", function (evt) {
+    sentAt.set(evt.detail.xhr, Date.now());
+  });
+  document.body.addEventListener("htmx:beforeOnLoad", function (evt) {  // before the swap renders
+    var xhr = evt.detail.xhr;
+    if (!xhr || !sentAt.has(xhr)) return;
+    measureClock(Number(xhr.getResponseHeader("X-Server-Now-Ms")), sentAt.get(xhr), Date.now());
+  });
+
+  // ---- open trades: countdown, standing, entry lines -------------------------------------
 
   function watchSymbol(sym) {
     if (tickStops[sym] || !EduTradeX.MarketTicks) return;
@@ -115,8 +181,6 @@
   }
 
   function syncOpenTrades() {
-    var box = document.getElementById("open-trades");
-    readServerClock(box);
     orderRows();
     var present = {};
     document.querySelectorAll("#open-trades .open-trade").forEach(function (row) {
@@ -178,21 +242,11 @@
       removeLine(String(trade.id));
       var row = document.getElementById("trade-" + trade.id);
       if (row) row.classList.add("settled");
-      var text = trade.symbol + " " + trade.direction + " " + EduTradeX.formatMoney(trade.stake) + ": " + trade.result;
-      if (trade.result === "WIN") text += " +" + EduTradeX.formatMoney(trade.profit) + " (paid " + EduTradeX.formatMoney(trade.payout) + ")";
-      else if (trade.result === "TIE") text += ", stake returned";
-      if (trade.exit_price) text += " · exit " + trade.exit_price.replace(/0+$/, "").replace(/\.$/, "");
-      EduTradeX.toast(text, trade.result === "WIN" ? "success" : trade.result === "LOSS" ? "error" : "info");
       refreshActivity();
     });
   }
 
-  // Toasts swapped in out of band (placement confirmations) hide themselves too.
   document.body.addEventListener("htmx:afterSettle", function () {
-    document.querySelectorAll("#toasts [data-autohide]:not([data-hiding])").forEach(function (toast) {
-      toast.setAttribute("data-hiding", "1");
-      setTimeout(function () { toast.remove(); }, 6000);
-    });
     syncOpenTrades();
     renderCountdowns();
   });
@@ -200,4 +254,5 @@
   syncOpenTrades();
   renderCountdowns();
   setInterval(renderCountdowns, 200);
+  if (reloadActivityOnStart) refreshActivity();
 })();
