@@ -194,7 +194,7 @@ def test_stale_market_over_http(app, client, auth, trader):
     assert trades_of(app, trader) == 0
 
 
-def test_entry_on_an_old_quote_over_http_is_an_error_toast(app, client, auth, trader):
+def test_entry_on_an_old_quote_over_http_is_an_error_on_the_ticket(app, client, auth, trader):
     from edutradex.market.quotes import now_ms
     from tests.binary.conftest import publish
 
@@ -202,8 +202,8 @@ def test_entry_on_an_old_quote_over_http_is_an_error_toast(app, client, auth, tr
     with app.app_context():
         publish(SYMBOL, "1.1", ts_ms=now_ms() - app.config["ENTRY_MAX_QUOTE_AGE_MS"] - 500)
     response = client.post("/trade/place", data=data, headers=auth.htmx_headers(f"/trade/{SYMBOL}"))
-    assert response.status_code == 409 and response.headers["HX-Retarget"] == "#toasts"
-    assert "Prices are updating, try again" in response.get_data(as_text=True)
+    assert response.status_code == 409 and response.headers["HX-Reswap"] == "none"
+    assert "Prices are updating, try again" in error_slots(response.get_data(as_text=True))["ticket"]
     assert trades_of(app, trader) == 0 and balance(app, trader) == Decimal("10000.00")
     with app.app_context():
         tick_and_quote(SYMBOL, "1.1")  # the next tick arrives: the same form goes through
