@@ -12,6 +12,7 @@ knows about eventlet; everything else uses socketio.start_background_task / sock
 """
 
 import os
+import signal
 
 if not os.environ.get("SOCKETIO_ASYNC_MODE", "").strip():  # empty means unset, as everywhere (config.py)
     os.environ["SOCKETIO_ASYNC_MODE"] = "eventlet"
@@ -25,9 +26,29 @@ if os.environ["SOCKETIO_ASYNC_MODE"] == "eventlet":
 
 from edutradex import create_app  # noqa: E402
 from edutradex.extensions import socketio  # noqa: E402
-from edutradex.runtime import start_web_services  # noqa: E402
+from edutradex.runtime import start_web_services, stop_web_services  # noqa: E402
 
 app = create_app()
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # a platform restart (SIGTERM) stops the server as Ctrl-C does
+
+
+def stop_services(seconds: float = 5.0) -> None:
+    """Stop this process's price feed while it still holds the authority, so it writes its
+    last ticks and marks the stop clean: a restart is then no crash (no recorded gap, and
+    the trades open across it settle at their recorded prices, not refunded)."""
+    import time
+
+    stop_web_services(app)
+    feed = app.extensions.get("price_feed")
+    if feed is None:
+        return
+    feed.stop()
+    stopping = time.monotonic() + seconds
+    while feed.authority is not None and time.monotonic() < stopping:
+        socketio.sleep(0.05)
 
 
 def listen(host: str, port: int, backlog: int):
@@ -60,7 +81,11 @@ if __name__ == "__main__":
         if app.config["EMBEDDED_SERVICES"]:
             start_web_services(app)
         app.logger.info("EduTradeX listening on http://%s:%d (up to %d connections)", host, port, max_connections)
-        eventlet.wsgi.server(listener, app, max_size=max_connections, log_output=False)
+        signal.signal(signal.SIGTERM, _terminate)
+        try:
+            eventlet.wsgi.server(listener, app, max_size=max_connections, log_output=False)
+        finally:  # the server returns on Ctrl-C / SIGTERM
+            stop_services()
     else:  # SOCKETIO_ASYNC_MODE=threading: the development server, for debugging only
         if app.config["EMBEDDED_SERVICES"]:
             start_web_services(app)

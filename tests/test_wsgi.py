@@ -1,5 +1,6 @@
 """wsgi.py as a real process: a second one started by mistake on the same port exits with
-an error instead of sharing the port (eventlet's listener would set SO_REUSEPORT)."""
+an error instead of sharing the port (eventlet's listener would set SO_REUSEPORT); a SIGTERM
+stops the embedded feed cleanly."""
 
 from __future__ import annotations
 
@@ -49,3 +50,26 @@ def test_port_sharing_is_a_deliberate_setting(tmp_path):
         second.terminate()
         second.communicate(timeout=10)
         server.stop()
+
+
+def test_a_sigterm_stops_the_embedded_feed_cleanly(live_server):
+    """A platform restart sends SIGTERM: the embedded feed writes its last ticks and marks
+    the stop clean, so the next start records no gap (a SIGKILL would)."""
+    from sqlalchemy import create_engine, text
+
+    time.sleep(2)  # a few batches of ticks
+    live_server.stop()  # SIGTERM
+    assert live_server.process.returncode == 0, live_server.log_path.read_text()
+    engine = create_engine(live_server.env["DATABASE_URL"])
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT clean FROM feed_authority")).scalar_one()
+    live_server.start()
+    time.sleep(1.5)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM tick_gaps")).scalar_one() == 0
+    live_server.kill()
+    live_server.start()
+    time.sleep(1.5)
+    with engine.connect() as conn:  # the same check sees a crash
+        assert conn.execute(text("SELECT count(*) FROM tick_gaps")).scalar_one() == 1
+    engine.dispose()
