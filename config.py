@@ -60,6 +60,9 @@ class Config:
     TICK_FLUSH_INTERVAL_MS = int(os.environ.get("TICK_FLUSH_INTERVAL_MS", "250"))
     TICK_FLUSH_MAX = int(os.environ.get("TICK_FLUSH_MAX", "500"))
     TICK_RETENTION_HOURS = float(os.environ.get("TICK_RETENTION_HOURS", "48"))
+    # `flask seed` records this many hours of simulated history for simulated markets that
+    # have none, so a new install's charts start full (0: no history).
+    SEED_BACKFILL_HOURS = float(os.environ.get("SEED_BACKFILL_HOURS") or "24")
     CANDLE_AGGREGATE_SECONDS = float(os.environ.get("CANDLE_AGGREGATE_SECONDS", "10"))
     CANDLES_MAX = int(os.environ.get("CANDLES_MAX", "5000"))  # per request to the candles API
     TWELVEDATA_API_KEY = os.environ.get("TWELVEDATA_API_KEY") or None
