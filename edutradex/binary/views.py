@@ -19,6 +19,8 @@ from ..settings import get_setting
 from . import bp
 from .service import (
     HistoryFilter,
+    chart_mark,
+    chart_trades,
     history_query,
     open_trades,
     place_trade,
@@ -82,6 +84,17 @@ def activity():
     """Open trades and recent results, refreshed by the page after a settlement."""
     return render_template("binary/_activity.html", open_trades=open_trades(current_user.id),
                            recent=recent_trades(current_user.id), now_ms=now_ms())
+
+
+CHART_MARKS_SECONDS = 86_400
+
+
+@bp.route("/trade/<symbol>/marks")
+@login_required
+def chart_marks(symbol: str):
+    """The user's trades on a symbol over the last day, for the chart's markers."""
+    trades = chart_trades(current_user.id, symbol.upper(), now_ms() - CHART_MARKS_SECONDS * 1000)
+    return {"symbol": symbol.upper(), "trades": [chart_mark(t) for t in trades]}
 
 
 def _filters() -> HistoryFilter:
