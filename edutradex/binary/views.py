@@ -10,11 +10,10 @@ from decimal import Decimal
 
 from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from ..extensions import db
-from ..market.models import Market
 from ..market.quotes import latest_quote, now_ms
+from ..market.service import grouped_markets, list_markets, market_name, market_view, needs_provider
 from ..settings import get_setting
 from . import bp
 from .service import (
@@ -45,7 +44,7 @@ def is_htmx() -> bool:
 @bp.route("/trade/<symbol>")
 @login_required
 def trade(symbol: str | None = None):
-    markets = list(db.session.scalars(select(Market).where(Market.active.is_(True)).order_by(Market.market_type, Market.symbol)))
+    markets = list_markets(active_only=True)
     if not markets:
         return render_template("binary/trade.html", market=None, markets=[])
     if symbol is None:
@@ -55,10 +54,13 @@ def trade(symbol: str | None = None):
     if market is None:
         abort(404)
     quote = latest_quote(market.symbol)
+    view = market_view(market)
     stakes = [s for s in QUICK_STAKES if market.min_stake <= s <= market.max_stake] or [market.min_stake]
     default_stake = Decimal("10") if market.min_stake <= Decimal("10") <= market.max_stake else market.min_stake
     return render_template(
-        "binary/trade.html", market=market, markets=markets, quote=quote, quick_stakes=stakes,
+        "binary/trade.html", market=market, markets=markets, market_groups=grouped_markets(markets), quote=quote,
+        market_message=view.message if view.status != "live" else None, needs_provider=needs_provider,
+        quick_stakes=stakes,
         default_stake=default_stake, durations=get_setting("allowed_durations"),
         idempotency_key=new_idempotency_key(), open_trades=open_trades(current_user.id),
         recent=recent_trades(current_user.id), now_ms=now_ms(),
@@ -72,7 +74,7 @@ def place():
     trade = place_trade(current_user.id, form.get("symbol", ""), form.get("direction", ""), form.get("stake", ""),
                         form.get("duration", ""), form.get("idempotency_key", ""))
     if not is_htmx():
-        flash(f"{trade.direction} trade on {trade.symbol} placed: {trade.stake:,.2f} at {trade.entry_price}.", "success")
+        flash(f"{trade.direction} trade on {market_name(trade.symbol)} placed: {trade.stake:,.2f} at {trade.entry_price}.", "success")
         return redirect(url_for("binary.trade", symbol=trade.symbol))
     # Only the new row (appended to the list by the page): O(1) whatever the open trades.
     return render_template("binary/_placed.html", trade=trade, idempotency_key=new_idempotency_key())
@@ -109,7 +111,7 @@ def history():
     page = request.args.get("page", 1, type=int)
     pagination = db.paginate(history_query(current_user.id, filters), page=max(page, 1), per_page=HISTORY_PAGE_SIZE,
                              error_out=False)
-    symbols = list(db.session.scalars(select(Market.symbol).order_by(Market.symbol)))
+    symbols = [m.symbol for m in list_markets()]
     return render_template("binary/history.html", pagination=pagination, trades=pagination.items, filters=filters,
                            stats=trade_stats(current_user.id, filters), symbols=symbols)
 

@@ -5,6 +5,7 @@ the next trade (which reads the row)."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -96,15 +97,46 @@ def market_snapshot(symbol: str) -> Market | None:
     return cache["markets"].get(symbol) if isinstance(symbol, str) else None
 
 
+# Simulated markets first (always open), real FOREX last (it needs a data provider).
+TYPE_ORDER = {MarketType.OTC.value: 0, MarketType.SYNTHETIC.value: 1, MarketType.FOREX.value: 2}
+
+
+def natural_key(text: str) -> tuple:
+    """Numbers compare as numbers: Volatility 10, 25, 50, 100 (not 10, 100, 25, 50)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+                 for part in re.split(r"(\d+)", text) if part)
+
+
+def market_order(market: Market) -> tuple:
+    return TYPE_ORDER.get(market.market_type, len(TYPE_ORDER)), natural_key(market.name), market.symbol
+
+
+def market_name(symbol: str) -> str:
+    """The market's display name (the symbol itself for an unknown one)."""
+    market = market_snapshot(symbol)
+    return market.name if market is not None else symbol
+
+
 def list_markets(market_type: str | None = None, active_only: bool = False) -> list[Market]:
-    query = select(Market).order_by(Market.market_type, Market.symbol)
+    """In display order: OTC, then the volatility indices, then FOREX; names sorted naturally."""
+    query = select(Market)
     if market_type:
         if market_type not in MarketType.__members__:
             raise DomainError(f"Unknown market type {market_type!r}; use FOREX, OTC or SYNTHETIC.")
         query = query.where(Market.market_type == market_type)
     if active_only:
         query = query.where(Market.active.is_(True))
-    return list(db.session.scalars(query))
+    return sorted(db.session.scalars(query), key=market_order)
+
+
+def grouped_markets(markets: list[Market]) -> list[tuple[str, list[Market]]]:
+    """(market type, its markets) in the order given: for grouped pickers."""
+    groups: list[tuple[str, list[Market]]] = []
+    for market in markets:
+        if not groups or groups[-1][0] != market.market_type:
+            groups.append((market.market_type, []))
+        groups[-1][1].append(market)
+    return groups
 
 
 # ---- validated changes (the admin panel) ------------------------------------------------
@@ -242,6 +274,15 @@ def feed_configured() -> bool:
     return bool(config.get("TWELVEDATA_API_KEY") or config.get("FINNHUB_API_KEY"))
 
 
+NEEDS_PROVIDER = ("{name} uses real prices, which need a market-data provider; none is configured, "
+                  "so it cannot be traded here.")
+
+
+def needs_provider(market: Market) -> bool:
+    """A FOREX market that can never get a price on this install."""
+    return not market.is_simulated and not feed_configured()
+
+
 @dataclass(frozen=True)
 class MarketView:
     market: Market
@@ -275,8 +316,8 @@ def market_view(market: Market, with_change: bool = False) -> MarketView:
     status, message = "live", None
     if not market.active:
         status, message = "paused", f"{market.name} is paused by the operators."
-    elif quote is None and not market.is_simulated and not feed_configured():
-        status, message = "unavailable", f"{market.name} needs a real price feed; none is configured."
+    elif quote is None and needs_provider(market):
+        status, message = "unavailable", NEEDS_PROVIDER.format(name=market.name)
     else:
         try:
             quotes.fresh_quote(market.symbol, market.name)

@@ -103,7 +103,7 @@ def test_plain_form_post_redirects_with_a_message(app, client, trader):
     response = client.post("/trade/place", data=data)
     assert response.status_code == 302
     page = client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "DOWN trade on OTC_EUR_USD placed" in page
+    assert "DOWN trade on Otc Eur Usd placed" in page  # the market name, not its code
     assert trades_of(app, trader) == 1
 
 

@@ -178,7 +178,7 @@
       removeLine(String(trade.id));
       var row = document.getElementById("trade-" + trade.id);
       if (row) row.classList.add("settled");
-      var text = trade.symbol + " " + trade.direction + " " + EduTradeX.formatMoney(trade.stake) + ": " + trade.result;
+      var text = (trade.market_name || trade.symbol) + " " + trade.direction + " " + EduTradeX.formatMoney(trade.stake) + ": " + trade.result;
       if (trade.result === "WIN") text += " +" + EduTradeX.formatMoney(trade.profit) + " (paid " + EduTradeX.formatMoney(trade.payout) + ")";
       else if (trade.result === "TIE") text += ", stake returned";
       if (trade.exit_price) text += " · exit " + trade.exit_price.replace(/0+$/, "").replace(/\.$/, "");
