@@ -50,5 +50,65 @@
     });
   }
 
-  window.EduTradeX = { socket: socket, toast: toast, formatMoney: formatMoney };
+  // ---- connection state: Live / Reconnecting / Offline ------------------------------------
+  // Prices arrive over the socket; when it drops they freeze, so every page that shows
+  // prices says so (elements with data-connection-state). Reconnecting while Socket.IO
+  // retries; Offline once that has lasted data-offline-after-ms (default 10 s), or the
+  // browser says it is offline, or the client gave up. Socket.IO keeps retrying, and
+  // the page turns Live again on its own when the server is back.
+  var LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Offline" };
+  var TITLES = {
+    connecting: "Connecting to the live price stream.",
+    live: "Prices are streaming live.",
+    reconnecting: "The live connection dropped: prices are paused while we reconnect.",
+    offline: "No connection to the server: prices shown are not current. Retrying…",
+  };
+  var connectionState = null;
+  var offlineTimer = null;
+
+  function setConnectionState(state) {
+    if (state === connectionState) return;
+    connectionState = state;
+    document.documentElement.setAttribute("data-connection", state);
+    document.querySelectorAll("[data-connection-state]").forEach(function (el) {
+      el.setAttribute("data-state", state);
+      el.title = TITLES[state];
+      var label = el.querySelector(".connection-label") || el;
+      label.textContent = LABELS[state];
+    });
+  }
+
+  function offlineAfterMs() {
+    var el = document.querySelector("[data-connection-state][data-offline-after-ms]");
+    return (el && Number(el.getAttribute("data-offline-after-ms"))) || 10000;
+  }
+
+  function connectionLost() {
+    if (!navigator.onLine || !socket.active) { setConnectionState("offline"); return; }
+    if (connectionState === "reconnecting" || connectionState === "offline") return;  // already counting
+    setConnectionState("reconnecting");
+    clearTimeout(offlineTimer);
+    offlineTimer = setTimeout(function () {
+      if (!socket.connected) setConnectionState("offline");
+    }, offlineAfterMs());
+  }
+
+  if (socket) {
+    setConnectionState(socket.connected ? "live" : "connecting");
+    socket.on("connect", function () { clearTimeout(offlineTimer); setConnectionState("live"); });
+    socket.on("disconnect", function (reason) {
+      // The server closed it (e.g. a restart in a moment): Socket.IO does not retry that one.
+      if (reason === "io server disconnect") socket.connect();
+      connectionLost();
+    });
+    socket.on("connect_error", connectionLost);
+    socket.io.on("reconnect_failed", function () { setConnectionState("offline"); });
+    window.addEventListener("offline", function () { setConnectionState("offline"); });
+    window.addEventListener("online", function () { if (!socket.connected) connectionLost(); });
+  } else {
+    setConnectionState("offline");
+  }
+
+  window.EduTradeX = { socket: socket, toast: toast, formatMoney: formatMoney,
+                       connectionState: function () { return connectionState; } };
 })();
