@@ -85,8 +85,11 @@ def branding() -> tuple[str, str]:
 def branding_css():
     """The accent colour as a stylesheet: the CSP forbids inline styles. base.html links
     it with the colour in the URL, so a changed colour is a new, cacheable URL."""
+    from .contrast import accent_palette
+
     _, accent = branding()
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", accent):  # the env fallback is not validated like the setting
-        accent = "#3b82f6"
-    css = f":root {{ --accent: {accent}; }}\n"
+        accent = "#2563eb"
+    properties = " ".join(f"{name}: {value};" for name, value in accent_palette(accent).items())
+    css = f":root {{ {properties} }}\n"
     return current_app.response_class(css, mimetype="text/css", headers={"Cache-Control": "public, max-age=86400"})

@@ -50,6 +50,20 @@
     });
   }
 
+  // ---- the phone menu: a real button that says whether the menu is open ------------------
+  var menuButton = document.querySelector(".nav-toggle[aria-controls]");
+  if (menuButton) {
+    menuButton.addEventListener("click", function () {
+      menuButton.setAttribute("aria-expanded", menuButton.getAttribute("aria-expanded") === "true" ? "false" : "true");
+    });
+    document.addEventListener("keydown", function (evt) {
+      if (evt.key === "Escape" && menuButton.getAttribute("aria-expanded") === "true") {
+        menuButton.setAttribute("aria-expanded", "false");
+        menuButton.focus();
+      }
+    });
+  }
+
   // ---- connection state: Live / Reconnecting / Offline ------------------------------------
   // Prices arrive over the socket; when it drops they freeze, so every page that shows
   // prices says so (elements with data-connection-state). Reconnecting while Socket.IO
