@@ -205,10 +205,29 @@ def _volatility(field: str, raw: Any) -> str:
     return value
 
 
+# A win pays the stake plus payout % of it. The product guide's default is 80 %; above 100 %
+# a win would pay more than double the stake, which no fixed-odds desk offers.
+PAYOUT_MIN, PAYOUT_MAX = Decimal("1"), Decimal("100")
+
+
+def _payout(raw: Any) -> Decimal:
+    value = _decimal(FIELD_LABELS["payout_percent"], raw, 2)
+    if not PAYOUT_MIN <= value <= PAYOUT_MAX:
+        raise DomainError(f"Payout %: enter {PAYOUT_MIN} to {PAYOUT_MAX}. A win pays the stake plus this share of it, "
+                          f"so {PAYOUT_MAX} doubles the stake.")
+    return value
+
+
+# What people call each field (admin forms, messages and the audit log).
+FIELD_LABELS = {
+    "name": "Name", "active": "Open for trading", "payout_percent": "Payout %", "min_stake": "Minimum stake",
+    "max_stake": "Maximum stake", "volatility_mode": "Volatility mode", "trend_bias": "Trend bias",
+    "precision": "Precision", "spread": "Spread", "initial_price": "Start price", "provider_symbol": "Provider symbol",
+}
 PARSERS = {
     "name": lambda raw: _text("Name", raw, 80),
-    "active": lambda raw: _bool("Active", raw),
-    "payout_percent": lambda raw: _decimal("Payout %", raw, 2, Decimal("0"), Decimal("1000"), low_inclusive=False),
+    "active": lambda raw: _bool("Open for trading", raw),
+    "payout_percent": _payout,
     "min_stake": lambda raw: _decimal("Minimum stake", raw, 2, Decimal("0"), Decimal("10000000"), low_inclusive=False),
     "max_stake": lambda raw: _decimal("Maximum stake", raw, 2, Decimal("0"), Decimal("10000000"), low_inclusive=False),
     "volatility_mode": lambda raw: _volatility("Volatility mode", raw),
@@ -242,7 +261,8 @@ def update_market(symbol: str, /, **changes: Any) -> tuple[dict[str, Any], dict[
     if market.market_type == MarketType.FOREX.value:
         simulated = sorted(SIMULATION_FIELDS & {f for f, v in values.items() if v is not None})
         if simulated:
-            raise DomainError(f"{market.name} uses real prices; {', '.join(simulated)} only apply to simulated markets.")
+            labels = ", ".join(label for field, label in FIELD_LABELS.items() if field in simulated)
+            raise DomainError(f"{market.name} uses real prices; {labels} only apply to simulated markets.")
     elif values.get("initial_price", market.initial_price) is None:
         raise DomainError("Start price: a simulated market needs one.")
     min_stake = values.get("min_stake", market.min_stake)

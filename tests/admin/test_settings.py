@@ -38,7 +38,7 @@ def test_each_setting_changes_and_is_audited(app, client, admin, admin_id, key, 
     ("default_demo_balance", "NaN"), ("default_demo_balance", "1e309"), ("default_demo_balance", "-5"),
     ("default_demo_balance", "10.001"), ("max_open_trades", "0"), ("allowed_durations", "abc"),
     ("site_name", ""), ("site_name", "x" * 41), ("accent_colour", "red"),
-    ("accent_colour", "#12345g;}body{x:y"),
+    ("accent_colour", "#12345g;}body{x:y"), ("default_payout_percent", "150"), ("default_payout_percent", "0.5"),
 ])
 def test_bad_values_are_refused_and_change_nothing(app, client, admin, key, raw):
     before = setting(app, key)
