@@ -61,7 +61,7 @@ class Config:
     DEFAULT_PAYOUT_PERCENT = Decimal(os.environ.get("DEFAULT_PAYOUT_PERCENT", "80"))
     ALLOWED_DURATIONS = [int(s) for s in os.environ.get("ALLOWED_DURATIONS", "5,15,30,60,120,300,900,3600").split(",")]
     MAX_OPEN_TRADES = int(os.environ.get("MAX_OPEN_TRADES", "20"))
-    ACCENT_COLOUR = os.environ.get("ACCENT_COLOUR", "#3b82f6")
+    ACCENT_COLOUR = os.environ.get("ACCENT_COLOUR", "#2563eb")  # white text on it: 5.2:1
     # A market whose latest tick is older than this is unavailable for trading.
     FEED_STALE_AFTER_SECONDS = float(os.environ.get("FEED_STALE_AFTER_SECONDS", "10"))
     # A rise/fall entry on a quote older than this is refused ("prices are updating").
@@ -76,6 +76,9 @@ class Config:
     TICK_FLUSH_INTERVAL_MS = int(os.environ.get("TICK_FLUSH_INTERVAL_MS", "250"))
     TICK_FLUSH_MAX = int(os.environ.get("TICK_FLUSH_MAX", "500"))
     TICK_RETENTION_HOURS = float(os.environ.get("TICK_RETENTION_HOURS", "48"))
+    # `flask seed` records this many hours of simulated history for simulated markets that
+    # have none, so a new install's charts start full (0: no history).
+    SEED_BACKFILL_HOURS = float(os.environ.get("SEED_BACKFILL_HOURS") or "24")
     CANDLE_AGGREGATE_SECONDS = float(os.environ.get("CANDLE_AGGREGATE_SECONDS", "10"))
     CANDLES_MAX = int(os.environ.get("CANDLES_MAX", "5000"))  # per request to the candles API
     TWELVEDATA_API_KEY = os.environ.get("TWELVEDATA_API_KEY") or None

@@ -95,7 +95,7 @@ SPECS: dict[str, SettingSpec] = {
         SettingSpec("default_demo_balance", "Default demo balance", "DEFAULT_DEMO_BALANCE",
                     _decimal_range("Default demo balance", Decimal("1"), Decimal("10000000")), dump=str, load=Decimal),
         SettingSpec("default_payout_percent", "Default payout %", "DEFAULT_PAYOUT_PERCENT",
-                    _decimal_range("Default payout %", Decimal("1"), Decimal("1000")), dump=str, load=Decimal),
+                    _decimal_range("Default payout %", Decimal("1"), Decimal("100")), dump=str, load=Decimal),  # as a market's
         SettingSpec("allowed_durations", "Allowed durations (seconds)", "ALLOWED_DURATIONS", _durations),
         SettingSpec("max_open_trades", "Maximum open trades per user", "MAX_OPEN_TRADES", _int_range(1, 1000)),
         SettingSpec("site_name", "Site name", "SITE_NAME", _text(40)),

@@ -39,6 +39,11 @@ def navigation_items(is_admin: bool) -> list[tuple[str, str]]:
     ]
 
 
+def has_endpoint(endpoint: str) -> bool:
+    """Whether a feature's page exists in this app, so copy promises only what is there."""
+    return endpoint in current_app.view_functions
+
+
 def active_navigation(items: list[tuple[str, str]], current: str | None) -> str | None:
     """The one navigation endpoint to highlight: the page itself, else the first item of
     the page's feature (a trade's detail page lights up Trade, not History too)."""
@@ -61,7 +66,7 @@ def init_app(app: Flask) -> None:
     def inject_globals():
         site_name, accent_colour = branding()
         return {"site_name": site_name, "accent_colour": accent_colour, "navigation_items": navigation_items,
-                "active_navigation": active_navigation}
+                "active_navigation": active_navigation, "has_endpoint": has_endpoint}
 
 
 def branding() -> tuple[str, str]:
@@ -80,8 +85,11 @@ def branding() -> tuple[str, str]:
 def branding_css():
     """The accent colour as a stylesheet: the CSP forbids inline styles. base.html links
     it with the colour in the URL, so a changed colour is a new, cacheable URL."""
+    from .contrast import accent_palette
+
     _, accent = branding()
     if not re.fullmatch(r"#[0-9a-fA-F]{6}", accent):  # the env fallback is not validated like the setting
-        accent = "#3b82f6"
-    css = f":root {{ --accent: {accent}; }}\n"
+        accent = "#2563eb"
+    properties = " ".join(f"{name}: {value};" for name, value in accent_palette(accent).items())
+    css = f":root {{ {properties} }}\n"
     return current_app.response_class(css, mimetype="text/css", headers={"Cache-Control": "public, max-age=86400"})

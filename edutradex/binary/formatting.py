@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from ..market.service import market_snapshot
+from ..market.service import market_name, market_snapshot
 from . import bp
 
 
@@ -43,3 +43,6 @@ def precision_of(symbol: str) -> int | None:
     """The market's quoted decimal places."""
     market = market_snapshot(symbol)
     return market.precision if market is not None else None
+
+
+bp.add_app_template_global(market_name, "market_name")

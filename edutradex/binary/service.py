@@ -206,6 +206,26 @@ def recent_trades(user_id: int, limit: int = 8) -> list[Trade]:
     ))
 
 
+CHART_MARKS_LIMIT = 50
+
+
+def chart_trades(user_id: int, symbol: str, since_ms: int, limit: int = CHART_MARKS_LIMIT) -> list[Trade]:
+    """The user's newest trades on a symbol opened since `since_ms` (oldest first): what the
+    trade page's chart marks (entry, expiry and result)."""
+    newest = list(db.session.scalars(
+        select(Trade).where(Trade.user_id == user_id, Trade.symbol == symbol, Trade.entry_ts_ms >= since_ms,
+                            Trade.status != TradeStatus.CANCELLED.value)
+        .order_by(Trade.entry_ts_ms.desc(), Trade.id.desc()).limit(limit)
+    ))
+    return newest[::-1]
+
+
+def chart_mark(trade: Trade) -> dict:
+    return {"id": trade.id, "direction": trade.direction, "entry_ms": trade.entry_ts_ms,
+            "entry_price": str(trade.entry_price), "expires_ms": trade.expires_ms, "status": trade.status,
+            "result": trade.result, "exit_price": None if trade.exit_price is None else str(trade.exit_price)}
+
+
 def trade_for_user(user_id: int, trade_id: int) -> Trade:
     """Another user's trade is indistinguishable from a missing one."""
     trade = db.session.get(Trade, trade_id)

@@ -47,6 +47,7 @@ from ..core.events import user_room
 from ..extensions import db, socketio
 from ..market.models import Tick
 from ..market.quotes import now_ms
+from ..market.service import market_name
 from ..market.ticks import flushed_watermark, gaps_overlapping, tick_at_or_before
 from ..types import Money, utcnow
 from .models import Direction, SettlementRule, Trade, TradeResult, TradeStatus
@@ -80,7 +81,8 @@ class SettledTrade:
 
     def as_event(self) -> dict:
         return {
-            "id": self.id, "symbol": self.symbol, "direction": self.direction, "stake": str(self.stake),
+            "id": self.id, "symbol": self.symbol, "market_name": market_name(self.symbol),
+            "direction": self.direction, "stake": str(self.stake),
             "result": self.result, "rule": self.rule, "payout": str(self.payout),
             "profit": str(self.payout - self.stake), "entry_price": str(self.entry_price),
             "exit_price": None if self.exit_price is None else str(self.exit_price),

@@ -10,17 +10,18 @@ from decimal import Decimal
 
 from flask import Response, abort, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import select
 
 from ..errors import DomainError
 from ..extensions import db
-from ..market.models import Market
 from ..market.quotes import latest_quote, now_ms
+from ..market.service import grouped_markets, list_markets, market_view, needs_provider
 from ..parsing import parse_page
 from ..settings import get_setting
 from . import bp
 from .service import (
     HistoryFilter,
+    chart_mark,
+    chart_trades,
     history_query,
     open_trades,
     place_trade,
@@ -53,7 +54,7 @@ def with_server_time(body: str) -> tuple[str, dict[str, str]]:
 @bp.route("/trade/<symbol>")
 @login_required
 def trade(symbol: str | None = None):
-    markets = list(db.session.scalars(select(Market).where(Market.active.is_(True)).order_by(Market.market_type, Market.symbol)))
+    markets = list_markets(active_only=True)
     if not markets:
         return render_template("binary/trade.html", market=None, markets=[])
     if symbol is None:
@@ -63,10 +64,13 @@ def trade(symbol: str | None = None):
     if market is None:
         abort(404)
     quote = latest_quote(market.symbol)
+    view = market_view(market)
     stakes = [s for s in QUICK_STAKES if market.min_stake <= s <= market.max_stake] or [market.min_stake]
     default_stake = Decimal("10") if market.min_stake <= Decimal("10") <= market.max_stake else market.min_stake
     return render_template(
-        "binary/trade.html", market=market, markets=markets, quote=quote, quick_stakes=stakes,
+        "binary/trade.html", market=market, markets=markets, market_groups=grouped_markets(markets), quote=quote,
+        market_message=view.message if view.status != "live" else None, needs_provider=needs_provider,
+        quick_stakes=stakes,
         default_stake=default_stake, durations=get_setting("allowed_durations"),
         idempotency_key=new_idempotency_key(), open_trades=open_trades(current_user.id),
         recent=recent_trades(current_user.id), now_ms=now_ms(),
@@ -100,6 +104,17 @@ def activity():
                                             recent=recent_trades(current_user.id)))
 
 
+CHART_MARKS_SECONDS = 86_400
+
+
+@bp.route("/trade/<symbol>/marks")
+@login_required
+def chart_marks(symbol: str):
+    """The user's trades on a symbol over the last day, for the chart's markers."""
+    trades = chart_trades(current_user.id, symbol.upper(), now_ms() - CHART_MARKS_SECONDS * 1000)
+    return {"symbol": symbol.upper(), "trades": [chart_mark(t) for t in trades]}
+
+
 def _filters() -> HistoryFilter:
     args = request.args
     return HistoryFilter.parse(args.get("symbol"), args.get("result"), args.get("date_from"), args.get("date_to"))
@@ -108,7 +123,7 @@ def _filters() -> HistoryFilter:
 @bp.route("/history")
 @login_required
 def history():
-    symbols = list(db.session.scalars(select(Market.symbol).order_by(Market.symbol)))
+    symbols = [m.symbol for m in list_markets()]
     try:
         filters = _filters()
     except DomainError as exc:

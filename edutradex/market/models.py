@@ -32,8 +32,8 @@ class VolatilityMode(enum.StrEnum):
 class Market(db.Model):
     __tablename__ = "markets"
     # Only scale-free checks: on SQLite these columns hold integers scaled by 10**scale, so
-    # a bound like "payout_percent <= 1000" would mean 10.00 there. The upper bounds (payout
-    # <= 1000 %, trend bias within -1..1) are enforced by service.update_market.
+    # a bound like "payout_percent <= 100" would mean 1.00 there. The bounds (payout 1..100 %,
+    # trend bias within -1..1) are enforced by service.update_market.
     __table_args__ = (
         CheckConstraint("min_stake > 0 AND max_stake >= min_stake", name="ck_markets_stake_range"),
         CheckConstraint("payout_percent > 0", name="ck_markets_payout"),

@@ -5,6 +5,7 @@ the next trade (which reads the row)."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -97,15 +98,46 @@ def market_snapshot(symbol: str) -> Market | None:
     return cache["markets"].get(symbol) if isinstance(symbol, str) else None
 
 
+# Simulated markets first (always open), real FOREX last (it needs a data provider).
+TYPE_ORDER = {MarketType.OTC.value: 0, MarketType.SYNTHETIC.value: 1, MarketType.FOREX.value: 2}
+
+
+def natural_key(text: str) -> tuple:
+    """Numbers compare as numbers: Volatility 10, 25, 50, 100 (not 10, 100, 25, 50)."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+                 for part in re.split(r"(\d+)", text) if part)
+
+
+def market_order(market: Market) -> tuple:
+    return TYPE_ORDER.get(market.market_type, len(TYPE_ORDER)), natural_key(market.name), market.symbol
+
+
+def market_name(symbol: str) -> str:
+    """The market's display name (the symbol itself for an unknown one)."""
+    market = market_snapshot(symbol)
+    return market.name if market is not None else symbol
+
+
 def list_markets(market_type: str | None = None, active_only: bool = False) -> list[Market]:
-    query = select(Market).order_by(Market.market_type, Market.symbol)
+    """In display order: OTC, then the volatility indices, then FOREX; names sorted naturally."""
+    query = select(Market)
     if market_type:
         if market_type not in MarketType.__members__:
             raise DomainError(f"Unknown market type {market_type!r}; use FOREX, OTC or SYNTHETIC.")
         query = query.where(Market.market_type == market_type)
     if active_only:
         query = query.where(Market.active.is_(True))
-    return list(db.session.scalars(query))
+    return sorted(db.session.scalars(query), key=market_order)
+
+
+def grouped_markets(markets: list[Market]) -> list[tuple[str, list[Market]]]:
+    """(market type, its markets) in the order given: for grouped pickers."""
+    groups: list[tuple[str, list[Market]]] = []
+    for market in markets:
+        if not groups or groups[-1][0] != market.market_type:
+            groups.append((market.market_type, []))
+        groups[-1][1].append(market)
+    return groups
 
 
 # ---- validated changes (the admin panel) ------------------------------------------------
@@ -159,10 +191,29 @@ def _volatility(field: str, raw: Any) -> str:
     return value
 
 
+# A win pays the stake plus payout % of it. The product guide's default is 80 %; above 100 %
+# a win would pay more than double the stake, which no fixed-odds desk offers.
+PAYOUT_MIN, PAYOUT_MAX = Decimal("1"), Decimal("100")
+
+
+def _payout(raw: Any) -> Decimal:
+    value = _decimal(FIELD_LABELS["payout_percent"], raw, 2)
+    if not PAYOUT_MIN <= value <= PAYOUT_MAX:
+        raise DomainError(f"Payout %: enter {PAYOUT_MIN} to {PAYOUT_MAX}. A win pays the stake plus this share of it, "
+                          f"so {PAYOUT_MAX} doubles the stake.")
+    return value
+
+
+# What people call each field (admin forms, messages and the audit log).
+FIELD_LABELS = {
+    "name": "Name", "active": "Open for trading", "payout_percent": "Payout %", "min_stake": "Minimum stake",
+    "max_stake": "Maximum stake", "volatility_mode": "Volatility mode", "trend_bias": "Trend bias",
+    "precision": "Precision", "spread": "Spread", "initial_price": "Start price", "provider_symbol": "Provider symbol",
+}
 PARSERS = {
     "name": lambda raw: _text("Name", raw, 80),
-    "active": lambda raw: _bool("Active", raw),
-    "payout_percent": lambda raw: _decimal("Payout %", raw, 2, Decimal("0"), Decimal("1000"), low_inclusive=False),
+    "active": lambda raw: _bool("Open for trading", raw),
+    "payout_percent": _payout,
     "min_stake": lambda raw: _decimal("Minimum stake", raw, 2, Decimal("0"), STAKE_LIMIT_CEILING, low_inclusive=False),
     "max_stake": lambda raw: _decimal("Maximum stake", raw, 2, Decimal("0"), STAKE_LIMIT_CEILING, low_inclusive=False),
     "volatility_mode": lambda raw: _volatility("Volatility mode", raw),
@@ -196,7 +247,8 @@ def update_market(symbol: str, /, **changes: Any) -> tuple[dict[str, Any], dict[
     if market.market_type == MarketType.FOREX.value:
         simulated = sorted(SIMULATION_FIELDS & {f for f, v in values.items() if v is not None})
         if simulated:
-            raise DomainError(f"{market.name} uses real prices; {', '.join(simulated)} only apply to simulated markets.")
+            labels = ", ".join(label for field, label in FIELD_LABELS.items() if field in simulated)
+            raise DomainError(f"{market.name} uses real prices; {labels} only apply to simulated markets.")
     elif values.get("initial_price", market.initial_price) is None:
         raise DomainError("Start price: a simulated market needs one.")
     min_stake = values.get("min_stake", market.min_stake)
@@ -226,6 +278,15 @@ def price_quantum(precision: int) -> Decimal:
 def feed_configured() -> bool:
     config = current_app.config
     return bool(config.get("TWELVEDATA_API_KEY") or config.get("FINNHUB_API_KEY"))
+
+
+NEEDS_PROVIDER = ("{name} uses real prices, which need a market-data provider; none is configured, "
+                  "so it cannot be traded here.")
+
+
+def needs_provider(market: Market) -> bool:
+    """A FOREX market that can never get a price on this install."""
+    return not market.is_simulated and not feed_configured()
 
 
 @dataclass(frozen=True)
@@ -261,8 +322,8 @@ def market_view(market: Market, with_change: bool = False) -> MarketView:
     status, message = "live", None
     if not market.active:
         status, message = "paused", f"{market.name} is paused by the operators."
-    elif quote is None and not market.is_simulated and not feed_configured():
-        status, message = "unavailable", f"{market.name} needs a real price feed; none is configured."
+    elif quote is None and needs_provider(market):
+        status, message = "unavailable", NEEDS_PROVIDER.format(name=market.name)
     else:
         try:
             quotes.fresh_quote(market.symbol, market.name)

@@ -73,11 +73,14 @@ def index():
     market_type = request.args.get("type") or None
     if market_type and market_type not in MarketType.__members__:
         market_type = None
-    order = {MarketType.OTC.value: 0, MarketType.SYNTHETIC.value: 1, MarketType.FOREX.value: 2}
+    # list_markets' order (OTC, volatility indices, FOREX; names sorted naturally), with the
+    # markets that cannot be traded now after those that can.
     views = sorted((service.market_view(m, with_change=True) for m in service.list_markets(active_only=True)),
-                   key=lambda v: (v.status != "live", order[v.market.market_type], v.market.symbol))
+                   key=lambda v: v.status != "live")
     return render_template("market/index.html", markets=views, market_type=market_type,
-                           market_types=[t.value for t in MarketType])
+                           market_types=sorted((t.value for t in MarketType), key=service.TYPE_ORDER.get),
+                           can_trade="binary.trade" in current_app.view_functions,
+                           needs_provider=service.needs_provider)
 
 
 @bp.route("/markets/<symbol>")

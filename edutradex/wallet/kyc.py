@@ -109,10 +109,16 @@ def submit_kyc(user_id: int, legal_name: str, date_of_birth: str, country: str, 
     return submission
 
 
+# The details in the order the form asks for them (the stored JSON sorts its keys).
+FORM_ORDER = ("legal_name", "date_of_birth", "country", "address", "id_number")
+
+
 def submission_details(submission_id: int) -> dict:
-    """The decrypted details, for the admin review screen."""
+    """The decrypted details in form order, for the admin review screen."""
     submission = found(db.session.get(KycSubmission, submission_id), "No such KYC submission.")
-    return decrypt_json(submission.data_encrypted)
+    details = decrypt_json(submission.data_encrypted)
+    rank = {key: i for i, key in enumerate(FORM_ORDER)}
+    return {key: details[key] for key in sorted(details, key=lambda k: (rank.get(k, len(rank)), k))}
 
 
 def pending_submissions() -> list[KycSubmission]:

@@ -77,7 +77,8 @@ def test_admin_deactivates_a_user_tunes_a_market_and_reads_the_audit_log(server,
         page.get_by_label("Volatility mode").select_option("SPIKE")
         page.get_by_role("button", name="Save changes").click()
         page.wait_for_selector(".toast-success")
-        assert "payout_percent" in page.locator(".toast-success").inner_text()
+        toast = page.locator(".toast-success").inner_text()
+        assert "Payout %, Volatility mode updated" in toast and "payout_percent" not in toast  # labels, not names
         assert page.get_by_label("Payout %").input_value() == "87.50"
         # The live price keeps moving on the admin page.
         price = page.locator("[data-live-price]")
@@ -86,13 +87,14 @@ def test_admin_deactivates_a_user_tunes_a_market_and_reads_the_audit_log(server,
                                arg=first, timeout=10000)
 
         page.locator(".admin-subnav").get_by_role("link", name="Audit log").click()
-        rows = page.locator(".audit-table tbody tr")
+        rows = page.locator(".audit-table > tbody > tr")
         assert rows.count() == 2
         assert "market.update" in rows.nth(0).inner_text() and "VOLATILITY_50" in rows.nth(0).inner_text()
+        assert "Payout %" in rows.nth(0).inner_text() and "87.50" in rows.nth(0).inner_text()
         assert "user.deactivate" in rows.nth(1).inner_text()
         page.get_by_label("Action").select_option("user.deactivate")
         page.get_by_role("button", name="Filter").click()
-        assert page.locator(".audit-table tbody tr").count() == 1
+        assert page.locator(".audit-table > tbody > tr").count() == 1
         assert errors == []
     finally:
         target_context.close()

@@ -13,7 +13,7 @@ from edutradex.market import feed as feed_module
 from edutradex.market import quotes
 from edutradex.market.feed import PriceFeed
 from edutradex.market.models import Market
-from edutradex.market.service import seed_markets
+from edutradex.market.service import seed_markets, update_market
 
 from .conftest import audit_entries
 
@@ -153,3 +153,25 @@ def test_list_shows_live_prices(app, client, admin, feed):
     assert f"{quote.bid} / {quote.ask}" in html
     assert f'data-symbol="{SYMBOL}"' in html
     assert client.get("/admin/markets/NOPE").status_code == 404
+
+
+def test_a_payout_above_100_percent_is_refused_with_the_limit(app, client, admin, markets):
+    response = admin.post(f"/admin/markets/{SYMBOL}", {"payout_percent": "150"}, htmx=True)
+    assert response.status_code == 400
+    text = response.get_data(as_text=True)
+    assert "Payout %: enter 1 to 100. A win pays the stake plus this share of it, so 100 doubles the stake." in text
+    assert market(app).payout_percent == Decimal("80.00") and audit_entries(app) == []
+    form = client.get(f"/admin/markets/{SYMBOL}").get_data(as_text=True)
+    assert "1 to 100: a win pays the stake plus this share of it." in form
+
+
+def test_messages_name_fields_by_their_labels(app, client, admin, markets):
+    response = admin.post(f"/admin/markets/{SYMBOL}", {"trend_bias": "0.2", "payout_percent": "85", "active": "yes"})
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Payout %, Trend bias updated; live from the next tick." in page
+    assert "payout_percent" not in page.split('id="toasts"')[1].split("</div>")[1]
+    with app.app_context():
+        with pytest.raises(DomainError, match="only apply") as refused:
+            update_market("EUR_USD", volatility_mode="HIGH", trend_bias="0.1")
+        assert "Volatility mode, Trend bias only apply" in refused.value.message
+        db.session.rollback()

@@ -38,7 +38,7 @@ def test_each_setting_changes_and_is_audited(app, client, admin, admin_id, key, 
     ("default_demo_balance", "NaN"), ("default_demo_balance", "1e309"), ("default_demo_balance", "-5"),
     ("default_demo_balance", "10.001"), ("max_open_trades", "0"), ("allowed_durations", "abc"),
     ("site_name", ""), ("site_name", "x" * 41), ("accent_colour", "red"),
-    ("accent_colour", "#12345g;}body{x:y"),
+    ("accent_colour", "#12345g;}body{x:y"), ("default_payout_percent", "150"), ("default_payout_percent", "0.5"),
 ])
 def test_bad_values_are_refused_and_change_nothing(app, client, admin, key, raw):
     before = setting(app, key)
@@ -80,12 +80,13 @@ def test_site_name_and_accent_colour_brand_every_page(app, client, admin):
     assert "Acme Academy" in anonymous.get("/login").get_data(as_text=True)
     css = anonymous.get("/branding.css?v=ff8800")
     assert css.status_code == 200 and css.mimetype == "text/css"
-    assert css.get_data(as_text=True).strip() == ":root { --accent: #ff8800; }"
+    assert css.get_data(as_text=True).strip() == ":root { --accent: #ff8800; --accent-text: #000000; --accent-fg: #ff8800; }"
 
 
 def test_branding_falls_back_to_the_config(app):
     anonymous = app.test_client()
-    assert anonymous.get("/branding.css").get_data(as_text=True).strip() == ":root { --accent: #3b82f6; }"
+    assert anonymous.get("/branding.css").get_data(as_text=True).strip() == \
+        ":root { --accent: #2563eb; --accent-text: #ffffff; --accent-fg: #5384ef; }"
     assert "EduTradeX" in anonymous.get("/login").get_data(as_text=True)
 
 
@@ -97,3 +98,19 @@ def test_new_users_get_the_default_demo_balance_setting(app, client, admin):
         user = make_user("new@example.com")
         assert user.demo_balance == Decimal("777.00")
         db.session.rollback()
+
+
+def test_accent_colour_gets_a_readable_text_colour_and_the_admin_is_told(app, client, admin):
+    response = admin.post("/admin/settings/accent_colour", {"value": "#ffff00"})
+    assert response.status_code == 302
+    assert "Accent colour set to #ffff00. Black text on it (19.6:1" in client.get("/admin/settings").get_data(as_text=True)
+    css = app.test_client().get("/branding.css?v=ffff00").get_data(as_text=True)
+    assert "--accent: #ffff00; --accent-text: #000000;" in css
+    page = client.get("/admin/settings").get_data(as_text=True)
+    assert 'data-testid="accent-note"' in page and "Black text on it" in page
+
+
+def test_a_refused_value_names_the_setting_by_its_label(app, client, admin):
+    response = admin.post("/admin/settings/default_payout_percent", {"value": "150"}, htmx=True)
+    assert response.status_code == 400
+    assert "Default payout %: Enter a value from 1 to 100." in response.get_data(as_text=True)

@@ -106,5 +106,5 @@ def test_bad_input_is_a_400_with_a_message(seeded, client, path, message):
 
 def test_markets_list_api(seeded, client):
     body = client.get("/api/markets?type=SYNTHETIC").get_json()
-    assert [m["symbol"] for m in body] == ["VOLATILITY_10", "VOLATILITY_100", "VOLATILITY_25", "VOLATILITY_50"]
+    assert [m["symbol"] for m in body] == ["VOLATILITY_10", "VOLATILITY_25", "VOLATILITY_50", "VOLATILITY_100"]
     assert client.get("/api/markets?type=CRYPTO").status_code == 400

@@ -40,7 +40,7 @@ def test_forex_is_never_simulated_and_shows_unavailable(harness, seeded):
             with pytest.raises(quotes.MarketUnavailable, match="no live price"):
                 quotes.fresh_quote(symbol, "EUR/USD")
             view = service.market_view(service.get_market(symbol))
-            assert view.status == "unavailable" and "needs a real price feed" in view.message
+            assert view.status == "unavailable" and "need a market-data provider" in view.message
 
 
 def test_ticks_are_written_in_batches_with_one_insert(harness, seeded):

@@ -78,9 +78,18 @@ def test_update_market_returns_only_what_changed(seeded):
         assert service.update_market("VOLATILITY_25", volatility_mode="HIGH") == ({}, {})
 
 
+def test_payout_limits_are_inclusive(seeded):
+    with seeded.app_context():
+        assert service.update_market("OTC_EUR_USD", payout_percent="100")[1] == {"payout_percent": "100.00"}
+        assert service.update_market("OTC_EUR_USD", payout_percent="1")[1] == {"payout_percent": "1.00"}
+        db.session.rollback()
+
+
 @pytest.mark.parametrize("changes, message", [
-    ({"payout_percent": "0"}, "Payout %: must be more than 0"),
-    ({"payout_percent": "1000.01"}, "Payout %: must be at most 1000"),
+    ({"payout_percent": "0"}, "Payout %: enter 1 to 100"),
+    ({"payout_percent": "0.99"}, "Payout %: enter 1 to 100"),
+    ({"payout_percent": "100.01"}, "Payout %: enter 1 to 100. A win pays the stake plus this share of it"),
+    ({"payout_percent": "150"}, "Payout %: enter 1 to 100"),
     ({"payout_percent": "80.123"}, "at most 2 decimal places"),
     ({"payout_percent": "NaN"}, "enter a number"),
     ({"payout_percent": "1e309"}, "enter a number"),

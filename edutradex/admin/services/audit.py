@@ -114,3 +114,62 @@ def known_target_types() -> list[str]:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# ---- reading an entry: what changed, as a before/after table -------------------------------
+
+# Labels for the fields that admin actions record, beyond the markets' and the settings' own.
+FIELD_LABELS = {
+    "active": "Active", "demo_balance": "Demo balance", "credit_balance": "Credit balance", "amount": "Amount",
+    "role": "Role", "status": "Status", "user_id": "User", "reason": "Reason",
+}
+
+
+@dataclass(frozen=True)
+class AuditChange:
+    field: str  # the label people know the field by
+    before: str
+    after: str
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def _label(entry: AdminAuditEntry, key: str) -> str:
+    if entry.target_type == "setting":
+        from ...settings import SPECS
+
+        if key in SPECS:
+            return SPECS[key].label
+    if entry.target_type == "market":
+        from ...market.service import FIELD_LABELS as MARKET_LABELS
+
+        if key in MARKET_LABELS:
+            return MARKET_LABELS[key]
+    return FIELD_LABELS.get(key) or key.replace("_", " ").capitalize()
+
+
+def _shown(value: Any, present: bool) -> str:
+    if not present or value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(_shown(v, True) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_shown(v, True)}" for k, v in value.items())
+    return str(value)
+
+
+def audit_changes(entry: AdminAuditEntry) -> list[AuditChange]:
+    """One row per recorded field, in the order recorded (before's fields first): its label,
+    the value before and the value after ("—" where a side did not record it)."""
+    before, after = entry.before, entry.after
+    if not isinstance(before, dict) or not isinstance(after, dict):
+        if before is None and after is None:
+            return []
+        return [AuditChange("Value", _shown(before, True), _shown(after, True))]
+    keys = list(before) + [key for key in after if key not in before]
+    return [AuditChange(_label(entry, key), _shown(before.get(key), key in before), _shown(after.get(key), key in after))
+            for key in keys]

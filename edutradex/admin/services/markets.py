@@ -15,6 +15,18 @@ from .audit import Actor, record_audit
 # The fields the admin edits, in form order; simulation-only ones are left out for FOREX.
 EDITABLE = ("active", "payout_percent", "min_stake", "max_stake", "spread", "volatility_mode", "trend_bias")
 SIMULATION_ONLY = {"volatility_mode", "trend_bias"}
+LABELS = market_service.FIELD_LABELS
+HINTS = {
+    "payout_percent": f"{market_service.PAYOUT_MIN:g} to {market_service.PAYOUT_MAX:g}: a win pays the stake plus this share of it.",
+    "spread": "Ask − bid, in price units.",
+    "trend_bias": "−1 bearish … 0 neutral … 1 bullish.",
+}
+
+
+def changed_labels(changed: dict[str, Any]) -> str:
+    """The changed fields by their labels, in form order."""
+    order = {field: i for i, field in enumerate(EDITABLE)}
+    return ", ".join(LABELS.get(f, f) for f in sorted(changed, key=lambda f: (order.get(f, len(order)), f)))
 
 
 @dataclass(frozen=True)

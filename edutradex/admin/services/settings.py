@@ -32,7 +32,11 @@ def change_setting(actor: Actor, key: str, raw: str) -> tuple[Any, Any] | None:
     """Returns (before, after), or None when the value did not change (nothing recorded)."""
     if key not in SPECS:
         raise SettingError("No such setting.", status_code=404)
-    before, after = set_setting(key, raw)
+    try:
+        before, after = set_setting(key, raw)
+    except SettingError as err:  # say which setting: the page holds a form per setting
+        db.session.rollback()
+        raise SettingError(f"{SPECS[key].label}: {err.message}", status_code=err.status_code) from None
     if before == after:
         db.session.rollback()
         return None

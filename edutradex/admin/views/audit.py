@@ -20,4 +20,5 @@ def audit_log():
     )
     pagination = db.paginate(service.audit_query(filters), page=page_number(), per_page=PER_PAGE, error_out=False)
     return render_template("admin/audit.html", pagination=pagination, filters=filters,
-                           actions=service.known_actions(), target_types=service.known_target_types())
+                           actions=service.known_actions(), target_types=service.known_target_types(),
+                           changes_of=service.audit_changes)

@@ -17,7 +17,8 @@ def markets():
 def market_detail(symbol: str):
     market = market_service.get_market(symbol)
     return render_template("admin/market_detail.html", market=market, quote=latest_quote(market.symbol),
-                           fields=service.editable_fields(market), modes=[m.value for m in VolatilityMode])
+                           fields=service.editable_fields(market), modes=[m.value for m in VolatilityMode],
+                           labels=service.LABELS, hints=service.HINTS)
 
 
 @bp.post("/markets/<symbol>")
@@ -28,4 +29,4 @@ def update_market(symbol: str):
     url = url_for("admin.market_detail", symbol=market.symbol)
     if not changed:
         return done(f"{market.name}: nothing changed.", url, "info")
-    return done(f"{market.name}: {', '.join(sorted(changed))} updated; live from the next tick.", url)
+    return done(f"{market.name}: {service.changed_labels(changed)} updated; live from the next tick.", url)

@@ -1,5 +1,6 @@
 from flask import render_template, request, url_for
 
+from ...contrast import describe_accent
 from ...settings import SPECS
 from .. import bp
 from ..services import settings as service
@@ -8,7 +9,7 @@ from ._common import actor, done
 
 @bp.get("/settings")
 def settings():
-    return render_template("admin/settings.html", rows=service.current_settings())
+    return render_template("admin/settings.html", rows=service.current_settings(), describe_accent=describe_accent)
 
 
 @bp.post("/settings/<key>")
@@ -17,4 +18,7 @@ def change_setting(key: str):
     label = SPECS[key].label
     if changed is None:
         return done(f"{label} is unchanged.", url_for("admin.settings"), "info")
-    return done(f"{label} set to {service.display(changed[1])}.", url_for("admin.settings"))
+    message = f"{label} set to {service.display(changed[1])}."
+    if key == "accent_colour":
+        message += " " + describe_accent(changed[1])
+    return done(message, url_for("admin.settings"))

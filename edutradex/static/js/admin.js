@@ -36,7 +36,7 @@
           handleScale: false,
         });
         var series = chart.addSeries(LightweightCharts.HistogramSeries, {
-          color: cssVar("--accent", "#3b82f6"),
+          color: cssVar("--accent", "#2563eb"),
           priceFormat: { type: "price", precision: 2, minMove: 0.01 },
         });
         series.setData(days.map(function (d) { return { time: d.time, value: Number(d.value) }; }));

@@ -70,7 +70,7 @@
     // Every page: the user's room is joined on every connection, so a trade that settles
     // while its trader reads another page is announced there too.
     socket.on("trade_settled", function (trade) {
-      var text = (trade.name || trade.symbol) + " " + trade.direction + " " + formatMoney(trade.stake) + ": " + trade.result;
+      var text = (trade.market_name || trade.symbol) + " " + trade.direction + " " + formatMoney(trade.stake) + ": " + trade.result;
       if (trade.result === "WIN") text += " +" + formatMoney(trade.profit);
       else if (trade.result === "TIE") text += ", stake returned";
       var el = toast(text, trade.result === "WIN" ? "success" : trade.result === "LOSS" ? "error" : "info");
@@ -83,5 +83,79 @@
     });
   }
 
-  window.EduTradeX = { socket: socket, toast: toast, formatMoney: formatMoney };
+  // ---- the phone menu: a real button that says whether the menu is open ------------------
+  var menuButton = document.querySelector(".nav-toggle[aria-controls]");
+  if (menuButton) {
+    menuButton.addEventListener("click", function () {
+      menuButton.setAttribute("aria-expanded", menuButton.getAttribute("aria-expanded") === "true" ? "false" : "true");
+    });
+    document.addEventListener("keydown", function (evt) {
+      if (evt.key === "Escape" && menuButton.getAttribute("aria-expanded") === "true") {
+        menuButton.setAttribute("aria-expanded", "false");
+        menuButton.focus();
+      }
+    });
+  }
+
+  // ---- connection state: Live / Reconnecting / Offline ------------------------------------
+  // Prices arrive over the socket; when it drops they freeze, so every page that shows
+  // prices says so (elements with data-connection-state). Reconnecting while Socket.IO
+  // retries; Offline once that has lasted data-offline-after-ms (default 10 s), or the
+  // browser says it is offline, or the client gave up. Socket.IO keeps retrying, and
+  // the page turns Live again on its own when the server is back.
+  var LABELS = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", offline: "Offline" };
+  var TITLES = {
+    connecting: "Connecting to the live price stream.",
+    live: "Prices are streaming live.",
+    reconnecting: "The live connection dropped: prices are paused while we reconnect.",
+    offline: "No connection to the server: prices shown are not current. Retrying…",
+  };
+  var connectionState = null;
+  var offlineTimer = null;
+
+  function setConnectionState(state) {
+    if (state === connectionState) return;
+    connectionState = state;
+    document.documentElement.setAttribute("data-connection", state);
+    document.querySelectorAll("[data-connection-state]").forEach(function (el) {
+      el.setAttribute("data-state", state);
+      el.title = TITLES[state];
+      var label = el.querySelector(".connection-label") || el;
+      label.textContent = LABELS[state];
+    });
+  }
+
+  function offlineAfterMs() {
+    var el = document.querySelector("[data-connection-state][data-offline-after-ms]");
+    return (el && Number(el.getAttribute("data-offline-after-ms"))) || 10000;
+  }
+
+  function connectionLost() {
+    if (!navigator.onLine || !socket.active) { setConnectionState("offline"); return; }
+    if (connectionState === "reconnecting" || connectionState === "offline") return;  // already counting
+    setConnectionState("reconnecting");
+    clearTimeout(offlineTimer);
+    offlineTimer = setTimeout(function () {
+      if (!socket.connected) setConnectionState("offline");
+    }, offlineAfterMs());
+  }
+
+  if (socket) {
+    setConnectionState(socket.connected ? "live" : "connecting");
+    socket.on("connect", function () { clearTimeout(offlineTimer); setConnectionState("live"); });
+    socket.on("disconnect", function (reason) {
+      // The server closed it (e.g. a restart in a moment): Socket.IO does not retry that one.
+      if (reason === "io server disconnect") socket.connect();
+      connectionLost();
+    });
+    socket.on("connect_error", connectionLost);
+    socket.io.on("reconnect_failed", function () { setConnectionState("offline"); });
+    window.addEventListener("offline", function () { setConnectionState("offline"); });
+    window.addEventListener("online", function () { if (!socket.connected) connectionLost(); });
+  } else {
+    setConnectionState("offline");
+  }
+
+  window.EduTradeX = { socket: socket, toast: toast, formatMoney: formatMoney,
+                       connectionState: function () { return connectionState; } };
 })();

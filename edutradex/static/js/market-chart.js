@@ -5,7 +5,14 @@
 //   var line = chart.addPriceLine({price: 1.0851, color: "#16c784", title: "Entry"});
 //   chart.removePriceLine(line);
 //   var stop = chart.onTick(function (tick) { ... });   // {symbol, bid, ask, mid, ts_ms}
+//   chart.bindResolutionBar(el, function (res) { ... });  // buttons with data-resolution
 //   chart.destroy();
+//
+// Markup options (data- attributes on the container): data-symbol, data-resolution,
+// data-precision; data-resolution-bar="<id>" binds that element's [data-resolution]
+// buttons; data-marks-url=".../__SYMBOL__/marks" marks the user's trades on the chart
+// (entry arrow, then the result or the pending expiry), reloaded after every settlement
+// and every HTMX swap.
 //
 // Ticks arrive over the page's one Socket.IO connection (EduTradeX.socket). Several
 // charts and widgets may watch the same symbol: EduTradeX.MarketTicks counts the
@@ -20,6 +27,8 @@
   var RESOLUTIONS = { "1s": 1, "5s": 5, "1m": 60, "5m": 300, "15m": 900, "30m": 1800,
                       "1h": 3600, "4h": 14400, "1d": 86400 };
   var HISTORY_CANDLES = 300;
+  var CANDLE_PIXELS = 8;  // room per candle when the history opens; scroll or pinch for more
+  var UP = "#16c784", DOWN = "#ea3943", MUTED = "#8b97b0";
 
   // ---- tick subscriptions, shared by everything on the page ----------------------------
   var MarketTicks = (function () {
@@ -114,6 +123,9 @@
     this._generation = 0;     // ignores history answers for an old symbol/resolution
     this._unsubscribe = null;
     this._destroyed = false;
+    this._marksUrl = options.marksUrl || container.getAttribute("data-marks-url");
+    this._trades = [];        // the user's trades on this symbol (see _loadMarks)
+    this._markerList = [];
 
     container.classList.add("market-chart");
     this._legend = el("div", "market-chart-legend");
@@ -143,8 +155,20 @@
       wickUpColor: "#16c784", wickDownColor: "#ea3943",
     });
     this._applyPrecision();
+    this._markers = LC.createSeriesMarkers ? LC.createSeriesMarkers(this._series, []) : null;
 
     var self = this;
+    var barId = container.getAttribute("data-resolution-bar");
+    if (barId && document.getElementById(barId)) this.bindResolutionBar(document.getElementById(barId));
+    if (this._marksUrl) {
+      var marksTimer = null;
+      this._reloadMarks = function () {
+        clearTimeout(marksTimer);
+        marksTimer = setTimeout(function () { if (!self._destroyed) self._loadMarks(); }, 200);
+      };
+      if (MarketTicks.socket) MarketTicks.socket.on("trade_settled", this._reloadMarks);
+      document.addEventListener("htmx:afterSettle", this._reloadMarks);
+    }
     this._onCrosshair = function (param) { self._showLegend(param); };
     this._chart.subscribeCrosshairMove(this._onCrosshair);
     // Reload history after a reconnect (ticks were missed), not on the first connect.
@@ -155,10 +179,12 @@
     };
     if (MarketTicks.socket) MarketTicks.socket.on("connect", this._onReconnect);
 
+    MarketChart.all.push(this);
     this._start();
   }
 
   MarketChart.RESOLUTIONS = Object.keys(RESOLUTIONS);
+  MarketChart.all = [];  // the charts on the page (for tests and the console)
 
   MarketChart.prototype._applyPrecision = function () {
     if (this.precision === null || isNaN(this.precision)) return;
@@ -238,12 +264,14 @@
         }
         self._series.setData(bars);
         self._last = bars.length ? bars[bars.length - 1] : null;
+        self._fitRange(bars.length);
         self._loading = false;
         self._setStatus(bars.length ? "" : "Waiting for prices…");
         var pending = self._pending;
         self._pending = [];
         pending.forEach(function (tick) { self._handleTick(tick); });
         self._showLegend(null);
+        if (self._marksUrl) self._loadMarks(); else self._drawMarks();
       })
       .catch(function (err) {
         if (generation !== self._generation || self._destroyed) return;
@@ -266,7 +294,8 @@
     }
     var bar = this._last;
     if (bar && time < bar.time) return;  // older than what is drawn (history overlap)
-    if (!bar || time > bar.time) {
+    var newBar = !bar || time > bar.time;
+    if (newBar) {
       bar = { time: time, open: bar ? bar.close : mid, high: high, low: low, close: mid };
       bar.high = Math.max(bar.high, bar.open);
       bar.low = Math.min(bar.low, bar.open);
@@ -275,6 +304,7 @@
     }
     this._last = bar;
     this._series.update(bar);
+    if (newBar && this._trades.length) this._drawMarks();  // an expiry may have a bar now
     this._setStatus("");
     this._showLegend(null);
     var callbacks = this._tickCallbacks.slice();
@@ -283,12 +313,104 @@
     }
   };
 
+  // Show as many of the newest candles as fit readably (all of them when fewer), the
+  // newest in view: about 110 on a desktop, 30 on a phone.
+  MarketChart.prototype._fitRange = function (count) {
+    if (!count) return;
+    var timeScale = this._chart.timeScale();
+    var visible = Math.max(30, Math.min(150, Math.floor((this.container.clientWidth || 800) / CANDLE_PIXELS)));
+    if (count <= visible) { timeScale.fitContent(); return; }
+    timeScale.setVisibleLogicalRange({ from: count - visible, to: count - 1 + 4 });
+  };
+
+  // ---- the user's trades as markers -------------------------------------------------------
+  MarketChart.prototype._loadMarks = function () {
+    var self = this;
+    var symbol = this.symbol;
+    var url = this._marksUrl.replace("__SYMBOL__", encodeURIComponent(symbol));
+    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) {
+        if (!body || self._destroyed || symbol !== self.symbol) return;
+        self._trades = body.trades || [];
+        self._drawMarks();
+      })
+      .catch(function () { /* marks are a nicety: the chart works without them */ });
+  };
+
+  // Entry: an arrow at the entry candle. Expiry: the result (WIN/LOSS/TIE) at the exit
+  // candle, or a grey "end" once the candle of a pending expiry is drawn.
+  MarketChart.prototype._drawMarks = function () {
+    if (!this._markers) return;
+    var seconds = RESOLUTIONS[this.resolution];
+    var last = this._last ? this._last.time : null;
+    var markers = [];
+    function at(ms) { return Math.floor(ms / 1000 / seconds) * seconds; }
+    this._trades.forEach(function (trade) {
+      var up = trade.direction === "UP";
+      var entry = at(trade.entry_ms);
+      if (last === null || entry > last) return;
+      markers.push({ time: entry, position: up ? "belowBar" : "aboveBar", shape: up ? "arrowUp" : "arrowDown",
+                     color: up ? UP : DOWN, text: "#" + trade.id, id: "entry-" + trade.id });
+      var expiry = at(trade.expires_ms);
+      if (expiry > last) return;
+      if (trade.result) {
+        markers.push({ time: expiry, position: "aboveBar", shape: "circle", text: trade.result,
+                       color: trade.result === "WIN" ? UP : (trade.result === "LOSS" ? DOWN : MUTED),
+                       id: "result-" + trade.id });
+      } else {
+        markers.push({ time: expiry, position: "aboveBar", shape: "square", color: MUTED, text: "end",
+                       id: "expiry-" + trade.id });
+      }
+    });
+    markers.sort(function (a, b) { return a.time - b.time; });
+    this._markerList = markers;
+    this._markers.setMarkers(markers);
+  };
+
+  // What the chart marks now: [{id, time, text, ...}] (for tests and the console).
+  MarketChart.prototype.tradeMarkers = function () {
+    return this._markerList.slice();
+  };
+
+  // {candles, from, to}: how many candles are loaded and the logical range in view.
+  MarketChart.prototype.view = function () {
+    var range = this._chart.timeScale().getVisibleLogicalRange();
+    return { candles: this._series.data().length, from: range ? range.from : null, to: range ? range.to : null,
+             resolution: this.resolution };
+  };
+
+  // Wire a group of buttons with data-resolution to this chart; onChange(resolution) after
+  // each switch (e.g. to keep the choice in the URL).
+  MarketChart.prototype.bindResolutionBar = function (bar, onChange) {
+    var self = this;
+    var buttons = bar.querySelectorAll("[data-resolution]");
+    function mark() {
+      buttons.forEach(function (b) {
+        var on = b.getAttribute("data-resolution") === self.resolution;
+        b.classList.toggle("btn-primary", on);
+        b.classList.toggle("btn-ghost", !on);
+        b.setAttribute("aria-pressed", on ? "true" : "false");
+      });
+    }
+    buttons.forEach(function (button) {
+      button.addEventListener("click", function () {
+        self.setResolution(button.getAttribute("data-resolution"));
+        mark();
+        if (onChange) onChange(self.resolution);
+      });
+    });
+    mark();
+  };
+
   MarketChart.prototype.setSymbol = function (symbol) {
     if (!symbol || symbol === this.symbol) return;
     this.symbol = symbol;
+    this._trades = [];
     this._clearPriceLines();
     this._last = null;
     this._series.setData([]);
+    if (this._markers) this._markers.setMarkers([]);
     if (this.container.getAttribute("data-precision") === null) this.precision = null;
     this._start();
   };
@@ -299,6 +421,7 @@
     this.resolution = resolution;
     this._last = null;
     this._series.setData([]);
+    if (this._markers) this._markers.setMarkers([]);
     this._loadHistory();
   };
 
@@ -341,8 +464,14 @@
   MarketChart.prototype.destroy = function () {
     if (this._destroyed) return;
     this._destroyed = true;
+    var index = MarketChart.all.indexOf(this);
+    if (index >= 0) MarketChart.all.splice(index, 1);
     if (this._unsubscribe) this._unsubscribe();
     if (MarketTicks.socket) MarketTicks.socket.off("connect", this._onReconnect);
+    if (this._reloadMarks) {
+      if (MarketTicks.socket) MarketTicks.socket.off("trade_settled", this._reloadMarks);
+      document.removeEventListener("htmx:afterSettle", this._reloadMarks);
+    }
     this._chart.unsubscribeCrosshairMove(this._onCrosshair);
     this._tickCallbacks = [];
     this._priceLines = [];

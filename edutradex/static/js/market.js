@@ -113,21 +113,14 @@
       symbol: chartBox.getAttribute("data-symbol"), resolution: chartBox.getAttribute("data-resolution"),
     });
     watch(head, chartBox.getAttribute("data-symbol"));
-    document.querySelectorAll(".resolution-bar [data-resolution]").forEach(function (button) {
-      button.addEventListener("click", function () {
-        var res = button.getAttribute("data-resolution");
-        chart.setResolution(res);
-        document.querySelectorAll(".resolution-bar [data-resolution]").forEach(function (b) {
-          var on = b === button;
-          b.classList.toggle("btn-primary", on);
-          b.classList.toggle("btn-ghost", !on);
-          b.setAttribute("aria-pressed", on ? "true" : "false");
-        });
+    var resolutionBar = document.querySelector(".resolution-bar");
+    if (resolutionBar) {
+      chart.bindResolutionBar(resolutionBar, function (res) {
         var url = new URL(window.location.href);
         url.searchParams.set("resolution", res);
         history.replaceState(null, "", url.toString());
       });
-    });
+    }
     var select = document.getElementById("market-switch");
     if (select) {
       select.addEventListener("change", function () {
