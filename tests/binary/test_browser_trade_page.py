@@ -33,10 +33,26 @@ def shown_seconds(text: str) -> int:
     return int(minutes) * 60 + int(seconds)
 
 
-def test_countdown_is_right_after_time_on_the_page(binary_live, page):
+DESKTOP = {"width": 1440, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(params=[pytest.param(DESKTOP, id="desktop"), pytest.param(PHONE, id="phone")])
+def sized_page(browser, request):
+    """The page at a desktop and at a phone size (the phone one with touch, as on a phone)."""
+    phone = request.param is PHONE
+    context = browser.new_context(viewport=request.param, is_mobile=phone, has_touch=phone)
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    context.close()
+
+
+def test_countdown_is_right_after_time_on_the_page(binary_live, sized_page):
     """A page rendered 20 s ago must not shift the countdown by 20 s (it showed 0:36 for a
-    15 s trade): the clock comes with each placement response."""
+    15 s trade): the clock comes with each placement response. At a desktop and a phone size."""
     server, checker = binary_live
+    page = sized_page
     open_trade_page(page, server, "clock@example.com")
     page.wait_for_timeout(20_000)
     page.get_by_label("15s", exact=True).check()
@@ -54,7 +70,6 @@ def test_countdown_is_right_after_time_on_the_page(binary_live, page):
         # rounded up to the second by a display refreshed every 200 ms.
         left = (expires_ms - browser_now_ms) / 1000
         assert abs(shown_seconds(text) - math.ceil(left)) <= 1, f"countdown {text} with {left:.1f} s left"
-
 
 
 def test_countdown_is_right_after_coming_back_to_the_page(binary_live, page):
@@ -78,21 +93,6 @@ def test_countdown_is_right_after_coming_back_to_the_page(binary_live, page):
         "() => [document.querySelector('[data-testid=countdown]').textContent, Date.now()]")
     left = (expires_ms - browser_now_ms) / 1000
     assert abs(shown_seconds(text) - math.ceil(left)) <= 1, f"countdown {text} with {left:.1f} s left"
-
-
-DESKTOP = {"width": 1440, "height": 900}
-PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture(params=[pytest.param(DESKTOP, id="desktop"), pytest.param(PHONE, id="phone")])
-def sized_page(browser, request):
-    """The page at a desktop and at a phone size (the phone one with touch, as on a phone)."""
-    phone = request.param is PHONE
-    context = browser.new_context(viewport=request.param, is_mobile=phone, has_touch=phone)
-    page = context.new_page()
-    page.set_default_timeout(15000)
-    yield page
-    context.close()
 
 
 def overlaps(a: dict, b: dict) -> bool:

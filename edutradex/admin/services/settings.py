@@ -36,7 +36,9 @@ def change_setting(actor: Actor, key: str, raw: str) -> tuple[Any, Any] | None:
         before, after = set_setting(key, raw)
     except SettingError as err:  # say which setting: the page holds a form per setting
         db.session.rollback()
-        raise SettingError(f"{SPECS[key].label}: {err.message}", status_code=err.status_code) from None
+        label = SPECS[key].label  # the money parser's messages already start with it
+        message = err.message if err.message.startswith(f"{label}:") else f"{label}: {err.message}"
+        raise SettingError(message, status_code=err.status_code) from None
     if before == after:
         db.session.rollback()
         return None
