@@ -313,11 +313,11 @@ def leave_competition(competition_id: int, user_id: int, *, now: datetime | None
 
     def leave() -> Decimal:
         # Lock the competition row first (the order every entry takes), then re-check.
-        freed = db.session.execute(
+        locked = db.session.execute(
             update(table).where(table.c.id == competition_id, table.c.status == S.SCHEDULED.value,
-                                table.c.start_at > now, table.c.seats_taken > 0)
-            .values(seats_taken=table.c.seats_taken - 1).returning(table.c.id)).scalar_one_or_none()
-        if freed is None:
+                                table.c.start_at > now)
+            .values(seats_taken=table.c.seats_taken).returning(table.c.id)).scalar_one_or_none()
+        if locked is None:
             competition = get_competition(competition_id)
             if competition.status == S.CANCELLED.value:
                 raise Conflict("This competition was cancelled; every fee has been refunded.")
@@ -333,6 +333,8 @@ def leave_competition(competition_id: int, user_id: int, *, now: datetime | None
             .values(status=ParticipantStatus.LEFT.value, left_at=now).returning(Participant.id)).scalar_one_or_none()
         if left is None:
             raise Conflict("You are not in this competition.")
+        db.session.execute(update(table).where(table.c.id == competition_id)
+                           .values(seats_taken=table.c.seats_taken - 1))
         _refund(competition_id, participant)
         return participant.fees_paid
 
