@@ -297,7 +297,8 @@ def competition_clock(app: Flask) -> None:
             log.exception("competition recovery failed; the clock will retry")
         finally:
             db.session.remove()
-    while True:
+    stop = app.extensions.get("competition_clock_stop")  # an Event, set to stop the loop (tests)
+    while stop is None or not stop.is_set():
         socketio.sleep(interval)
         with app.app_context():
             try:
