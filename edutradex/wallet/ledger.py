@@ -15,16 +15,17 @@ transaction:
 The caller commits. Nothing here commits or rolls back, so a movement and the business
 change that caused it (a deposit marked completed, a withdrawal created) commit together.
 
-Competitions, for example (keys name the business event, so a retry is harmless)::
+Competitions, for example (keys name the business event, so a retry is harmless; the full
+list is in competitions/service.py and competitions/lifecycle.py)::
 
     pool = platform_account(PlatformAccountKind.PRIZE_POOL, f"competition:{cid}")
     post_ledger_entry(EntryType.COMPETITION_ENTRY, fee, debit=wallet_account(uid), credit=pool,
-                      idempotency_key=f"competition:{cid}:entry:{uid}", reference=f"competition:{cid}")
+                      idempotency_key=f"competition-entry:{cid}:{uid}", reference=f"competition:{cid}")
     post_ledger_entry(EntryType.PLATFORM_FEE, fee_total, debit=pool,
                       credit=platform_account(PlatformAccountKind.PLATFORM_REVENUE),
-                      idempotency_key=f"competition:{cid}:fee", reference=f"competition:{cid}")
+                      idempotency_key=f"competition-fee:{cid}", reference=f"competition:{cid}")
     post_ledger_entry(EntryType.COMPETITION_PRIZE, prize, debit=pool, credit=wallet_account(winner),
-                      idempotency_key=f"competition:{cid}:prize:{rank}", reference=f"competition:{cid}")
+                      idempotency_key=f"competition-prize:{cid}:{winner}", reference=f"competition:{cid}")
 """
 
 from __future__ import annotations
