@@ -249,19 +249,21 @@ def join_competition(competition_id: int, user_id: int, *, now: datetime | None 
     existing = get_participant(competition_id, user_id)
     if existing is not None and existing.status == ParticipantStatus.ACTIVE.value:
         raise Conflict("You are already in this competition.")
-    fee, capital = competition.entry_fee, competition.starting_capital
     table = Competition.__table__
 
     def join() -> JoinResult:
-        seats = db.session.execute(
+        # The fee and capital come from the locked row: an edit of the terms that committed
+        # a moment ago is what this entrant pays, and from here on no edit can change them.
+        seat = db.session.execute(
             update(table).where(table.c.id == competition_id, table.c.status == S.SCHEDULED.value,
                                 table.c.registration_opens_at <= now, table.c.registration_closes_at > now,
                                 table.c.seats_taken < table.c.max_participants)
             .values(seats_taken=table.c.seats_taken + 1, has_had_entrants=True)
-            .returning(table.c.seats_taken)).scalar_one_or_none()
-        if seats is None:
+            .returning(table.c.seats_taken, table.c.entry_fee, table.c.starting_capital)).one_or_none()
+        if seat is None:
             db.session.rollback()
             raise _why_not_open(get_competition(competition_id), now)
+        seats, fee, capital = seat
         # The competition row is ours until commit: read the participant again under it.
         participant = get_participant(competition_id, user_id)
         if participant is not None and participant.status == ParticipantStatus.ACTIVE.value:

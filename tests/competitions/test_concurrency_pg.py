@@ -148,3 +148,26 @@ def test_cancel_racing_the_start_happens_once(pg_app):
         assert status == "CANCELLED" and refunds == 3
         assert sum(o == 3 for o in outcomes) == 1
         assert_books_balance(pg_app)
+
+
+def test_terms_edits_racing_the_first_joins_never_charge_a_fee_other_than_the_locked_one(pg_app):
+    with pg_app.app_context():
+        competition = open_competition(entry_fee="10.00", max_participants=10)
+        users = bulk_traders(6, "100.00")
+        competition_id = competition.id
+
+    def race(i: int):
+        if i % 2:
+            return service.join_competition(competition_id, users[i // 2])
+        return service.update_competition(competition_id, {"entry_fee": f"{20 + i}.00"})
+
+    outcomes = run_in_threads(pg_app, 12, race)
+    with pg_app.app_context():
+        assert all(not isinstance(o, Exception) or "terms are locked" in str(o) for o in outcomes), outcomes
+        fee = db.session.get(Competition, competition_id).entry_fee
+        paid = [p.fees_paid for p in participants(competition_id)]
+        assert len(paid) == 6 and set(paid) == {fee}
+        entries = db.session.scalars(select(LedgerEntry.amount).where(LedgerEntry.entry_type == "competition_entry",
+                                                                      LedgerEntry.wallet_id.is_not(None))).all()
+        assert entries == [-fee] * 6
+        assert_books_balance(pg_app)
