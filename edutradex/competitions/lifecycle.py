@@ -37,6 +37,7 @@ from ..extensions import db, socketio
 from ..types import utcnow
 from ..wallet.ledger import post_ledger_entry, wallet_account
 from ..wallet.models import EntryType
+from .events import announce_settled, announce_status
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
 from .prizes import Split, Standing, split_pool
 from .service import cancel_in_transaction, pool_account, pool_balance, revenue_account
@@ -72,6 +73,7 @@ def start_competition(competition_id: int, now: datetime | None = None) -> str |
             .values(status=S.LIVE.value, started_at=now, updated_at=now).returning(table.c.id)).scalar_one_or_none()
         if started is not None:
             db.session.commit()
+            announce_status(competition_id, S.LIVE.value)
             return S.LIVE.value
         competition = db.session.get(Competition, competition_id)
         if competition is None or competition.status != S.SCHEDULED.value or competition.start_at > now:
@@ -83,6 +85,7 @@ def start_competition(competition_id: int, now: datetime | None = None) -> str |
             db.session.rollback()
             return None
         db.session.commit()
+        announce_status(competition_id, S.CANCELLED.value, reason)
         return S.CANCELLED.value
     except BaseException:
         db.session.rollback()
@@ -129,10 +132,11 @@ def end_competition(competition_id: int, now: datetime | None = None) -> bool:
         close_all_at(competition, competition.end_at)
         write_standings(competition_id, competition.prize_requires_trade)
         db.session.commit()
-        return True
     except BaseException:
         db.session.rollback()
         raise
+    announce_status(competition_id, S.ENDED.value)
+    return True
 
 
 def _standings(competition_id: int) -> list[Standing]:
@@ -190,10 +194,11 @@ def settle_competition(competition_id: int, now: datetime | None = None) -> Spli
         if left != 0:
             raise RuntimeError(f"competition {cid}: the pool holds {left} after settlement")
         db.session.commit()
-        return split
     except BaseException:
         db.session.rollback()
         raise
+    announce_settled(cid)
+    return split
 
 
 def _record_prizes(competition_id: int, split: Split) -> None:

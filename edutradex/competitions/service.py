@@ -31,6 +31,7 @@ from ..extensions import db
 from ..types import utcnow
 from ..wallet.ledger import InsufficientFunds, platform_account, post_ledger_entry, wallet_account
 from ..wallet.models import EntryType, PlatformAccount, PlatformAccountKind
+from .events import announce_participants, announce_status
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
 from .terms import TermsError, current_terms, parse_terms
 
@@ -296,7 +297,9 @@ def join_competition(competition_id: int, user_id: int, *, now: datetime | None 
                 raise Conflict("You are already in this competition.")
         return JoinResult(participant_id=participant.id, seats_taken=seats, fee=fee)
 
-    return _commit_or_rollback(join)
+    result = _commit_or_rollback(join)
+    announce_participants(competition_id, result.seats_taken)
+    return result
 
 
 def _refund(competition_id: int, participant: Participant) -> None:
@@ -338,9 +341,12 @@ def leave_competition(competition_id: int, user_id: int, *, now: datetime | None
         db.session.execute(update(table).where(table.c.id == competition_id)
                            .values(seats_taken=table.c.seats_taken - 1))
         _refund(competition_id, participant)
-        return participant.fees_paid
+        seats = db.session.scalar(select(table.c.seats_taken).where(table.c.id == competition_id))
+        return participant.fees_paid, seats
 
-    return _commit_or_rollback(leave)
+    refunded, seats = _commit_or_rollback(leave)
+    announce_participants(competition_id, seats)
+    return refunded
 
 
 def _settle_fees_on_cancel(competition_id: int) -> int:
@@ -392,7 +398,9 @@ def cancel_competition(competition_id: int, reason: str, *, actor=None, now: dat
         _audit(actor, "competition.cancel", competition_id, before=status, after=S.CANCELLED.value, note=reason)
         return refunded
 
-    return _commit_or_rollback(cancel)
+    refunded = _commit_or_rollback(cancel)
+    announce_status(competition_id, S.CANCELLED.value, reason)
+    return refunded
 
 
 # ---- during the competition -------------------------------------------------------------
