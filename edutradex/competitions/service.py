@@ -251,6 +251,7 @@ def join_competition(competition_id: int, user_id: int, *, now: datetime | None 
     if existing is not None and existing.status == ParticipantStatus.ACTIVE.value:
         raise Conflict("You are already in this competition.")
     table = Competition.__table__
+    wallet = wallet_account(user_id)  # looked up (or created) before the competition row is locked
 
     def join() -> JoinResult:
         # The fee and capital come from the locked row: an edit of the terms that committed
@@ -272,7 +273,7 @@ def join_competition(competition_id: int, user_id: int, *, now: datetime | None 
         number = 1 if participant is None else participant.entry_number + 1
         if fee > 0:
             try:
-                post_ledger_entry(EntryType.COMPETITION_ENTRY, fee, debit=wallet_account(user_id),
+                post_ledger_entry(EntryType.COMPETITION_ENTRY, fee, debit=wallet,
                                   credit=pool_account(competition_id), idempotency_key=entry_key(competition_id, user_id, number),
                                   reference=pool_reference(competition_id))
             except InsufficientFunds:
