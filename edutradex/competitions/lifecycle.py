@@ -75,7 +75,7 @@ def start_competition(competition_id: int, now: datetime | None = None) -> str |
             db.session.commit()
             announce_status(competition_id, S.LIVE.value)
             return S.LIVE.value
-        competition = db.session.get(Competition, competition_id)
+        competition = db.session.get(Competition, competition_id, populate_existing=True)
         if competition is None or competition.status != S.SCHEDULED.value or competition.start_at > now:
             db.session.rollback()
             return None
@@ -128,7 +128,7 @@ def end_competition(competition_id: int, now: datetime | None = None) -> bool:
         if ended is None:
             db.session.rollback()
             return False
-        competition = db.session.get(Competition, competition_id)
+        competition = db.session.get(Competition, competition_id, populate_existing=True)
         close_all_at(competition, competition.end_at)
         write_standings(competition_id, competition.prize_requires_trade)
         db.session.commit()
@@ -161,7 +161,7 @@ def settle_competition(competition_id: int, now: datetime | None = None) -> Spli
             db.session.rollback()
             return None
         # The status row is locked until our commit: a disqualification waits for us.
-        competition = db.session.get(Competition, cid)
+        competition = db.session.get(Competition, cid, populate_existing=True)
         write_standings(cid, competition.prize_requires_trade)  # a disqualification after the end counts
         standings = _standings(cid)
         split = split_pool(pool_balance(cid), competition.platform_fee_percent,
@@ -203,7 +203,8 @@ def settle_competition(competition_id: int, now: datetime | None = None) -> Spli
 
 def _record_prizes(competition_id: int, split: Split) -> None:
     p = Participant.__table__
-    db.session.execute(update(p).where(p.c.competition_id == competition_id).values(prize=Decimal("0.00")))
+    db.session.execute(update(p).where(p.c.competition_id == competition_id, p.c.status == ParticipantStatus.ACTIVE.value)
+                       .values(prize=Decimal("0.00")))
     if not split.prizes:
         return
     by_amount: dict[Decimal, list[int]] = {}

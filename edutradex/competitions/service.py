@@ -85,15 +85,20 @@ def get_by_slug(slug: str) -> Competition:
                  "This competition does not exist.")
 
 
+# Reads made under a lock refresh objects the session already holds (populate_existing):
+# a row loaded before the lock was taken may have changed since.
+FRESH = {"populate_existing": True}
+
+
 def get_participant(competition_id: int, user_id: int) -> Participant | None:
     return db.session.scalar(select(Participant).where(Participant.competition_id == competition_id,
-                                                       Participant.user_id == user_id))
+                                                       Participant.user_id == user_id).execution_options(**FRESH))
 
 
 def active_participants(competition_id: int) -> list[Participant]:
     return list(db.session.scalars(select(Participant).where(
         Participant.competition_id == competition_id, Participant.status == ParticipantStatus.ACTIVE.value)
-        .order_by(Participant.id)))
+        .order_by(Participant.id).execution_options(**FRESH)))
 
 
 def _commit_or_rollback(action):
@@ -423,7 +428,7 @@ def rebuy(competition_id: int, user_id: int, *, now: datetime | None = None) -> 
 
     def buy() -> int:
         competition = db.session.scalar(select(Competition).where(Competition.id == competition_id)
-                                        .with_for_update())  # a cancel or the end waits for us, or we for it
+                                        .with_for_update().execution_options(**FRESH))  # a cancel or the end waits for us, or we for it
         if competition is None:
             raise NotFound("This competition does not exist.")
         if competition.status != S.LIVE.value or now >= competition.end_at:
@@ -473,7 +478,7 @@ def disqualify(competition_id: int, user_id: int, reason: str, *, actor=None, no
 
     def apply() -> Participant:
         competition = db.session.scalar(select(Competition).where(Competition.id == competition_id)
-                                        .with_for_update())  # the settlement waits for us, or we for it
+                                        .with_for_update().execution_options(**FRESH))  # the settlement waits for us, or we for it
         if competition is None:
             raise NotFound("This competition does not exist.")
         if competition.status not in (S.SCHEDULED.value, S.LIVE.value, S.ENDED.value):
