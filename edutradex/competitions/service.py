@@ -359,7 +359,9 @@ def _settle_fees_on_cancel(competition_id: int) -> int:
     """Every active participant's fees back to their wallet (a disqualified one's to
     platform revenue). Returns how many were refunded."""
     refunded = 0
-    for participant in active_participants(competition_id):
+    # Forfeits first: this transaction then takes platform revenue's lock before any wallet's,
+    # the order a settlement takes them in (no deadlock with a settlement paying the same trader).
+    for participant in sorted(active_participants(competition_id), key=lambda p: not p.disqualified):
         if participant.fees_paid <= 0:
             continue
         if participant.disqualified:
