@@ -331,3 +331,27 @@ def test_disqualify_needs_a_reason_and_a_participant(app):
         with pytest.raises(Forbidden, match="fee is not refunded"):
             service.leave_competition(competition.id, user)
         assert balance(user) == D("90.00")
+
+
+def test_admin_actions_are_audited_with_the_action(app):
+    with app.app_context():
+        admin = Actor(make_admin().id, "203.0.113.9")
+        competition = service.create_competition(terms(), created_by=admin.user_id, actor=admin)
+        service.update_competition(competition.id, {"entry_fee": "15.00"}, actor=admin)
+        service.publish_competition(competition.id, actor=admin)
+        service.update_competition(competition.id, {"description": "Majors only."}, actor=admin)
+        entries = db.session.scalars(select(AdminAuditEntry).order_by(AdminAuditEntry.id)).all()
+        assert [e.action for e in entries] == ["competition.create", "competition.update", "competition.publish",
+                                               "competition.update_description"]
+        assert entries[1].before == {"entry_fee": "10.00"} and entries[1].after == {"entry_fee": "15.00"}
+        assert {e.target_id for e in entries} == {str(competition.id)} and entries[0].ip == "203.0.113.9"
+
+
+def test_a_finished_competition_keeps_its_description(app):
+    with app.app_context():
+        competition = open_competition()
+        service.cancel_competition(competition.id, "No sponsor")
+        with pytest.raises(Conflict, match="can no longer change"):
+            service.update_competition(competition.id, {"description": "Rewritten history"})
+        with pytest.raises(Conflict, match="terms are locked"):
+            service.update_competition(competition.id, {"name": "Renamed after the fact"})
