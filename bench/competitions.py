@@ -7,7 +7,7 @@
    threads, each join one transaction through join_competition; joins/s and latency
    percentiles.
 
-    .venv/bin/python -m bench.competitions [participants] [joins] [threads]
+    .venv/bin/python -m bench.competitions [participants] [joins] [threads] [prize ranks]
 """
 
 from __future__ import annotations
@@ -35,10 +35,14 @@ from edutradex.wallet.models import EntryType, PlatformAccountKind, Wallet
 from edutradex.wallet.verify import verify_ledger
 from tests.support.servers import PostgresServer
 
-PARTICIPANTS, JOINS, THREADS = (int(a) for a in (sys.argv[1:] + ["10000", "1000", "32"][len(sys.argv[1:]):]))
+PARTICIPANTS, JOINS, THREADS, RANKS = (
+    int(a) for a in (sys.argv[1:] + ["10000", "1000", "32", "20"][len(sys.argv[1:]):]))
 FEE = Decimal("10.00")
-TABLE = {1: "30", 2: "15", 3: "10", 4: "5", 5: "5", 6: "4", 7: "4", 8: "3", 9: "3", 10: "3",
-         **{rank: "1" for rank in range(11, 21)}}
+# 20 ranks by default (72 % paid: 30/15/10/5/5/4/4/3/3/3, then 1 % each); more ranks share 90 %.
+TABLE = ({1: "30", 2: "15", 3: "10", 4: "5", 5: "5", 6: "4", 7: "4", 8: "3", 9: "3", 10: "3",
+          **{rank: "1" for rank in range(11, 21)}} if RANKS == 20
+         else {rank: str((Decimal(90) / RANKS).quantize(Decimal("0.01"), rounding="ROUND_DOWN"))
+               for rank in range(1, RANKS + 1)})
 
 
 def users(count: int, tag: str) -> list[int]:
