@@ -35,7 +35,7 @@ from sqlalchemy import Integer, and_, case, func, select, update
 from .. import jobs
 from ..extensions import db, socketio
 from ..types import utcnow
-from ..wallet.ledger import post_ledger_entry, wallet_account
+from ..wallet.ledger import post_ledger_entries, post_ledger_entry, wallet_accounts
 from ..wallet.models import EntryType
 from .events import announce_settled, announce_status
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
@@ -174,11 +174,12 @@ def settle_competition(competition_id: int, now: datetime | None = None) -> Spli
             post_ledger_entry(EntryType.COMPETITION_GUARANTEE, split.topup, debit=revenue, credit=pool,
                               idempotency_key=f"competition-guarantee:{cid}", reference=reference)
         user_of = {s.participant_id: s.user_id for s in standings}
-        for number, (participant_id, prize) in enumerate(sorted(split.prizes.items())):
-            if number == 1:
-                _crash_point("competition-prize")
-            post_ledger_entry(EntryType.COMPETITION_PRIZE, prize, debit=pool, credit=wallet_account(user_of[participant_id]),
-                              idempotency_key=prize_key(cid, user_of[participant_id]), reference=reference)
+        winners = sorted(split.prizes.items(), key=lambda item: (user_of[item[0]], item[0]))
+        wallets = wallet_accounts([user_of[pid] for pid, _ in winners])
+        post_ledger_entries(EntryType.COMPETITION_PRIZE, pool,
+                            [(wallets[user_of[pid]], prize, prize_key(cid, user_of[pid])) for pid, prize in winners],
+                            reference=reference)
+        _crash_point("competition-prize")  # the prizes are posted, the leftover and the commit are not
         if split.leftover > 0:
             post_ledger_entry(EntryType.PLATFORM_FEE, split.leftover, debit=pool, credit=revenue,
                               idempotency_key=f"competition-leftover:{cid}", reference=reference)

@@ -1,7 +1,8 @@
 """SIGKILL during prize paying, with the real app process on PostgreSQL: the competition
 ended while the app was down, the clock settles it on start-up and the process is killed
-between two prize postings (COMPETITION_CRASH_POINT). After a restart every prize is paid
-exactly once and `flask wallet verify` (run as its own process) is clean."""
+between two postings of the settlement (COMPETITION_CRASH_POINT=competition-prize: the fee
+and the prizes posted, the leftover and the commit not). After a restart every prize is
+paid exactly once and `flask wallet verify` (run as its own process) is clean."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def prize_entries(competition_id: int) -> dict[str, int]:
     return dict(rows)
 
 
-def test_sigkill_between_two_prize_postings_pays_each_prize_once_after_restart(tmp_path, postgres_url):
+def test_sigkill_while_paying_prizes_pays_each_prize_once_after_restart(tmp_path, postgres_url):
     server = LiveServer(tmp_path / "live", DATABASE_URL=postgres_url)
     server.prepare()  # `flask db upgrade` (migrations up to 0005_competitions) and the seed
     checker = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=postgres_url)
