@@ -108,11 +108,12 @@ def wallet_accounts(user_ids: list[int]) -> dict[int, Account]:
     found: dict[int, Account] = {}
     for offset in range(0, len(user_ids), 1000):
         chunk = user_ids[offset:offset + 1000]
+        missing = set(chunk) - {uid for uid, in db.session.execute(select(Wallet.user_id).where(Wallet.user_id.in_(chunk)))}
+        if missing:
+            db.session.execute(dialect_insert(Wallet.__table__).values([{"user_id": uid} for uid in sorted(missing)])
+                               .on_conflict_do_nothing(index_elements=["user_id"]))
         found.update((uid, Account(wallet_id=wid)) for uid, wid in db.session.execute(
             select(Wallet.user_id, Wallet.id).where(Wallet.user_id.in_(chunk))))
-    for user_id in user_ids:
-        if user_id not in found:
-            found[user_id] = wallet_account(user_id)
     return found
 
 

@@ -100,3 +100,23 @@ def test_a_batch_that_cannot_be_made_changes_nothing(db_app):
             D("1.00"), D("0.00"), D("0.00")]
         assert db.session.scalar(select(PlatformAccount.balance).where(PlatformAccount.reference == "small")) == D("9.00")
     assert_books_balance(db_app)
+
+
+def test_wallet_accounts_creates_the_wallets_that_are_missing(db_app):
+    from sqlalchemy import insert
+
+    from edutradex.auth.models import User
+
+    with db_app.app_context():
+        with_wallet = make_user().id
+        db.session.execute(insert(User), [{"email": "nowallet@example.com", "name": "No Wallet", "password_hash": "x",
+                                           "role": "USER", "active": True, "demo_balance": D("0.00"),
+                                           "session_nonce": "0" * 16}])
+        without = db.session.scalar(select(User.id).where(User.email == "nowallet@example.com"))
+        assert db.session.scalar(select(Wallet.id).where(Wallet.user_id == without)) is None
+        accounts = wallet_accounts([with_wallet, without])
+        db.session.commit()
+        wallets = dict(db.session.execute(select(Wallet.user_id, Wallet.id)).all())
+        assert accounts == {with_wallet: wallet_account(with_wallet), without: wallet_account(without)}
+        assert accounts[without].wallet_id == wallets[without]
+        assert db.session.get(Wallet, wallets[without]).balance == D("0.00")
