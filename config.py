@@ -89,6 +89,10 @@ class Config:
     FINNHUB_SYMBOL_PREFIX = os.environ.get("FINNHUB_SYMBOL_PREFIX", "OANDA:")  # EUR/USD -> OANDA:EUR_USD
     # How often the settlement clock looks for rise/fall trades that have expired.
     SETTLEMENT_INTERVAL_SECONDS = float(os.environ.get("SETTLEMENT_INTERVAL_SECONDS", "0.2"))
+    # How often the competition clock starts, ends and settles competitions that are due.
+    COMPETITION_CLOCK_INTERVAL_SECONDS = float(os.environ.get("COMPETITION_CLOCK_INTERVAL_SECONDS", "1"))
+    # Tests only: the named crash point SIGKILLs the process (e.g. "competition-prize").
+    COMPETITION_CRASH_POINT = os.environ.get("COMPETITION_CRASH_POINT") or None
     PASSWORD_MIN_LENGTH = int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))
     # argon2id parameters (argon2-cffi defaults: time_cost=3, memory_cost=64 MiB)
     ARGON2_TIME_COST = 3

@@ -20,16 +20,17 @@ any other debit spends the non-withdrawable credits first. Code that gives credi
 The caller commits. Nothing here commits or rolls back, so a movement and the business
 change that caused it (a deposit marked completed, a withdrawal created) commit together.
 
-Competitions, for example (keys name the business event, so a retry is harmless)::
+Competitions, for example (keys name the business event, so a retry is harmless; the full
+list is in competitions/service.py and competitions/lifecycle.py)::
 
     pool = platform_account(PlatformAccountKind.PRIZE_POOL, f"competition:{cid}")
     post_ledger_entry(EntryType.COMPETITION_ENTRY, fee, debit=wallet_account(uid), credit=pool,
-                      idempotency_key=f"competition:{cid}:entry:{uid}", reference=f"competition:{cid}")
+                      idempotency_key=f"competition-entry:{cid}:{uid}", reference=f"competition:{cid}")
     post_ledger_entry(EntryType.PLATFORM_FEE, fee_total, debit=pool,
                       credit=platform_account(PlatformAccountKind.PLATFORM_REVENUE),
-                      idempotency_key=f"competition:{cid}:fee", reference=f"competition:{cid}")
+                      idempotency_key=f"competition-fee:{cid}", reference=f"competition:{cid}")
     post_ledger_entry(EntryType.COMPETITION_PRIZE, prize, debit=pool, credit=wallet_account(winner),
-                      idempotency_key=f"competition:{cid}:prize:{rank}", reference=f"competition:{cid}")
+                      idempotency_key=f"competition-prize:{cid}:{winner}", reference=f"competition:{cid}")
 """
 
 from __future__ import annotations
@@ -107,6 +108,20 @@ def get_or_create_wallet(user_id: int) -> Wallet:
 
 def wallet_account(user_id: int) -> Account:
     return Account(wallet_id=get_or_create_wallet(user_id).id)
+
+
+def wallet_accounts(user_ids: list[int]) -> dict[int, Account]:
+    """wallet_account for many users with one query per 1,000 (wallets created as needed)."""
+    found: dict[int, Account] = {}
+    for offset in range(0, len(user_ids), 1000):
+        chunk = user_ids[offset:offset + 1000]
+        missing = set(chunk) - {uid for uid, in db.session.execute(select(Wallet.user_id).where(Wallet.user_id.in_(chunk)))}
+        if missing:
+            db.session.execute(dialect_insert(Wallet.__table__).values([{"user_id": uid} for uid in sorted(missing)])
+                               .on_conflict_do_nothing(index_elements=["user_id"]))
+        found.update((uid, Account(wallet_id=wid)) for uid, wid in db.session.execute(
+            select(Wallet.user_id, Wallet.id).where(Wallet.user_id.in_(chunk))))
+    return found
 
 
 def platform_account(kind: PlatformAccountKind | str, reference: str = "") -> Account:
@@ -294,3 +309,93 @@ def post_ledger_entry(entry_type: EntryType | str, amount: Decimal, *, debit: Ac
         return _check_replay(_existing(idempotency_key), entry_type, amount)
     _refresh_identity_map(legs)
     return list(db.session.scalars(select(LedgerEntry).where(LedgerEntry.id.in_(inserted)).order_by(LedgerEntry.id)))
+
+
+def post_ledger_entries(entry_type: EntryType | str, debit: Account, credits: list[tuple[Account, Decimal, str]], *,
+                        reference: str) -> int:
+    """Many movements from one platform account to distinct wallets (a competition's prizes),
+    written exactly as ``post_ledger_entry`` would write them one after the other, in the
+    caller's transaction. On PostgreSQL a few set-based statements do it whatever the
+    count (wallet rows locked in id order, then the platform account); elsewhere it posts
+    them one by one. Every key must be new: a key already recorded raises Conflict (the
+    caller's own gate, e.g. a status flip, makes the whole batch happen once). Returns the
+    number of movements."""
+    entry_type = EntryType(entry_type).value
+    if debit is None or debit.wallet_id is not None:
+        raise ValueError("the batch debits one platform account")
+    moves = [(account, parse_amount(amount), key) for account, amount, key in credits]
+    if not moves:
+        return 0
+    wallet_ids = [account.wallet_id for account, _, _ in moves]
+    if None in wallet_ids or len(set(wallet_ids)) != len(wallet_ids):
+        raise ValueError("the batch credits distinct wallets")
+    keys = [key for _, _, key in moves]
+    if not all(keys) or len(set(keys)) != len(keys):
+        raise ValueError("every movement needs its own idempotency key")
+    db.session.flush()
+    entries = LedgerEntry.__table__
+    for offset in range(0, len(keys), 1000):
+        if db.session.scalar(select(entries.c.id).where(entries.c.idempotency_key.in_(keys[offset:offset + 1000]))
+                             .limit(1)) is not None:
+            raise Conflict("Some of these movements were already recorded.")
+    if _dialect() != "postgresql":
+        for account, amount, key in moves:
+            post_ledger_entry(entry_type, amount, debit=debit, credit=account, idempotency_key=key, reference=reference)
+        return len(moves)
+
+    from sqlalchemy import BigInteger, column, values
+
+    from ..types import Money
+
+    wallets = Wallet.__table__
+    total_column = WALLET_TOTALS.get(entry_type)
+    after_of: dict[int, Decimal] = {}
+    ordered = sorted(zip(wallet_ids, (amount for _, amount, _ in moves), strict=True))
+    for offset in range(0, len(ordered), 1000):
+        chunk = ordered[offset:offset + 1000]
+        db.session.execute(select(wallets.c.id).where(wallets.c.id.in_([wid for wid, _ in chunk]))
+                           .order_by(wallets.c.id).with_for_update())
+        amounts = values(column("wid", BigInteger), column("amount", Money()), name="credit").data(chunk)
+        changes = {"balance": wallets.c.balance + amounts.c.amount,
+                   "withdrawable_balance": wallets.c.withdrawable_balance + amounts.c.amount}
+        if total_column is not None:
+            name, direction = total_column
+            changes[name] = wallets.c[name] + amounts.c.amount * direction
+        after_of.update(db.session.execute(update(wallets).where(wallets.c.id == amounts.c.wid).values(**changes)
+                                           .returning(wallets.c.id, wallets.c.balance)).all())
+    if len(after_of) != len(moves):
+        raise ValueError("a wallet of the batch does not exist")
+    total = sum((amount for _, amount, _ in moves), Decimal("0.00"))
+    accounts = PlatformAccount.__table__
+    debit_id = _platform_account_id(debit)
+    debit_after = db.session.execute(
+        update(accounts).where(accounts.c.id == debit_id, accounts.c.balance >= total)
+        .values(balance=accounts.c.balance - total).returning(accounts.c.balance)).scalar_one_or_none()
+    if debit_after is None:
+        raise InsufficientFunds(f"The platform account {debit.label} cannot cover {total} credits.")
+    running = debit_after + total
+    now = utcnow()
+    rows = []
+    for account, amount, key in moves:
+        common = {"entry_type": entry_type, "reference": reference, "idempotency_key": key, "reason": None,
+                  "actor_id": None, "created_at": now}
+        rows.append({**common, "wallet_id": None, "platform_account_id": debit_id, "leg": "debit", "amount": -amount,
+                     "balance_before": running, "balance_after": running - amount, "counterparty": account.label})
+        running -= amount
+        after = after_of[account.wallet_id]
+        rows.append({**common, "wallet_id": account.wallet_id, "platform_account_id": None, "leg": "credit",
+                     "amount": amount, "balance_before": after - amount, "balance_after": after,
+                     "counterparty": debit.label})
+    for offset in range(0, len(rows), 2000):
+        chunk = rows[offset:offset + 2000]
+        inserted = db.session.execute(
+            dialect_insert(entries).values(chunk).on_conflict_do_nothing(index_elements=["idempotency_key", "leg"])
+            .returning(entries.c.id)).scalars().all()
+        if len(inserted) != len(chunk):
+            raise Conflict("Some of these movements were recorded concurrently.")
+    for model, ids in ((Wallet, after_of), (PlatformAccount, [debit_id])):
+        for row_id in ids:
+            obj = db.session.identity_map.get(db.session.identity_key(model, row_id))
+            if obj is not None:
+                db.session.expire(obj)
+    return len(moves)

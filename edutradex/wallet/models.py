@@ -25,7 +25,8 @@ class EntryType(enum.StrEnum):
     COMPETITION_ENTRY = "competition_entry"
     COMPETITION_REFUND = "competition_refund"
     COMPETITION_PRIZE = "competition_prize"
-    PLATFORM_FEE = "platform_fee"
+    PLATFORM_FEE = "platform_fee"  # into platform revenue: a competition's fee and leftover cents
+    COMPETITION_GUARANTEE = "competition_guarantee"  # platform revenue -> a prize pool it guaranteed
     ADJUSTMENT = "adjustment"
 
 

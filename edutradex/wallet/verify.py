@@ -9,12 +9,16 @@
    == completed deposits - paid withdrawals + net admin adjustments, where deposits and
    paid withdrawals are read from the deposits and withdrawals tables, not the ledger.
 5. The pending-withdrawals account holds exactly the open withdrawals.
+6. The checks other features register in app.extensions['ledger_checks'] (competitions:
+   every prize pool holds exactly its participants' fees, and is empty once settled or
+   cancelled).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
 
+from flask import current_app
 from sqlalchemy import func, select
 
 from ..extensions import db
@@ -105,6 +109,8 @@ def verify_ledger() -> list[str]:
                    .where(PlatformAccount.kind == PlatformAccountKind.PENDING_WITHDRAWALS.value))
     if pending != open_withdrawals:
         problems.append(f"pending withdrawals account holds {pending} but open withdrawals total {open_withdrawals}")
+    for check in current_app.extensions.get("ledger_checks", []):
+        problems.extend(check())
     return problems
 
 

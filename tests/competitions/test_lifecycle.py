@@ -1,0 +1,182 @@
+"""The competition clock: start (or cancel when too few joined), end, settle; every
+overdue step on start-up; RQ jobs with deterministic ids."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select, update
+
+from edutradex import jobs
+from edutradex.competitions import lifecycle, service
+from edutradex.competitions.models import Competition
+from edutradex.extensions import db, socketio
+from edutradex.types import utcnow
+from edutradex.wallet.models import LedgerEntry
+from tests.competitions.conftest import assert_books_balance, balance, open_competition, participants, trader
+from tests.conftest import build_app
+
+D = Decimal
+
+
+def move_times(competition_id: int, *, start, end) -> None:
+    """Put a competition's start and end where the test needs them (registration before)."""
+    db.session.execute(update(Competition).where(Competition.id == competition_id).values(
+        registration_opens_at=start - timedelta(hours=2), registration_closes_at=start, start_at=start, end_at=end))
+    db.session.commit()
+
+
+def status(competition_id: int) -> str:
+    db.session.expire_all()
+    return db.session.get(Competition, competition_id).status
+
+
+def test_too_few_participants_at_the_start_cancels_and_refunds(db_app):
+    with db_app.app_context():
+        competition = open_competition(entry_fee="10.00", min_participants=3)
+        users = [trader() for _ in range(2)]
+        for user in users:
+            service.join_competition(competition.id, user)
+        assert lifecycle.start_competition(competition.id, competition.start_at - timedelta(seconds=1)) is None
+        assert status(competition.id) == "SCHEDULED"
+        assert lifecycle.start_competition(competition.id, competition.start_at) == "CANCELLED"
+        assert lifecycle.start_competition(competition.id, competition.start_at) is None
+        db.session.expire_all()
+        cancelled = db.session.get(Competition, competition.id)
+        assert cancelled.status == "CANCELLED" and "Fewer than 3 participants" in cancelled.cancel_reason
+        assert [balance(u) for u in users] == [D("100.00"), D("100.00")]
+        assert service.pool_balance(competition.id) == D("0.00")
+        assert_books_balance(db_app)
+
+
+def test_enough_participants_go_live_at_the_start(app):
+    with app.app_context():
+        competition = open_competition(min_participants=1)
+        service.join_competition(competition.id, trader())
+        assert lifecycle.due_steps(competition.start_at - timedelta(seconds=1)) == []
+        assert lifecycle.due_steps(competition.start_at) == [(competition.id, "start")]
+        assert lifecycle.run_lifecycle_cycle(competition.start_at) == 1
+        assert status(competition.id) == "LIVE"
+        assert lifecycle.due_steps(competition.end_at) == [(competition.id, "end")]
+
+
+def test_an_end_that_passed_while_the_app_was_down_is_handled_on_start_up(db_app):
+    """Both competitions' steps fell due while nothing ran: one should have started, ended
+    and settled; the other (live before the outage) ended and settled."""
+    closed_at = []
+
+    def closer(competition, end_at):
+        closed_at.append((competition.id, end_at))
+
+    with db_app.app_context():
+        db_app.extensions["competition_closers"] = [closer]
+        a = open_competition(entry_fee="10.00", min_participants=1)
+        b = open_competition(entry_fee="10.00", min_participants=1)
+        users = [trader() for _ in range(2)]
+        for competition in (a, b):
+            for user in users:
+                service.join_competition(competition.id, user)
+        for n, participant in enumerate(participants(a.id) + participants(b.id)):
+            participant.trades_count, participant.equity = 1, D(10000 + (n % 2) * 500)
+        db.session.commit()
+        now = utcnow()
+        move_times(a.id, start=now - timedelta(hours=2), end=now - timedelta(hours=1))
+        lifecycle.start_competition(b.id, b.start_at)
+        move_times(b.id, start=now - timedelta(hours=2), end=now - timedelta(minutes=5))
+        assert status(b.id) == "LIVE"
+
+        # what the clock service does when it starts
+        assert lifecycle.run_overdue() == 3  # steps: a start, a end (and settle), b end (and settle)
+        assert status(a.id) == status(b.id) == "SETTLED"
+        ends = {c.id: c.end_at for c in (db.session.get(Competition, a.id), db.session.get(Competition, b.id))}
+        assert sorted(closed_at) == sorted(ends.items())  # closed at end_at, not at the time it ran
+        # each: pool 20.00, fee 4.00, 16.00 * 70 % and 20 %: 11.20 and 3.20 (0.00 of rank 3 nobody has)
+        assert sorted(balance(u) for u in users) == [D("80.00") + 2 * D("3.20"), D("80.00") + 2 * D("11.20")]
+        assert lifecycle.run_overdue() == 0
+        assert_books_balance(db_app)
+
+
+def test_the_clock_service_runs_due_steps_every_interval(tmp_path):
+    """The real background service (as the feed process or the embedded web process runs it)."""
+    app = build_app(f"sqlite:///{tmp_path / 'clock.db'}", COMPETITION_CLOCK_INTERVAL_SECONDS=0.2,
+                    JOBS_MODE="thread", SOCKETIO_ASYNC_MODE="threading")
+    with app.app_context():
+        competition = open_competition(entry_fee="10.00", min_participants=1)
+        user = trader()
+        service.join_competition(competition.id, user)
+        now = utcnow()
+        move_times(competition.id, start=now + timedelta(seconds=1), end=now + timedelta(seconds=2))
+        competition_id = competition.id
+        db.session.remove()
+    assert lifecycle.competition_clock in app.extensions["background_services"]
+    seen = []
+    watcher_done = threading.Event()
+
+    def watch():
+        with app.app_context():
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                current = status(competition_id)
+                if not seen or seen[-1] != current:
+                    seen.append(current)
+                if current == "SETTLED":
+                    break
+                db.session.remove()
+                time.sleep(0.05)
+            db.session.remove()
+        watcher_done.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    app.extensions["competition_clock_stop"] = stop = threading.Event()
+    clock = socketio.start_background_task(lifecycle.competition_clock, app)
+    assert watcher_done.wait(20)
+    stop.set()
+    clock.join(5)
+    assert seen[0] == "SCHEDULED" and seen[-1] == "SETTLED" and "LIVE" in seen
+    with app.app_context():
+        db.session.expire_all()
+        settled = db.session.get(Competition, competition_id)
+        assert settled.started_at >= settled.start_at and settled.ended_at >= settled.end_at
+        assert_books_balance(app)
+        db.session.remove()
+
+
+@pytest.mark.redis
+def test_rq_mode_enqueues_each_step_once_with_a_deterministic_id(tmp_path, redis_url):
+    app = build_app(f"sqlite:///{tmp_path / 'rq.db'}", REDIS_URL=redis_url, JOBS_MODE="rq")
+    with app.app_context():
+        competition = open_competition(entry_fee="10.00", min_participants=1)
+        users = [trader() for _ in range(2)]
+        for user in users:
+            service.join_competition(competition.id, user)
+        for participant in participants(competition.id):
+            participant.trades_count = 1
+        db.session.commit()
+        now = utcnow()
+        move_times(competition.id, start=now - timedelta(minutes=2), end=now + timedelta(hours=1))
+        cid = competition.id
+
+        assert lifecycle.run_lifecycle_cycle() == 1
+        assert lifecycle.run_lifecycle_cycle() == 1  # still queued: the same id, no second job
+        assert jobs.queue().job_ids == [f"competition-{cid}-start"]
+        lifecycle.run_step_job(cid, "start")  # what the worker runs; a retry changes nothing
+        lifecycle.run_step_job(cid, "start")
+        assert status(cid) == "LIVE"
+
+        move_times(cid, start=now - timedelta(minutes=2), end=now - timedelta(seconds=1))
+        jobs.queue().empty()
+        lifecycle.run_lifecycle_cycle()
+        assert jobs.queue().job_ids == [f"competition-{cid}-end"]
+        lifecycle.run_step_job(cid, "end")
+        lifecycle.run_step_job(cid, "end")
+        lifecycle.run_step_job(cid, "settle")
+        assert status(cid) == "SETTLED"
+        assert db.session.scalar(select(func.count()).where(LedgerEntry.entry_type == "competition_prize",
+                                                            LedgerEntry.wallet_id.is_not(None))) == 2
+        assert_books_balance(app)
+        db.session.remove()
+        db.engine.dispose()
