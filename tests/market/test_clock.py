@@ -49,7 +49,8 @@ def test_a_2s_skew_is_reported_and_refuses_placements_with_a_clear_message(app, 
         assert abs(feed_clock_offset_ms() - 2000) < 100
         with pytest.raises(ClockSkew, match=r"clock and the price feed's differ by 2\.0 s"):
             place_trade(trader, SYMBOL, "UP", "10.00", 60, "clock-skew-00000001")
-    health = client.get("/healthz").get_json()
+    app.config["HEALTHZ_TOKEN"] = "monitor-token"  # the details are for monitors and admins
+    health = client.get("/healthz", headers={"X-Healthz-Token": "monitor-token"}).get_json()
     assert health["checks"]["clock"]["ok"] is False
     assert abs(health["checks"]["clock"]["feed_offset_ms"] - 2000) < 100
     response = client.post("/trade/place", data=form(client), headers=auth.htmx_headers(f"/trade/{SYMBOL}"))
@@ -64,7 +65,7 @@ def test_a_2s_skew_is_reported_and_refuses_placements_with_a_clear_message(app, 
         place_trade(trader, SYMBOL, "UP", "10.00", 60, "clock-skew-00000002")
 
     beat_with_skew(app, 100)  # within MAX_CLOCK_SKEW_MS (250)
-    assert client.get("/healthz").get_json()["checks"]["clock"]["ok"] is True
+    assert client.get("/healthz", headers={"X-Healthz-Token": "monitor-token"}).get_json()["checks"]["clock"]["ok"] is True
     with app.app_context():
         assert place_trade(trader, SYMBOL, "UP", "10.00", 60, "clock-skew-00000003").status == "OPEN"
 

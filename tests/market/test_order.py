@@ -76,7 +76,7 @@ def test_open_trades_results_history_and_settlement_use_market_names(seeded, cli
     assert "Volatility 50 Index" in open_row and "VOLATILITY_50" not in open_row.split(">", 1)[1]
     history = client.get("/history").get_data(as_text=True)
     row = history.split('data-testid="history-row"')[1].split("</tr>")[0]
-    assert "<td>Volatility 50 Index</td>" in row
+    assert '<td data-label="Market">Volatility 50 Index</td>' in row
     assert '<option value="VOLATILITY_50" >Volatility 50 Index</option>' in history
     with seeded.app_context():
         event = SettledTrade(id=1, user_id=user_id, symbol="VOLATILITY_50", direction="UP", stake=Decimal("10"),
