@@ -105,3 +105,13 @@ def leave(competition_id: int):
     competition = _visible(competition_id)
     refunded = service.leave_competition(competition.id, current_user.id)
     return _done(f"You left {competition.name}; {refunded:.2f} credits refunded.", competition)
+
+
+@bp.route("/<int:competition_id>/rebuy", methods=["POST"])
+@limiter.limit(ACTIONS_LIMIT)
+@login_required
+def rebuy(competition_id: int):
+    competition = _visible(competition_id)
+    number = service.rebuy(competition.id, current_user.id)
+    return _done(f"Rebuy {number}: your account is back to {competition.starting_capital:,.2f} USD "
+                 f"({competition.rebuy_fee:.2f} credits into the pool).", competition)

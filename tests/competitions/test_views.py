@@ -225,3 +225,31 @@ def test_results_after_settlement(app, client, trader):
     assert 'data-testid="my-result">Your result: rank 1' in page and "5.60" in page
     assert "Weekly FX Cup" in client.get("/competitions?tab=finished").get_data(as_text=True)
     assert "Rank 1" in client.get("/competitions/mine").get_data(as_text=True)
+
+
+def test_rebuy_button_only_while_live_and_below_the_starting_capital(app, client, auth, trader):
+    now = utcnow().replace(microsecond=0)
+    with app.app_context():
+        c = open_competition(registration_closes_at=now + timedelta(seconds=1), start_at=now + timedelta(seconds=1),
+                             rebuys_allowed="on", max_rebuys=1, rebuy_fee="5.00")
+        cid = c.id
+        service.join_competition(cid, trader)
+        lifecycle.start_competition(cid, now=now + timedelta(seconds=2))
+    page = client.get(f"/competitions/{cid}").get_data(as_text=True)
+    assert 'data-testid="my-account"' in page and 'data-testid="rebuy"' not in page  # at the starting capital
+    before = _state(app, cid, trader)
+    response = hx(client, auth, f"/competitions/{cid}/rebuy")
+    assert response.status_code == 409 and "below the starting capital" in response.get_data(as_text=True)
+    assert _state(app, cid, trader) == before
+    with app.app_context():  # losses, as the CFD engine will record them
+        participant = participants(cid)[0]
+        participant.equity = participant.cash = Decimal("4000.00")
+        db.session.commit()
+    assert "Rebuy for 5.00 credits" in client.get(f"/competitions/{cid}").get_data(as_text=True)
+    assert hx(client, auth, f"/competitions/{cid}/rebuy").status_code == 204
+    page = client.get(f"/competitions/{cid}").get_data(as_text=True)
+    assert "Rebuy 1: your account is back to 10,000.00 USD" in page and 'data-testid="rebuy"' not in page
+    with app.app_context():
+        assert balance(trader) == Decimal("85.00") and service.pool_balance(cid) == Decimal("15.00")
+    assert hx(client, auth, f"/competitions/{cid}/rebuy").status_code == 409  # all rebuys used
+    assert_books_balance(app)
