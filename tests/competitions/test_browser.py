@@ -19,7 +19,7 @@ from tests.support.browser import sign_up
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-def publish_in(live_server) -> int:
+def publish_in(live_server, **overrides) -> int:
     """A competition written into the live server's database through the service."""
     app = build_app(live_server.env["DATABASE_URL"])
     now = utcnow().replace(microsecond=0)
@@ -29,7 +29,7 @@ def publish_in(live_server) -> int:
             "registration_opens_at": now - timedelta(hours=1), "registration_closes_at": now + timedelta(hours=3),
             "start_at": now + timedelta(hours=3), "end_at": now + timedelta(hours=5), "platform_fee_percent": "10",
             "prize_table": ["50", "30", "20"], "guaranteed_pool": "25.00",
-            "description": "Trade the majors for two hours. Best equity wins.",
+            "description": "Trade the majors for two hours. Best equity wins.", **overrides,
         })
         service.publish_competition(c.id)
         cid = c.id
@@ -84,3 +84,32 @@ def test_fund_join_see_pool_and_countdown(live_server, page, browser):
         finally:
             context.close()
     assert problems == []
+
+
+def test_after_the_end_the_trader_sees_the_result_and_the_prize_in_the_wallet(live_server, page):
+    """The live server's own competition clock starts, ends and settles it."""
+    base = live_server.url
+    sign_up(page, base, "Quick Trader", "quick@example.com")
+    page.goto(base + "/wallet")
+    page.get_by_test_id("deposit-amount").fill("20")
+    page.get_by_test_id("deposit-submit").click()
+    page.get_by_test_id("wallet-balance").filter(has_text="20.00").wait_for()
+    now = utcnow().replace(microsecond=0)
+    cid = publish_in(live_server, name="Blitz", registration_closes_at=now + timedelta(seconds=8),
+                     start_at=now + timedelta(seconds=8), end_at=now + timedelta(seconds=11),
+                     prize_requires_trade=False, guaranteed_pool="0")
+    page.goto(f"{base}/competitions/{cid}")
+    page.get_by_test_id("join").click()
+    page.get_by_test_id("join-submit").click()
+    page.get_by_test_id("my-entry").wait_for()
+
+    for _ in range(60):  # the clock runs every second; settled a moment after the end
+        page.wait_for_timeout(500)
+        page.goto(f"{base}/competitions/{cid}")
+        if page.get_by_test_id("my-result").count():
+            break
+    # Pool 10.00 - 10 % fee = 9.00; rank 1 takes 50 % = 4.50.
+    assert "rank 1" in page.get_by_test_id("my-result").inner_text()
+    assert "4.50" in page.get_by_test_id("my-result").inner_text()
+    page.goto(base + "/wallet")
+    assert page.get_by_test_id("wallet-balance").inner_text() == "14.50"  # 20 - 10 + 4.50
