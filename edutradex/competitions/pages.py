@@ -106,6 +106,15 @@ def participants(competition_id: int) -> list[tuple[Participant, str]]:
     return [(participant, name) for participant, name in db.session.execute(query)]
 
 
+def joined_among(user_id: int, competition_ids: list[int]) -> set[int]:
+    """Which of these competitions the trader is in (for the lobby's Joined badge)."""
+    if not competition_ids:
+        return set()
+    return set(db.session.scalars(select(Participant.competition_id).where(
+        Participant.user_id == user_id, Participant.competition_id.in_(competition_ids),
+        Participant.status == ParticipantStatus.ACTIVE.value)))
+
+
 def my_entries(user_id: int, page: int):
     query = (select(Participant).join(Competition, Competition.id == Participant.competition_id)
              .where(Participant.user_id == user_id, Participant.status == ParticipantStatus.ACTIVE.value)

@@ -47,7 +47,7 @@ def index():
     page = pages.lobby(tab, parse_page(request.args.get("page")))
     pools = pages.pools([c.id for c in page.items])
     previews = {c.id: pages.prize_preview(c, pools[c.id]) for c in page.items}
-    mine = {p.competition_id for p in pages.my_entries(current_user.id, 1).items} if page.items else set()
+    mine = pages.joined_among(current_user.id, [c.id for c in page.items])
     return render_template("competitions/index.html", tab=tab, tabs=pages.TAB_LABELS, page=page, pools=pools,
                            previews=previews, mine=mine, now=utcnow(), countdown=pages.countdown,
                            seconds_until=pages.seconds_until)

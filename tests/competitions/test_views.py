@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from edutradex.auth.models import User
-from edutradex.competitions import lifecycle, service
+from edutradex.competitions import lifecycle, pages, service
 from edutradex.extensions import db
 from edutradex.types import utcnow
 from tests.competitions.conftest import assert_books_balance, balance, fund, open_competition, participants, terms
@@ -253,3 +253,15 @@ def test_rebuy_button_only_while_live_and_below_the_starting_capital(app, client
         assert balance(trader) == Decimal("85.00") and service.pool_balance(cid) == Decimal("15.00")
     assert hx(client, auth, f"/competitions/{cid}/rebuy").status_code == 409  # all rebuys used
     assert_books_balance(app)
+
+
+def test_the_joined_badge_on_every_lobby_page(app, client, trader):
+    """The badge comes from the page's competitions, not from the first page of "My competitions"."""
+    with app.app_context():
+        fund(trader, "1000.00")
+        ids = [open_competition(entry_fee="1.00").id for _ in range(pages.PAGE_SIZE + 2)]
+        for cid in ids:
+            service.join_competition(cid, trader)
+    badges = sum(client.get(f"/competitions?page={n}").get_data(as_text=True).count('data-testid="joined-badge"')
+                 for n in (1, 2))
+    assert badges == len(ids)
