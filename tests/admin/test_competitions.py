@@ -161,3 +161,16 @@ def test_unknown_competition_and_missing_csrf(app, client, admin):
     assert client.get("/admin/competitions/999999").status_code == 404
     assert client.post("/admin/competitions/new", data=form()).status_code == 400  # no CSRF token
     assert count(app) == 0
+
+
+def test_a_refused_edit_shows_the_error_by_its_field_and_changes_nothing(app, client, admin):
+    with app.app_context():
+        cid = open_competition().id
+    before = audit_count(app)
+    response = admin.post(f"/admin/competitions/{cid}/edit", form(platform_fee_percent="100.5"))
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and 'id="cf-platform_fee_percent-error"' in html
+    assert "Platform fee: must be at most 100" in html and 'value="100.5"' in html
+    with app.app_context():
+        assert db.session.get(Competition, cid).platform_fee_percent == Decimal("20.00")
+    assert audit_count(app) == before

@@ -237,6 +237,9 @@ def test_rebuy_button_only_while_live_and_below_the_starting_capital(app, client
         lifecycle.start_competition(cid, now=now + timedelta(seconds=2))
     page = client.get(f"/competitions/{cid}").get_data(as_text=True)
     assert 'data-testid="my-account"' in page and 'data-testid="rebuy"' not in page  # at the starting capital
+    live = client.get("/competitions?tab=live").get_data(as_text=True)
+    assert "Ends in" in live and 'data-testid="competition-status">Live' in live
+    assert "No competition is open for registration" in client.get("/competitions").get_data(as_text=True)
     before = _state(app, cid, trader)
     response = hx(client, auth, f"/competitions/{cid}/rebuy")
     assert response.status_code == 409 and "below the starting capital" in response.get_data(as_text=True)
