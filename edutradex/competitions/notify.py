@@ -1,7 +1,8 @@
 """Competition emails, sent after the commit they report on: joined (with the terms),
 cancelled (with the refund), results (rank, equity, prize). Each email's job id names its
-business event (``email-competition-joined:<c>:<u>:<entry>``, ``-cancelled:<c>:<u>``,
-``-results:<c>:<u>``), so a repeated notification sends once; the per-participant emails
+business event (``email-competition-joined-<c>-<u>-<entry>``, ``...-cancelled-<c>-<u>``,
+``...-results-<c>-<u>``; dashes only, as RQ requires of a job id), so a repeated
+notification sends once; the per-participant emails
 of a cancellation or a settlement go out from one background job
 (``competition-<id>-cancelled-emails`` / ``-results-emails``) so the clock never waits
 for SMTP. A failing email is logged; the money has moved and stays moved."""
@@ -21,6 +22,11 @@ from ..wallet.notify import email_user
 from .models import Competition, Participant, ParticipantStatus
 
 log = logging.getLogger(__name__)
+
+
+def email_key(event: str, competition_id: int, user_id: int, entry_number: int | None = None) -> str:
+    key = f"competition-{event}-{competition_id}-{user_id}"
+    return key if entry_number is None else f"{key}-{entry_number}"
 
 
 def _link(competition_id: int) -> str:
@@ -44,7 +50,7 @@ def email_joined(competition_id: int, user_id: int) -> None:
                                                                   Participant.user_id == user_id))
         user = db.session.get(User, user_id)
         email_user(user.email, f"You joined {competition.name}", "competition_joined",
-                   f"competition-joined:{competition_id}:{user_id}:{participant.entry_number}",
+                   email_key("joined", competition_id, user_id, participant.entry_number),
                    name=user.name, c=competition, fee=participant.fees_paid, link=_link(competition_id),
                    prize_table=[Decimal(p) for p in competition.prize_table])
 
@@ -64,7 +70,7 @@ def send_cancelled_emails(competition_id: int) -> None:
     for participant, user in _active(competition_id):
         _safely("cancelled", lambda p=participant, u=user: email_user(
             u.email, f"{competition.name} was cancelled", "competition_cancelled",
-            f"competition-cancelled:{competition_id}:{u.id}", name=u.name, c=competition,
+            email_key("cancelled", competition_id, u.id), name=u.name, c=competition,
             refund=Decimal("0.00") if p.disqualified else p.fees_paid, disqualified=p.disqualified,
             link=_link(competition_id)))
 
@@ -75,7 +81,7 @@ def send_result_emails(competition_id: int) -> None:
     for participant, user in _active(competition_id):
         _safely("results", lambda p=participant, u=user: email_user(
             u.email, f"Your result in {competition.name}", "competition_results",
-            f"competition-results:{competition_id}:{u.id}", name=u.name, c=competition, p=p,
+            email_key("results", competition_id, u.id), name=u.name, c=competition, p=p,
             link=_link(competition_id)))
 
 

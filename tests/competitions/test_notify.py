@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from edutradex.competitions import lifecycle, service
+from edutradex.competitions import lifecycle, notify, service
 from edutradex.extensions import db
 from edutradex.types import utcnow
 from tests.competitions.conftest import fund, open_competition
@@ -40,6 +40,8 @@ def test_joined_email_carries_the_terms(mail_app, smtp_server):
     service.join_competition(c.id, user.id)
     [(to, subject, body)] = bodies(smtp_server, 1)
     assert to == "ann@example.com" and subject == f"You joined {c.name}"
+    # The message id carries the job id, which names the event (a retried job sends once).
+    assert f"email-competition-joined-{c.id}-{user.id}-1" in str(smtp_server.messages[0]["Message-ID"])
     for text in ("paid 10.00 credits into the prize pool", "starting capital of 10000.00 USD",
                  f"Start: {c.start_at:%Y-%m-%d %H:%M:%S} UTC", "FX_MAJOR 30:1", "Platform fee: 20.00 %",
                  "guaranteed pool 100.00", "#1 70.00 %, #2 20.00 %, #3 10.00 %", "split the prizes",
@@ -79,6 +81,7 @@ def test_results_email_has_rank_equity_and_prize(mail_app, smtp_server):
     assert to == "win@example.com" and subject == f"Your result in {c.name}"
     assert "Your rank: 1" in body and "Your final equity: 10000.00 USD" in body
     assert "Your prize: 5.60 credits, already in your wallet" in body  # 10 - 20 % = 8 net, 70 %
+    assert f"email-competition-results-{c.id}-{user.id}" in str(smtp_server.messages[0]["Message-ID"])
 
 
 def test_too_few_entrants_at_the_start_cancel_with_emails(mail_app, smtp_server):
@@ -93,3 +96,13 @@ def test_too_few_entrants_at_the_start_cancel_with_emails(mail_app, smtp_server)
     assert lifecycle.start_competition(c.id, now=now + timedelta(seconds=2)) == "CANCELLED"
     [(to, subject, body)] = bodies(smtp_server, 1)
     assert "Fewer than 2 participants joined" in body and "Your 10.00 credits have been refunded" in body
+
+
+def test_every_email_job_id_is_one_rq_accepts():
+    """RQ refuses a job id with anything but letters, digits, _ and - (its emails would be lost)."""
+    from rq.job import JOB_ID_PATTERN
+
+    for key in (notify.email_key("joined", 12, 34, 2), notify.email_key("cancelled", 12, 34),
+                notify.email_key("results", 12, 34)):
+        assert JOB_ID_PATTERN.fullmatch(f"email-{key}"), key
+    assert JOB_ID_PATTERN.fullmatch("competition-12-cancelled-emails")
