@@ -39,6 +39,7 @@ from ..wallet.ledger import post_ledger_entries, post_ledger_entry, wallet_accou
 from ..wallet.models import EntryType
 from .events import announce_settled, announce_status
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
+from .notify import emails_after_cancel, emails_after_settlement
 from .prizes import Split, Standing, split_pool
 from .service import cancel_in_transaction, pool_account, pool_balance, revenue_account
 
@@ -86,6 +87,7 @@ def start_competition(competition_id: int, now: datetime | None = None) -> str |
             return None
         db.session.commit()
         announce_status(competition_id, S.CANCELLED.value, reason)
+        emails_after_cancel(competition_id)
         return S.CANCELLED.value
     except BaseException:
         db.session.rollback()
@@ -199,6 +201,7 @@ def settle_competition(competition_id: int, now: datetime | None = None) -> Spli
         db.session.rollback()
         raise
     announce_settled(cid)
+    emails_after_settlement(cid)
     return split
 
 

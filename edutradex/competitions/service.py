@@ -33,6 +33,7 @@ from ..wallet.ledger import InsufficientFunds, platform_account, post_ledger_ent
 from ..wallet.models import EntryType, PlatformAccount, PlatformAccountKind
 from .events import announce_participants, announce_status
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
+from .notify import email_joined, emails_after_cancel
 from .terms import TermsError, current_terms, parse_terms
 
 log = logging.getLogger(__name__)
@@ -305,6 +306,7 @@ def join_competition(competition_id: int, user_id: int, *, now: datetime | None 
 
     result = _commit_or_rollback(join)
     announce_participants(competition_id, result.seats_taken)
+    email_joined(competition_id, user_id)
     return result
 
 
@@ -408,6 +410,7 @@ def cancel_competition(competition_id: int, reason: str, *, actor=None, now: dat
 
     refunded = _commit_or_rollback(cancel)
     announce_status(competition_id, S.CANCELLED.value, reason)
+    emails_after_cancel(competition_id)
     return refunded
 
 

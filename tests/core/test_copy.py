@@ -1,6 +1,6 @@
 """Honest copy: the landing page, dashboard and wallet promise only what this install has
-(no competitions until that feature exists, live forex only with a data provider), and
-deployer hints are for administrators."""
+(competitions since their pages exist, but no live leaderboard yet; live forex only with a
+data provider), and deployer hints are for administrators."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ def text_of(html: str) -> str:
 
 def test_landing_page_promises_only_what_the_default_install_has(client):
     page = text_of(client.get("/").get_data(as_text=True))
-    assert "Competition" not in page and "competition" not in page
+    assert "the best ranks share the prize pool" in page  # the competition pages exist
+    assert "leaderboard" not in page.lower()  # the live leaderboard does not, yet
     assert "live forex" not in page.lower() and "Forex from" not in page
     assert "simulated OTC currency pairs and volatility indices" in page
 
@@ -24,19 +25,20 @@ def test_landing_page_promises_only_what_the_default_install_has(client):
 def test_landing_page_mentions_live_forex_once_a_provider_is_configured(app, client):
     app.config["TWELVEDATA_API_KEY"] = "key"
     page = text_of(client.get("/").get_data(as_text=True))
-    assert "live forex" in page and "Competition" not in page
+    assert "live forex" in page and "leaderboard" not in page.lower()
 
 
-def test_dashboard_does_not_promise_competitions(client, auth):
+def test_dashboard_links_competitions_without_promising_a_leaderboard(client, auth):
     auth.register()
-    page = text_of(client.get("/").get_data(as_text=True))
-    assert "ompetition" not in page
+    html = client.get("/").get_data(as_text=True)
+    assert 'href="/competitions"' in html  # the main navigation
+    assert "leaderboard" not in text_of(html).lower()
 
 
-def test_wallet_shows_no_competition_figures_and_no_deployer_text_to_traders(client, auth):
+def test_wallet_shows_competition_figures_and_no_deployer_text_to_traders(client, auth):
     auth.register()
     page = text_of(client.get("/wallet").get_data(as_text=True))
-    assert "Competitions" not in page and "entry fees" not in page
+    assert "0.00 entry fees" in page and "0.00 won" in page
     assert "Demo mode: deposits are credited at once and no card is charged." in page
     assert "Stripe keys" not in page and "STRIPE_SECRET_KEY" not in page
 

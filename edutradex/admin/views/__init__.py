@@ -1,3 +1,3 @@
 """The admin's sections, one module each, all on the one admin blueprint."""
 
-from . import audit, dashboard, jobs, kyc, markets, payouts, settings, users, withdrawals  # noqa: F401
+from . import audit, competitions, dashboard, jobs, kyc, markets, payouts, settings, users, withdrawals  # noqa: F401

@@ -19,6 +19,7 @@ SECTIONS = (
     ("KYC", "admin.kyc_queue", "admin.kyc"),
     ("Withdrawals", "admin.withdrawals", "admin.withdrawal"),
     ("Payouts", "admin.payout_batches", "admin.payout"),
+    ("Competitions", "admin.competitions", "admin.competition"),
     ("Jobs", "admin.jobs", "admin.job"),
     ("Settings", "admin.settings", "admin.setting"),
     ("Audit log", "admin.audit_log", "admin.audit"),

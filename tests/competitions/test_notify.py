@@ -1,0 +1,108 @@
+"""Competition emails through the real SMTP server: joined (with the terms), cancelled
+(with the refund), results (rank, equity, prize); each sent once per event."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from edutradex.competitions import lifecycle, notify, service
+from edutradex.extensions import db
+from edutradex.types import utcnow
+from tests.competitions.conftest import fund, open_competition
+from tests.conftest import build_app
+from tests.factories import make_user
+
+
+@pytest.fixture
+def mail_app(tmp_path, smtp_server):
+    app = build_app(f"sqlite:///{tmp_path / 'mail.db'}", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"),
+                    **smtp_server.app_config)
+    with app.test_request_context():
+        yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def bodies(smtp_server, count):
+    messages = smtp_server.wait_for(count)
+    assert len(messages) == count, [m["Subject"] for m in messages]
+    return [(str(m["To"]), str(m["Subject"]).removeprefix("[EduTradeX] "), m.get_payload(decode=True).decode())
+            for m in messages]
+
+
+def test_joined_email_carries_the_terms(mail_app, smtp_server):
+    user = make_user("ann@example.com", name="Ann")
+    fund(user.id, "50.00")
+    c = open_competition(guaranteed_pool="100.00", rebuys_allowed=True, max_rebuys=2, rebuy_fee="5.00")
+    service.join_competition(c.id, user.id)
+    [(to, subject, body)] = bodies(smtp_server, 1)
+    assert to == "ann@example.com" and subject == f"You joined {c.name}"
+    # The message id carries the job id, which names the event (a retried job sends once).
+    assert f"email-competition-joined-{c.id}-{user.id}-1" in str(smtp_server.messages[0]["Message-ID"])
+    for text in ("paid 10.00 credits into the prize pool", "starting capital of 10000.00 USD",
+                 f"Start: {c.start_at:%Y-%m-%d %H:%M:%S} UTC", "FX_MAJOR 30:1", "Platform fee: 20.00 %",
+                 "guaranteed pool 100.00", "#1 70.00 %, #2 20.00 %, #3 10.00 %", "split the prizes",
+                 "No trade, no prize.", "up to 2 at 5.00 credits each", f"/competitions/{c.id}"):
+        assert text in body, text
+
+
+def test_cancellation_emails_each_participant_their_refund_once(mail_app, smtp_server):
+    c = open_competition()
+    users = [make_user(f"p{i}@example.com") for i in range(2)]
+    for user in users:
+        fund(user.id, "10.00")
+        service.join_competition(c.id, user.id)
+    bodies(smtp_server, 2)  # the joined emails
+    smtp_server.messages.clear()
+    service.cancel_competition(c.id, "Market data outage")
+    sent = bodies(smtp_server, 2)
+    assert sorted(to for to, _, _ in sent) == ["p0@example.com", "p1@example.com"]
+    for _, subject, body in sent:
+        assert subject == f"{c.name} was cancelled"
+        assert "Market data outage" in body and "Your 10.00 credits have been refunded" in body
+
+
+def test_results_email_has_rank_equity_and_prize(mail_app, smtp_server):
+    now = utcnow().replace(microsecond=0)
+    c = open_competition(registration_closes_at=now + timedelta(seconds=1), start_at=now + timedelta(seconds=1),
+                         end_at=now + timedelta(seconds=3), prize_requires_trade=False)
+    user = make_user("win@example.com")
+    fund(user.id, "10.00")
+    service.join_competition(c.id, user.id)
+    smtp_server.wait_for(1)
+    smtp_server.messages.clear()
+    lifecycle.start_competition(c.id, now=now + timedelta(seconds=2))
+    lifecycle.end_competition(c.id, now=now + timedelta(seconds=4))
+    lifecycle.settle_competition(c.id, now=now + timedelta(seconds=5))
+    [(to, subject, body)] = bodies(smtp_server, 1)
+    assert to == "win@example.com" and subject == f"Your result in {c.name}"
+    assert "Your rank: 1" in body and "Your final equity: 10000.00 USD" in body
+    assert "Your prize: 5.60 credits, already in your wallet" in body  # 10 - 20 % = 8 net, 70 %
+    assert f"email-competition-results-{c.id}-{user.id}" in str(smtp_server.messages[0]["Message-ID"])
+
+
+def test_too_few_entrants_at_the_start_cancel_with_emails(mail_app, smtp_server):
+    now = utcnow().replace(microsecond=0)
+    c = open_competition(min_participants=2, registration_closes_at=now + timedelta(seconds=1),
+                         start_at=now + timedelta(seconds=1))
+    user = make_user("alone@example.com")
+    fund(user.id, "10.00")
+    service.join_competition(c.id, user.id)
+    smtp_server.wait_for(1)
+    smtp_server.messages.clear()
+    assert lifecycle.start_competition(c.id, now=now + timedelta(seconds=2)) == "CANCELLED"
+    [(to, subject, body)] = bodies(smtp_server, 1)
+    assert "Fewer than 2 participants joined" in body and "Your 10.00 credits have been refunded" in body
+
+
+def test_every_email_job_id_is_one_rq_accepts():
+    """RQ refuses a job id with anything but letters, digits, _ and - (its emails would be lost)."""
+    from rq.job import JOB_ID_PATTERN
+
+    for key in (notify.email_key("joined", 12, 34, 2), notify.email_key("cancelled", 12, 34),
+                notify.email_key("results", 12, 34)):
+        assert JOB_ID_PATTERN.fullmatch(f"email-{key}"), key
+    assert JOB_ID_PATTERN.fullmatch("competition-12-cancelled-emails")
