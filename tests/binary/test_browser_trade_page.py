@@ -62,6 +62,7 @@ def test_countdown_is_right_after_time_on_the_page(binary_live, sized_page):
         expires_ms = db.session.scalar(select(Trade.expires_ms))
         db.session.remove()
 
+    expect(page.get_by_test_id("countdown")).to_have_text(re.compile(r"\d+:\d\d"))  # drawn by the page's timer
     for pause_ms in (0, 4_000, 4_000):
         page.wait_for_timeout(pause_ms)
         text, browser_now_ms = page.evaluate(

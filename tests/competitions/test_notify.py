@@ -67,16 +67,18 @@ def test_cancellation_emails_each_participant_their_refund_once(mail_app, smtp_s
 
 def test_results_email_has_rank_equity_and_prize(mail_app, smtp_server):
     now = utcnow().replace(microsecond=0)
-    c = open_competition(registration_closes_at=now + timedelta(seconds=1), start_at=now + timedelta(seconds=1),
-                         end_at=now + timedelta(seconds=3), prize_requires_trade=False)
+    # registration stays open for 30 s of real time (a loaded machine joins late); the
+    # lifecycle steps run at explicit times after it
+    c = open_competition(registration_closes_at=now + timedelta(seconds=30), start_at=now + timedelta(seconds=30),
+                         end_at=now + timedelta(seconds=32), prize_requires_trade=False)
     user = make_user("win@example.com")
     fund(user.id, "10.00")
     service.join_competition(c.id, user.id)
     smtp_server.wait_for(1)
     smtp_server.messages.clear()
-    lifecycle.start_competition(c.id, now=now + timedelta(seconds=2))
-    lifecycle.end_competition(c.id, now=now + timedelta(seconds=4))
-    lifecycle.settle_competition(c.id, now=now + timedelta(seconds=5))
+    lifecycle.start_competition(c.id, now=now + timedelta(seconds=31))
+    lifecycle.end_competition(c.id, now=now + timedelta(seconds=33))
+    lifecycle.settle_competition(c.id, now=now + timedelta(seconds=34))
     [(to, subject, body)] = bodies(smtp_server, 1)
     assert to == "win@example.com" and subject == f"Your result in {c.name}"
     assert "Your rank: 1" in body and "Your final equity: 10000.00 USD" in body
@@ -86,14 +88,14 @@ def test_results_email_has_rank_equity_and_prize(mail_app, smtp_server):
 
 def test_too_few_entrants_at_the_start_cancel_with_emails(mail_app, smtp_server):
     now = utcnow().replace(microsecond=0)
-    c = open_competition(min_participants=2, registration_closes_at=now + timedelta(seconds=1),
-                         start_at=now + timedelta(seconds=1))
+    c = open_competition(min_participants=2, registration_closes_at=now + timedelta(seconds=30),
+                         start_at=now + timedelta(seconds=30))
     user = make_user("alone@example.com")
     fund(user.id, "10.00")
     service.join_competition(c.id, user.id)
     smtp_server.wait_for(1)
     smtp_server.messages.clear()
-    assert lifecycle.start_competition(c.id, now=now + timedelta(seconds=2)) == "CANCELLED"
+    assert lifecycle.start_competition(c.id, now=now + timedelta(seconds=31)) == "CANCELLED"
     [(to, subject, body)] = bodies(smtp_server, 1)
     assert "Fewer than 2 participants joined" in body and "Your 10.00 credits have been refunded" in body
 

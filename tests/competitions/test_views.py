@@ -164,11 +164,11 @@ def test_joins_that_cannot_happen_are_refused_and_change_nothing(app, client, au
             c = open_competition()
             service.cancel_competition(c.id, "Not enough interest")
         elif case == "live":
-            c = open_competition(registration_closes_at=now + timedelta(seconds=1), start_at=now + timedelta(seconds=1))
+            c = open_competition(registration_closes_at=now + timedelta(seconds=30), start_at=now + timedelta(seconds=30))
             other = make_user().id
             fund(other, "10.00")
             service.join_competition(c.id, other)
-            lifecycle.start_competition(c.id, now=now + timedelta(seconds=2))
+            lifecycle.start_competition(c.id, now=now + timedelta(seconds=31))
         elif case == "poor":
             c = open_competition(entry_fee="150.00")
         elif case == "draft":
@@ -185,11 +185,11 @@ def test_joins_that_cannot_happen_are_refused_and_change_nothing(app, client, au
 def test_leaving_after_the_start_or_without_being_in_is_refused(app, client, auth, trader):
     now = utcnow().replace(microsecond=0)
     with app.app_context():
-        c = open_competition(registration_closes_at=now + timedelta(seconds=1), start_at=now + timedelta(seconds=1))
+        c = open_competition(registration_closes_at=now + timedelta(seconds=30), start_at=now + timedelta(seconds=30))
         cid = c.id
         service.join_competition(cid, trader)
         other_c = open_competition().id
-        lifecycle.start_competition(cid, now=now + timedelta(seconds=2))
+        lifecycle.start_competition(cid, now=now + timedelta(seconds=31))
     before = _state(app, cid, trader)
     response = hx(client, auth, f"/competitions/{cid}/leave")
     assert response.status_code == 409 and "can no longer leave" in response.get_data(as_text=True)
@@ -212,13 +212,13 @@ def test_missing_csrf_is_refused_and_changes_nothing(app, client, trader):
 def test_results_after_settlement(app, client, trader):
     now = utcnow().replace(microsecond=0)
     with app.app_context():
-        c = open_competition(registration_closes_at=now + timedelta(seconds=1), start_at=now + timedelta(seconds=1),
-                             end_at=now + timedelta(seconds=3), prize_requires_trade=False)
+        c = open_competition(registration_closes_at=now + timedelta(seconds=30), start_at=now + timedelta(seconds=30),
+                             end_at=now + timedelta(seconds=32), prize_requires_trade=False)
         cid = c.id
         service.join_competition(cid, trader)
-        lifecycle.start_competition(cid, now=now + timedelta(seconds=2))
-        lifecycle.end_competition(cid, now=now + timedelta(seconds=4))
-        lifecycle.settle_competition(cid, now=now + timedelta(seconds=5))
+        lifecycle.start_competition(cid, now=now + timedelta(seconds=31))
+        lifecycle.end_competition(cid, now=now + timedelta(seconds=33))
+        lifecycle.settle_competition(cid, now=now + timedelta(seconds=34))
     page = client.get(f"/competitions/{cid}").get_data(as_text=True)
     # One trader, pool 10 - 2 fee = 8 net, rank 1 takes 70 % = 5.60.
     assert "Results (1)" in page and "Prizes paid" in page
@@ -230,11 +230,11 @@ def test_results_after_settlement(app, client, trader):
 def test_rebuy_button_only_while_live_and_below_the_starting_capital(app, client, auth, trader):
     now = utcnow().replace(microsecond=0)
     with app.app_context():
-        c = open_competition(registration_closes_at=now + timedelta(seconds=1), start_at=now + timedelta(seconds=1),
+        c = open_competition(registration_closes_at=now + timedelta(seconds=30), start_at=now + timedelta(seconds=30),
                              rebuys_allowed="on", max_rebuys=1, rebuy_fee="5.00")
         cid = c.id
         service.join_competition(cid, trader)
-        lifecycle.start_competition(cid, now=now + timedelta(seconds=2))
+        lifecycle.start_competition(cid, now=now + timedelta(seconds=31))
     page = client.get(f"/competitions/{cid}").get_data(as_text=True)
     assert 'data-testid="my-account"' in page and 'data-testid="rebuy"' not in page  # at the starting capital
     live = client.get("/competitions?tab=live").get_data(as_text=True)
