@@ -56,6 +56,10 @@ class Config:
     # Web processes run the price feed and settlement clock: at once without Redis (the
     # embedded default), with Redis whenever no `feed` process holds the price authority.
     EMBEDDED_SERVICES = _bool("EMBEDDED_SERVICES", True)
+    # Competition pages for traders (lobby, joining). Off until traders can trade inside a
+    # competition (the CFD engine, issue #12): an entry fee for a contest with nothing to
+    # trade would take real credits. Admins can prepare competitions meanwhile.
+    COMPETITIONS_OPEN = _bool("COMPETITIONS_OPEN", False)
 
     DEFAULT_DEMO_BALANCE = Decimal(os.environ.get("DEFAULT_DEMO_BALANCE", "10000"))
     DEFAULT_PAYOUT_PERCENT = Decimal(os.environ.get("DEFAULT_PAYOUT_PERCENT", "80"))
@@ -173,6 +177,7 @@ class TestingConfig(Config):
     JOBS_MODE = "sync"
     JOBS_IN_PROCESS_WITHOUT_WORKER = False  # RQ tests run their worker themselves
     EMBEDDED_SERVICES = False
+    COMPETITIONS_OPEN = True  # the trader pages are tested; closed_competitions tests the default
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"
     ARGON2_TIME_COST = 1

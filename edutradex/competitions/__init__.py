@@ -17,4 +17,5 @@ def init_app(app: Flask) -> None:
 
     app.extensions["background_services"].append(competition_clock)
     app.extensions.setdefault("ledger_checks", []).append(check_prize_pools)
-    app.register_blueprint(bp)
+    if app.config["COMPETITIONS_OPEN"]:  # no trader page (nor link to one) until they open
+        app.register_blueprint(bp)

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from flask import url_for
 from sqlalchemy import select
+from werkzeug.routing import BuildError
 
 from .. import jobs
 from ..auth.models import User
@@ -32,7 +33,7 @@ def email_key(event: str, competition_id: int, user_id: int, entry_number: int |
 def _link(competition_id: int) -> str:
     try:
         return url_for("competitions.detail", competition_id=competition_id, _external=True)
-    except RuntimeError:  # no request and no SERVER_NAME (a worker): the path is still useful
+    except (RuntimeError, BuildError):  # no request and no SERVER_NAME (a worker), or pages closed
         return f"/competitions/{competition_id}"
 
 

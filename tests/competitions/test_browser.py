@@ -15,8 +15,17 @@ from edutradex.extensions import db
 from edutradex.types import utcnow
 from tests.conftest import ARTIFACTS, build_app
 from tests.support.browser import sign_up
+from tests.support.live import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def live_server(tmp_path):
+    """The app as a process, with the competition pages open to traders."""
+    server = LiveServer(tmp_path / "live", COMPETITIONS_OPEN="1").prepare().start()
+    yield server
+    server.stop()
 
 
 def publish_in(live_server, **overrides) -> int:
