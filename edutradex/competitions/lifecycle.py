@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import Flask, current_app
@@ -39,7 +39,13 @@ from ..wallet.ledger import post_ledger_entries, post_ledger_entry, wallet_accou
 from ..wallet.models import EntryType
 from .events import announce_settled, announce_status
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
-from .notify import emails_after_cancel, emails_after_settlement
+from .notify import (
+    REMINDER_MINUTES,
+    emails_after_cancel,
+    emails_after_reminder,
+    emails_after_settlement,
+    emails_after_start,
+)
 from .prizes import Split, Standing, split_pool
 from .service import cancel_in_transaction, pool_account, pool_balance, revenue_account
 
@@ -75,6 +81,7 @@ def start_competition(competition_id: int, now: datetime | None = None) -> str |
         if started is not None:
             db.session.commit()
             announce_status(competition_id, S.LIVE.value)
+            emails_after_start(competition_id)
             return S.LIVE.value
         competition = db.session.get(Competition, competition_id, populate_existing=True)
         if competition is None or competition.status != S.SCHEDULED.value or competition.start_at > now:
@@ -92,6 +99,28 @@ def start_competition(competition_id: int, now: datetime | None = None) -> str |
     except BaseException:
         db.session.rollback()
         raise
+
+
+def send_reminders(now: datetime | None = None) -> list[int]:
+    """Queue the "starts in 15 minutes" emails of every SCHEDULED competition whose start
+    is at most REMINDER_MINUTES away and not yet passed. Each competition's reminder is
+    claimed by one conditional UPDATE (``reminder_sent_at IS NULL``), committed before the
+    emails are queued, so two clocks or a restart never send it twice. Returns the ids."""
+    now = now or utcnow()
+    table = Competition.__table__
+    try:
+        claimed = db.session.execute(
+            update(table).where(table.c.status == S.SCHEDULED.value, table.c.reminder_sent_at.is_(None),
+                                table.c.start_at > now,
+                                table.c.start_at <= now + timedelta(minutes=REMINDER_MINUTES))
+            .values(reminder_sent_at=now).returning(table.c.id)).scalars().all()
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    for competition_id in claimed:
+        emails_after_reminder(competition_id)
+    return list(claimed)
 
 
 def close_all_at(competition: Competition, end_at: datetime) -> None:
@@ -260,7 +289,12 @@ def step_job_id(competition_id: int, action: str) -> str:
 
 
 def run_lifecycle_cycle(now: datetime | None = None) -> int:
-    """Run (or, with RQ, enqueue) every due step. Returns how many were due."""
+    """Send the due reminders, then run (or, with RQ, enqueue) every due step. Returns how
+    many steps were due."""
+    try:
+        send_reminders(now)
+    except Exception:
+        log.exception("competition reminders failed")  # retried next cycle: nothing was claimed
     steps = due_steps(now)
     use_rq = current_app.config["JOBS_MODE"] == "rq"
     for competition_id, action in steps:

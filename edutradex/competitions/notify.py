@@ -1,10 +1,11 @@
 """Competition emails, sent after the commit they report on: joined (with the terms),
-cancelled (with the refund), results (rank, equity, prize). Each email's job id names its
+starts in 15 minutes, started, cancelled (with the refund), results (rank, equity, prize). Each email's job id names its
 business event (``email-competition-joined-<c>-<u>-<entry>``, ``...-cancelled-<c>-<u>``,
 ``...-results-<c>-<u>``; dashes only, as RQ requires of a job id), so a repeated
 notification sends once; the per-participant emails
 of a cancellation or a settlement go out from one background job
-(``competition-<id>-cancelled-emails`` / ``-results-emails``) so the clock never waits
+(``competition-<id>-reminder-emails`` / ``-started-emails`` / ``-cancelled-emails`` /
+``-results-emails``) so the clock never waits
 for SMTP. A failing email is logged; the money has moved and stays moved."""
 
 from __future__ import annotations
@@ -84,6 +85,38 @@ def send_result_emails(competition_id: int) -> None:
             u.email, f"Your result in {competition.name}", "competition_results",
             email_key("results", competition_id, u.id), name=u.name, c=competition, p=p,
             link=_link(competition_id)))
+
+
+REMINDER_MINUTES = 15
+
+
+@jobs.job
+def send_reminder_emails(competition_id: int) -> None:
+    competition = db.session.get(Competition, competition_id)
+    for _participant, user in _active(competition_id):
+        _safely("reminder", lambda u=user: email_user(
+            u.email, f"{competition.name} starts in {REMINDER_MINUTES} minutes", "competition_reminder",
+            email_key("reminder", competition_id, u.id), name=u.name, c=competition, minutes=REMINDER_MINUTES,
+            link=_link(competition_id)))
+
+
+@jobs.job
+def send_started_emails(competition_id: int) -> None:
+    competition = db.session.get(Competition, competition_id)
+    for _participant, user in _active(competition_id):
+        _safely("started", lambda u=user: email_user(
+            u.email, f"{competition.name} has started", "competition_started",
+            email_key("started", competition_id, u.id), name=u.name, c=competition, link=_link(competition_id)))
+
+
+def emails_after_reminder(competition_id: int) -> None:
+    _safely("reminder", lambda: jobs.enqueue(send_reminder_emails, competition_id,
+                                             job_id=f"competition-{competition_id}-reminder-emails"))
+
+
+def emails_after_start(competition_id: int) -> None:
+    _safely("started", lambda: jobs.enqueue(send_started_emails, competition_id,
+                                            job_id=f"competition-{competition_id}-started-emails"))
 
 
 def emails_after_cancel(competition_id: int) -> None:
