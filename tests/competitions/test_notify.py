@@ -14,6 +14,7 @@ from edutradex.types import utcnow
 from tests.competitions.conftest import fund, open_competition
 from tests.conftest import build_app
 from tests.factories import make_user
+from tests.support.smtp import html_body, text_body
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def mail_app(tmp_path, smtp_server):
 def bodies(smtp_server, count):
     messages = smtp_server.wait_for(count)
     assert len(messages) == count, [m["Subject"] for m in messages]
-    return [(str(m["To"]), str(m["Subject"]).removeprefix("[EduTradeX] "), m.get_payload(decode=True).decode())
+    return [(str(m["To"]), str(m["Subject"]).removeprefix("[EduTradeX] "), text_body(m))
             for m in messages]
 
 
@@ -48,6 +49,21 @@ def test_joined_email_carries_the_terms(mail_app, smtp_server):
                  "guaranteed pool 100.00", "#1 70.00 %, #2 20.00 %, #3 10.00 %", "split the prizes",
                  "No trade, no prize.", "up to 2 at 5.00 credits each", f"/competitions/{c.id}"):
         assert text in body, text
+
+
+def test_joined_email_has_a_branded_html_part_with_the_terms_as_a_list(mail_app, smtp_server):
+    user = make_user("mal@example.com", name="Mal <script>x()</script>")
+    fund(user.id, "50.00")
+    c = open_competition()
+    service.join_competition(c.id, user.id)
+    [message] = smtp_server.wait_for(1)
+    assert message.get_content_type() == "multipart/alternative"
+    assert text_body(message).startswith("Hello Mal <script>x()</script>,\n\nYou joined ")
+    html = html_body(message)
+    assert "EduTradeX" in html and f"You joined {c.name}" in html and "The terms (locked):" in html
+    assert "Hello Mal &lt;script&gt;x()&lt;/script&gt;," in html and "<script" not in html
+    assert '<li style="margin:0 0 4px 0;">Platform fee: 20.00 % of the pool</li>' in html
+    assert f'/competitions/{c.id}</a>' in html  # the link is clickable
 
 
 def test_cancellation_emails_each_participant_their_refund_once(mail_app, smtp_server):

@@ -9,6 +9,23 @@ from email.message import Message
 from .servers import free_port
 
 
+def part(message: Message, content_type: str) -> str:
+    """The decoded text of a message's ``content_type`` part (text/plain or text/html):
+    every email is multipart/alternative. Line ends are LF (SMTP carries CRLF)."""
+    for sub in message.walk():
+        if sub.get_content_type() == content_type and not sub.is_multipart():
+            return sub.get_payload(decode=True).decode(sub.get_content_charset() or "utf-8").replace("\r\n", "\n")
+    raise AssertionError(f"no {content_type} part in {message.get_content_type()} message {message['Subject']!r}")
+
+
+def text_body(message: Message) -> str:
+    return part(message, "text/plain")
+
+
+def html_body(message: Message) -> str:
+    return part(message, "text/html")
+
+
 class SmtpServer:
     def __init__(self):
         self.host = "127.0.0.1"

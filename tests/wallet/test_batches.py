@@ -17,6 +17,7 @@ from edutradex.wallet.service import adjust_credits
 from edutradex.wallet.withdrawals import save_bank_account
 from tests.conftest import build_app
 from tests.factories import make_admin, make_user
+from tests.support.smtp import text_body
 from tests.wallet.conftest import DEBTOR
 from tests.wallet.helpers import assert_books_balance, balance, verified_user_with_bank
 
@@ -99,7 +100,7 @@ def test_a_batch_pays_the_users_ibans_and_only_sending_it_pays(mail_app, smtp_se
         assert count_entries("payout") == 2
         paid = [m for m in smtp_server.messages if m["Subject"] == "[EduTradeX] Withdrawal paid"]
         assert len(paid) == 2
-        body = paid[0].get_payload()
+        body = text_body(paid[0])
         assert "sent to your bank" in body and "EDX-W" in body and IBANS["Ann Lee"] not in body
     assert_books_balance(mail_app)
 

@@ -15,6 +15,7 @@ from edutradex.wallet import kyc
 from edutradex.wallet.crypto import decrypt_text, encrypt_text
 from tests.conftest import build_app
 from tests.factories import make_admin, make_user
+from tests.support.smtp import text_body
 
 DETAILS = ("Ann Lee", "1990-05-17", "FR", "1 rue de Rivoli, 75001 Paris", "AB1234567")
 
@@ -52,7 +53,7 @@ def test_rejection_needs_a_reason_and_the_user_can_resubmit(app):
             kyc.reject_kyc(submission.id, admin.id, "")
         kyc.reject_kyc(submission.id, admin.id, "The document number is unreadable")
         assert kyc.kyc_status(user.id) == "rejected"
-        assert "The document number is unreadable" in outbox(app)[0].get_payload()
+        assert "The document number is unreadable" in text_body(outbox(app)[0])
         again = kyc.submit_kyc(user.id, *DETAILS)
         assert again.id != submission.id and kyc.kyc_status(user.id) == "pending"
 

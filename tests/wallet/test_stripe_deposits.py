@@ -15,6 +15,7 @@ from edutradex.auth.models import User
 from edutradex.extensions import db
 from edutradex.wallet.ledger import get_or_create_wallet
 from edutradex.wallet.models import Deposit, LedgerEntry, StripeEvent
+from tests.support.smtp import text_body
 from tests.support.web import AuthActions
 from tests.wallet.conftest import WEBHOOK_SECRET
 from tests.wallet.helpers import assert_books_balance, balance
@@ -93,7 +94,7 @@ def test_card_deposit_is_credited_once_by_the_signed_webhook(stripe_app, localst
         assert db.session.scalar(db.select(StripeEvent.event_type)) == "payment_intent.succeeded"
         messages = smtp_server.wait_for(1)
         assert [str(m["Subject"]) for m in messages] == ["[EduTradeX] Deposit received"]
-        assert messages[0]["To"] == "card@example.com" and "50.00 credits" in messages[0].get_payload()
+        assert messages[0]["To"] == "card@example.com" and "50.00 credits" in text_body(messages[0])
     assert_books_balance(stripe_app)
 
 

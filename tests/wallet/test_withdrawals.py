@@ -17,6 +17,7 @@ from edutradex.wallet.models import LedgerEntry, Withdrawal
 from edutradex.wallet.providers import PayoutResult
 from edutradex.wallet.service import adjust_credits, set_withdrawals_enabled
 from tests.factories import make_admin, make_user
+from tests.support.smtp import text_body
 from tests.wallet.helpers import GOOD_IBAN, FlakyBank, assert_books_balance, balance, verified_user_with_bank
 
 
@@ -73,7 +74,7 @@ def test_an_approved_withdrawal_waits_for_its_bank_transfer(mail_app, smtp_serve
         subjects = [s.removeprefix("[EduTradeX] ") for s in smtp_server.subjects()]
         assert subjects == ["Identity verified", "Withdrawal requested"]
         assert all(m["To"] == user.email for m in smtp_server.messages)
-        body = smtp_server.messages[1].get_payload()
+        body = text_body(smtp_server.messages[1])
         assert "DE89 **** **** **** 3000" in body and GOOD_IBAN not in body
     assert_books_balance(mail_app)
 
@@ -106,7 +107,7 @@ def test_a_payout_provider_that_refuses_reverses_once_and_the_user_is_told(mail_
         assert withdrawals.get_or_create_wallet(user.id).total_withdrawn == Decimal("0.00")
         subjects = [s.removeprefix("[EduTradeX] ") for s in smtp_server.subjects()]
         assert subjects[-2:] == ["Withdrawal requested", "Withdrawal failed"]
-        assert "Account closed at the receiving bank." in smtp_server.messages[-1].get_payload()
+        assert "Account closed at the receiving bank." in text_body(smtp_server.messages[-1])
     assert_books_balance(mail_app)
 
 
