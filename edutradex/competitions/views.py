@@ -44,13 +44,15 @@ def _done(message: str, competition):
 @login_required
 def index():
     tab = pages.tab_name(request.args.get("tab"))
-    page = pages.lobby(tab, parse_page(request.args.get("page")))
+    filters = pages.parse_filters(request.args)
+    page = pages.lobby(tab, parse_page(request.args.get("page")), filters)
     pools = pages.pools([c.id for c in page.items])
     previews = {c.id: pages.prize_preview(c, pools[c.id]) for c in page.items}
     mine = pages.joined_among(current_user.id, [c.id for c in page.items])
     return render_template("competitions/index.html", tab=tab, tabs=pages.TAB_LABELS, page=page, pools=pools,
                            previews=previews, mine=mine, now=utcnow(), countdown=pages.countdown,
-                           seconds_until=pages.seconds_until)
+                           seconds_until=pages.seconds_until, filters=filters, fee_choices=pages.FEE_CHOICES,
+                           kinds=pages.KIND_LABELS, markets=pages.MARKET_LABELS), 400 if filters.errors else 200
 
 
 @bp.route("/mine")
