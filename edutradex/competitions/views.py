@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 
 from ..extensions import limiter
 from ..parsing import parse_page
+from ..trading_account import use_competition
 from ..types import utcnow
 from ..wallet.service import get_wallet
 from . import bp, pages, service
@@ -73,6 +74,8 @@ def detail(competition_id: int):
     me = service.get_participant(competition.id, current_user.id)
     if me is not None and me.status != ParticipantStatus.ACTIVE.value:
         me = None
+    if me is not None:
+        use_competition(competition, me)  # the header shows the account this page trades with
     return render_template("competitions/detail.html", c=competition, pool=pool,
                            preview=pages.prize_preview(competition, pool), me=me,
                            participants=pages.participants(competition.id), wallet=get_wallet(current_user.id),
