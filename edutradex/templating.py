@@ -62,11 +62,14 @@ def init_app(app: Flask) -> None:
 
     app.add_url_rule("/branding.css", endpoint="branding_css", view_func=branding_css)
 
+    from .trading_account import current_trading_account
+
     @app.context_processor
     def inject_globals():
         site_name, accent_colour = branding()
         return {"site_name": site_name, "accent_colour": accent_colour, "navigation_items": navigation_items,
-                "active_navigation": active_navigation, "has_endpoint": has_endpoint}
+                "active_navigation": active_navigation, "has_endpoint": has_endpoint,
+                "trading_account": current_trading_account}
 
 
 def branding() -> tuple[str, str]:

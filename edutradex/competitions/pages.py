@@ -8,13 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import String, cast, exists, false, func, literal, or_, select
 
 from ..auth.models import User
+from ..errors import DomainError
 from ..extensions import db
+from ..market.models import Market, MarketType
+from ..parsing import parse_decimal
 from ..types import utcnow
 from ..wallet.models import PlatformAccount, PlatformAccountKind
-from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
+from .models import Competition, CompetitionKind, CompetitionStatus, Participant, ParticipantStatus, pool_reference
 from .prizes import CENT, ZERO, rank_prizes
 
 S = CompetitionStatus
@@ -34,10 +37,92 @@ def tab_name(raw: str | None) -> str:
     return raw if raw in TABS else "upcoming"
 
 
-def lobby(tab: str, page: int):
+FEE_CHOICES = {"": "Any fee", "free": "Free", "paid": "Paid"}
+KIND_LABELS = {CompetitionKind.CFD.value: "CFD", CompetitionKind.RISE_FALL.value: "Rise/Fall"}
+MARKET_LABELS = {MarketType.FOREX.value: "Forex", MarketType.OTC.value: "OTC", MarketType.SYNTHETIC.value: "Synthetic"}
+MAX_FEE_LIMIT = Decimal("1000000.00")
+
+
+@dataclass(frozen=True)
+class LobbyFilters:
+    """The lobby's filters, from the query string. ``raw`` is what was typed (shown back in
+    the form and kept in the tab and page links); ``errors`` maps a field to its message."""
+    fee: str = ""  # "", "free" or "paid"
+    max_fee: Decimal | None = None
+    kind: str = ""
+    market: str = ""
+    seats: bool = False
+    raw: dict | None = None
+    errors: dict | None = None
+
+    @property
+    def args(self) -> dict[str, str]:
+        """The non-empty filters, for links that must keep them."""
+        return {key: value for key, value in (self.raw or {}).items() if value}
+
+    @property
+    def active(self) -> bool:
+        return bool(self.args)
+
+
+def parse_filters(args) -> LobbyFilters:
+    """Filters typed by a person: every bad value is reported next to its field (the view
+    answers 400 with an empty result), never guessed."""
+    raw = {key: (args.get(key) or "").strip()[:64] for key in ("fee", "max_fee", "kind", "market", "seats")}
+    errors: dict[str, str] = {}
+    if raw["fee"] not in FEE_CHOICES:
+        errors["fee"] = "Entry fee: choose any, free or paid."
+    max_fee = None
+    if raw["max_fee"]:
+        try:
+            max_fee = parse_decimal(raw["max_fee"], "Max fee", places=2, minimum=Decimal("0"),
+                                    maximum=MAX_FEE_LIMIT, example="25.00")
+        except DomainError as error:
+            errors["max_fee"] = str(error)
+    if raw["kind"] and raw["kind"] not in KIND_LABELS:
+        errors["kind"] = f"Kind: choose {' or '.join(KIND_LABELS.values())}."
+    if raw["market"] and raw["market"] not in MARKET_LABELS:
+        errors["market"] = f"Market: choose {', '.join(MARKET_LABELS.values())}."
+    if raw["seats"] not in ("", "1"):
+        errors["seats"] = "Seats left: tick the box or leave it empty."
+    return LobbyFilters(fee=raw["fee"] if "fee" not in errors else "", max_fee=max_fee, kind=raw["kind"],
+                        market=raw["market"], seats=raw["seats"] == "1", raw=raw, errors=errors)
+
+
+def _allows_market_type(market_type: str):
+    """Competitions whose allowed markets include this market type: every market (empty
+    list), the type itself, or one of its symbols. The list is JSON; matched as text."""
+    listed = cast(Competition.allowed_markets, String)
+    symbol_of_type = exists(select(Market.id).where(
+        Market.market_type == market_type, listed.like(literal('%"') + Market.symbol + literal('"%'))))
+    return or_(listed == "[]", listed.like(f'%"{market_type}"%'), symbol_of_type)
+
+
+def lobby(tab: str, page: int, filters: LobbyFilters | None = None):
     statuses, order = TABS[tab]
     query = select(Competition).where(Competition.status.in_(statuses)).order_by(order, Competition.id)
+    if filters is not None:
+        query = query.where(*_filter_clauses(filters))
     return db.paginate(query, page=page, per_page=PAGE_SIZE, error_out=False)
+
+
+def _filter_clauses(filters: LobbyFilters) -> list:
+    if filters.errors:  # a bad filter shows nothing rather than a guess
+        return [false()]
+    clauses = []
+    if filters.fee == "free":
+        clauses.append(Competition.entry_fee == ZERO)
+    elif filters.fee == "paid":
+        clauses.append(Competition.entry_fee > ZERO)
+    if filters.max_fee is not None:
+        clauses.append(Competition.entry_fee <= filters.max_fee)
+    if filters.kind:
+        clauses.append(Competition.kind == filters.kind)
+    if filters.market:
+        clauses.append(_allows_market_type(filters.market))
+    if filters.seats:
+        clauses.append(Competition.seats_taken < Competition.max_participants)
+    return clauses
 
 
 def pools(competition_ids: list[int]) -> dict[int, Decimal]:

@@ -10,6 +10,7 @@ from flask_login import current_user, login_required
 
 from ..extensions import limiter
 from ..parsing import parse_page
+from ..trading_account import use_competition
 from ..types import utcnow
 from ..wallet.service import get_wallet
 from . import bp, pages, service
@@ -44,13 +45,15 @@ def _done(message: str, competition):
 @login_required
 def index():
     tab = pages.tab_name(request.args.get("tab"))
-    page = pages.lobby(tab, parse_page(request.args.get("page")))
+    filters = pages.parse_filters(request.args)
+    page = pages.lobby(tab, parse_page(request.args.get("page")), filters)
     pools = pages.pools([c.id for c in page.items])
     previews = {c.id: pages.prize_preview(c, pools[c.id]) for c in page.items}
     mine = pages.joined_among(current_user.id, [c.id for c in page.items])
     return render_template("competitions/index.html", tab=tab, tabs=pages.TAB_LABELS, page=page, pools=pools,
                            previews=previews, mine=mine, now=utcnow(), countdown=pages.countdown,
-                           seconds_until=pages.seconds_until)
+                           seconds_until=pages.seconds_until, filters=filters, fee_choices=pages.FEE_CHOICES,
+                           kinds=pages.KIND_LABELS, markets=pages.MARKET_LABELS), 400 if filters.errors else 200
 
 
 @bp.route("/mine")
@@ -71,6 +74,8 @@ def detail(competition_id: int):
     me = service.get_participant(competition.id, current_user.id)
     if me is not None and me.status != ParticipantStatus.ACTIVE.value:
         me = None
+    if me is not None:
+        use_competition(competition, me)  # the header shows the account this page trades with
     return render_template("competitions/detail.html", c=competition, pool=pool,
                            preview=pages.prize_preview(competition, pool), me=me,
                            participants=pages.participants(competition.id), wallet=get_wallet(current_user.id),

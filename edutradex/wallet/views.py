@@ -21,6 +21,7 @@ from flask_login import current_user, login_required
 from ..errors import DomainError
 from ..extensions import limiter
 from ..parsing import parse_page
+from ..trading_account import use_credits
 from . import bp
 from .amounts import parse_credit_amount
 from .deposits import deposit_limits, get_user_deposit, pay_deposit, recent_deposits, start_deposit
@@ -71,8 +72,10 @@ def _page_number() -> int:
 
 def _panels(user_id: int) -> dict:
     low, high = deposit_limits()
+    wallet = get_wallet(user_id)
+    use_credits(wallet)  # the wallet page: the header shows the credit wallet
     return {
-        "wallet": get_wallet(user_id),
+        "wallet": wallet,
         "stripe_mode": stripe_enabled(),
         "deposit_min": low,
         "deposit_max": high,

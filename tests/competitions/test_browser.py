@@ -79,6 +79,11 @@ def test_fund_join_see_pool_and_countdown(live_server, page, browser):
     assert page.get_by_test_id("pool").inner_text() == "10.00"
     assert page.get_by_test_id("seats").inner_text() == "1 / 20"
     assert "You joined Friday FX Sprint" in page.content()
+    # The header shows the account this page trades with: the competition account.
+    account = page.get_by_test_id("trading-account")
+    assert account.get_attribute("data-account") == "competition"
+    assert account.locator(".balance-label").inner_text().upper() == "FRIDAY FX SPR…"
+    assert account.get_by_test_id("account-balance").inner_text() == "10,000.00 USD"
 
     ARTIFACTS.mkdir(exist_ok=True)
     for width, height in ((1440, 900), (390, 844)):
@@ -90,6 +95,13 @@ def test_fund_join_see_pool_and_countdown(live_server, page, browser):
                 shot.goto(base + path)
                 shot.screenshot(path=str(ARTIFACTS / f"competitions-{name}-{width}.png"), full_page=True)
                 assert shot.evaluate("document.documentElement.scrollWidth") <= width, f"{name} scrolls sideways"
+                # A one-row header, whichever account the badge shows.
+                header = shot.locator("header.topbar").bounding_box()
+                assert header["height"] < 64, f"{name}: the header is {header['height']} px tall at {width} px"
+                for part in (shot.locator(".brand"), shot.get_by_test_id("trading-account")):
+                    part_box = part.bounding_box()
+                    assert header["y"] <= part_box["y"] <= part_box["y"] + part_box["height"] <= header["y"] + header["height"]
+                    assert part_box["x"] + part_box["width"] <= width
         finally:
             context.close()
     assert problems == []
