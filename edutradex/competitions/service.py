@@ -389,6 +389,13 @@ def cancel_in_transaction(competition_id: int, expected: str, reason: str, now: 
     return True
 
 
+def _refuse_unless_cancellable(status: str) -> None:
+    if status == S.CANCELLED.value:
+        raise Conflict("This competition was already cancelled.")
+    if status not in CANCELLABLE:
+        raise Conflict("This competition has ended; it can no longer be cancelled.")
+
+
 def cancel_competition(competition_id: int, reason: str, *, actor=None, now: datetime | None = None) -> int:
     """Cancel from DRAFT, SCHEDULED or LIVE: every fee (entry and rebuys) refunded once.
     Returns the number of participants refunded."""
@@ -396,16 +403,18 @@ def cancel_competition(competition_id: int, reason: str, *, actor=None, now: dat
     reason = (reason or "").strip()
     if len(reason) < 3:
         raise TermsError("Give a reason for the cancellation (at least 3 characters).")
-    competition = get_competition(competition_id)
-    status = competition.status
-    if status not in CANCELLABLE:
-        raise Conflict("This competition has ended; it can no longer be cancelled.")
+    _refuse_unless_cancellable(get_competition(competition_id).status)  # early, before any write
 
     def cancel() -> int:
-        if not _transition(competition_id, status, S.CANCELLED.value, cancelled_at=now, cancel_reason=reason[:255]):
+        # The status under the row lock, not the one read above: a start that commits in
+        # between makes it LIVE, and a LIVE competition is cancelled just the same.
+        before = db.session.scalar(select(Competition.status).where(Competition.id == competition_id)
+                                   .with_for_update().execution_options(**FRESH))
+        _refuse_unless_cancellable(before)
+        if not _transition(competition_id, before, S.CANCELLED.value, cancelled_at=now, cancel_reason=reason[:255]):
             raise Conflict("This competition changed meanwhile (it started, ended or was cancelled): reload it.")
         refunded = _settle_fees_on_cancel(competition_id)
-        _audit(actor, "competition.cancel", competition_id, before=status, after=S.CANCELLED.value, note=reason)
+        _audit(actor, "competition.cancel", competition_id, before=before, after=S.CANCELLED.value, note=reason)
         return refunded
 
     refunded = _commit_or_rollback(cancel)
