@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -137,6 +137,56 @@ def create_competition(raw: Mapping[str, Any], *, created_by: int | None = None,
         except IntegrityError:
             raise Conflict(f"The slug {terms['slug']!r} is already used by another competition.") from None
         _audit(actor, "competition.create", competition.id, after=terms)
+        return competition
+
+    return _commit_or_rollback(create)
+
+
+def _free_slug(base: str) -> str:
+    """``base``, or ``base-2``, ``base-3`` ... : the first slug no competition uses (at most 80 characters)."""
+    base = base[:72].rstrip("-")
+    taken = set(db.session.scalars(select(Competition.slug).where(Competition.slug.like(f"{base}%"))))
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base}-{number}" in taken:
+        number += 1
+    return f"{base}-{number}"
+
+
+SCHEDULE_TIMES = ("registration_opens_at", "registration_closes_at", "start_at", "end_at")
+DAY = timedelta(days=1)
+
+
+def clone_competition(competition_id: int, *, created_by: int | None = None, actor=None,
+                      now: datetime | None = None) -> Competition:
+    """A new DRAFT with the same terms (never the participants, money or status), named
+    "<name> (copy)" with a free slug "<slug>-copy", its times moved by the fewest whole days
+    (0 if it is still ahead) that put the registration's opening in the future: every
+    duration (registration window, start to end) and the time of day are kept."""
+    now = now or utcnow()
+    source = get_competition(competition_id)
+    terms = current_terms(source)
+    terms["allowed_markets"] = list(source.allowed_markets or [])
+    terms["max_leverage"] = dict(source.max_leverage or {})
+    terms["prize_table"] = list(source.prize_table or [])
+    days = 0
+    if source.registration_opens_at <= now:
+        days = (now - source.registration_opens_at) // DAY + 1
+    for name in SCHEDULE_TIMES:
+        terms[name] = getattr(source, name) + days * DAY
+    suffix = " (copy)"
+    terms["name"] = source.name[:120 - len(suffix)] + suffix
+
+    def create() -> Competition:
+        terms["slug"] = _free_slug(f"{source.slug[:75]}-copy")
+        competition = Competition(**terms, created_by=created_by, status=S.DRAFT.value)
+        db.session.add(competition)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            raise Conflict("Another competition took this slug meanwhile: clone again.") from None
+        _audit(actor, "competition.clone", competition.id, after=terms, note=f"cloned from competition {competition_id}")
         return competition
 
     return _commit_or_rollback(create)

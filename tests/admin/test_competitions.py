@@ -174,3 +174,22 @@ def test_a_refused_edit_shows_the_error_by_its_field_and_changes_nothing(app, cl
     with app.app_context():
         assert db.session.get(Competition, cid).platform_fee_percent == Decimal("20.00")
     assert audit_count(app) == before
+
+
+def test_clone_makes_an_audited_draft_ready_to_edit_and_an_unknown_id_is_a_404(app, client, admin):
+    with app.app_context():
+        cid = open_competition(name="Friday Cup").id
+    before = count(app)
+    response = admin.post(f"/admin/competitions/{cid}/clone")
+    assert response.status_code == 302
+    with app.app_context():
+        clone = db.session.scalar(select(Competition).where(Competition.id != cid))
+        assert (clone.name, clone.slug, clone.status) == ("Friday Cup (copy)", "friday-cup-copy", "DRAFT")
+        assert response.headers["Location"].endswith(f"/admin/competitions/{clone.id}/edit")
+    assert "Friday Cup (copy)" in client.get(response.headers["Location"]).get_data(as_text=True)
+    entry = audit_entries(app)[-1]
+    assert (entry.action, entry.target_id, entry.note) == ("competition.clone", str(clone.id),
+                                                           f"cloned from competition {cid}")
+    assert admin.post("/admin/competitions/999999/clone").status_code == 404
+    assert client.post(f"/admin/competitions/{cid}/clone").status_code == 400  # no CSRF token
+    assert count(app) == before + 1

@@ -1,5 +1,5 @@
 """Admin: competitions. List, create, edit (terms while a draft or before the first
-entrant; the description later), publish, cancel (refunds everyone), participants and
+entrant; the description later), clone (a new draft), publish, cancel (refunds everyone), participants and
 disqualification. Each action is one service call that writes its audit entry in the
 same transaction (competitions.service._audit)."""
 
@@ -77,6 +77,13 @@ def competition_publish(competition_id: int):
     competition = service.publish_competition(competition_id, actor=actor())
     return done(f"{competition.name} published: registration follows its window.",
                 url_for("admin.competition_detail", competition_id=competition_id))
+
+
+@bp.post("/competitions/<int:competition_id>/clone")
+def competition_clone(competition_id: int):
+    clone = service.clone_competition(competition_id, created_by=actor().user_id, actor=actor())
+    return done(f"Draft {clone.name} created: check its dates, then publish it.",
+                url_for("admin.competition_edit", competition_id=clone.id))
 
 
 @bp.post("/competitions/<int:competition_id>/cancel")
