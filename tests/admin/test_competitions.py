@@ -193,3 +193,25 @@ def test_clone_makes_an_audited_draft_ready_to_edit_and_an_unknown_id_is_a_404(a
     assert admin.post("/admin/competitions/999999/clone").status_code == 404
     assert client.post(f"/admin/competitions/{cid}/clone").status_code == 400  # no CSRF token
     assert count(app) == before + 1
+
+
+def test_repeats_is_a_term_of_the_form_editable_like_the_others(app, client, admin):
+    page = client.get("/admin/competitions/new").get_data(as_text=True)
+    assert 'name="repeats"' in page and ">weekly</option>" in page
+    base = form()  # one set of times: only the repeats changes below
+    response = admin.post("/admin/competitions/new", {**base, "repeats": "WEEKLY"})
+    assert response.status_code == 302
+    with app.app_context():
+        c = db.session.scalar(select(Competition))
+        assert c.repeats == "WEEKLY"
+        cid = c.id
+    assert '<option value="WEEKLY" selected' in client.get(f"/admin/competitions/{cid}/edit").get_data(as_text=True)
+    assert admin.post(f"/admin/competitions/{cid}/edit", {**base, "repeats": "DAILY"}).status_code == 302
+    entry = audit_entries(app)[-1]
+    assert (entry.action, entry.before, entry.after) == ("competition.update", {"repeats": "WEEKLY"},
+                                                         {"repeats": "DAILY"})
+    response = admin.post(f"/admin/competitions/{cid}/edit", {**base, "repeats": "HOURLY"})
+    assert response.status_code == 422 and "Repeats: none, daily or weekly." in response.get_data(as_text=True)
+    assert admin.post(f"/admin/competitions/{cid}/edit", {**base, "repeats": ""}).status_code == 302
+    with app.app_context():
+        assert db.session.get(Competition, cid).repeats is None
