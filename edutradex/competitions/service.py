@@ -144,8 +144,9 @@ def create_competition(raw: Mapping[str, Any], *, created_by: int | None = None,
 
 
 def _free_slug(base: str) -> str:
-    """``base``, or ``base-2``, ``base-3`` ... : the first slug no competition uses (at most 80 characters)."""
-    base = base[:72].rstrip("-")
+    """``base`` (at most 76 characters), or ``base-2``, ``base-3`` ... : the first slug no
+    competition uses (at most 80 characters)."""
+    base = base[:76].rstrip("-")
     taken = set(db.session.scalars(select(Competition.slug).where(Competition.slug.like(f"{base}%"))))
     if base not in taken:
         return base
@@ -171,6 +172,11 @@ def _copied_terms(source: Competition) -> dict[str, Any]:
     return terms
 
 
+def next_instance_id(competition_id: int) -> int | None:
+    """The instance a recurring competition scheduled when it started, if any."""
+    return db.session.scalar(select(Competition.id).where(Competition.previous_id == competition_id))
+
+
 def schedule_next(competition_id: int, now: datetime) -> Competition | None:
     """The next instance of a recurring competition, in the caller's transaction (the
     lifecycle's start step, under its conditional UPDATE): the same terms, every time
@@ -183,7 +189,7 @@ def schedule_next(competition_id: int, now: datetime) -> Competition | None:
     source = db.session.get(Competition, competition_id, populate_existing=True)
     if source is None or source.repeats not in PERIODS:
         return None
-    if db.session.scalar(select(Competition.id).where(Competition.previous_id == competition_id)) is not None:
+    if next_instance_id(competition_id) is not None:
         return None
     period = PERIODS[source.repeats]
     periods = 1
@@ -193,7 +199,7 @@ def schedule_next(competition_id: int, now: datetime) -> Competition | None:
     for name in SCHEDULE_TIMES:
         terms[name] = getattr(source, name) + periods * period
     date = terms["start_at"].date().isoformat()
-    terms["slug"] = _free_slug(f"{DATE_SUFFIX.sub('', source.slug)[:68].rstrip('-')}-{date}")
+    terms["slug"] = _free_slug(f"{DATE_SUFFIX.sub('', source.slug)[:65].rstrip('-')}-{date}")
     terms["name"] = f"{NAME_DATE_SUFFIX.sub('', source.name)[:107]} ({date})"
     competition = Competition(**terms, status=S.SCHEDULED.value, published_at=now, previous_id=competition_id,
                               created_by=source.created_by)
@@ -222,7 +228,7 @@ def clone_competition(competition_id: int, *, created_by: int | None = None, act
     terms["name"] = source.name[:120 - len(suffix)] + suffix
 
     def create() -> Competition:
-        terms["slug"] = _free_slug(f"{source.slug[:75]}-copy")
+        terms["slug"] = _free_slug(f"{source.slug[:71].rstrip('-')}-copy")
         competition = Competition(**terms, created_by=created_by, status=S.DRAFT.value)
         db.session.add(competition)
         try:

@@ -215,3 +215,17 @@ def test_repeats_is_a_term_of_the_form_editable_like_the_others(app, client, adm
     assert admin.post(f"/admin/competitions/{cid}/edit", {**base, "repeats": ""}).status_code == 302
     with app.app_context():
         assert db.session.get(Competition, cid).repeats is None
+
+
+def test_the_detail_page_links_a_recurring_competition_to_its_next_instance(app, client, admin):
+    from edutradex.competitions import lifecycle
+
+    with app.app_context():
+        competition = open_competition(min_participants=1, repeats="WEEKLY")
+        lifecycle.start_competition(competition.id, now=competition.start_at)
+        cid, next_id = competition.id, service.next_instance_id(competition.id)
+    assert next_id is not None
+    page = client.get(f"/admin/competitions/{cid}").get_data(as_text=True)
+    assert "weekly" in page and f'href="/admin/competitions/{next_id}" data-testid="admin-next"' in page
+    assert f'href="/admin/competitions/{cid}">previous instance' in client.get(
+        f"/admin/competitions/{next_id}").get_data(as_text=True)

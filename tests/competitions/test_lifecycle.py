@@ -296,3 +296,16 @@ def test_racing_clocks_create_the_next_instance_exactly_once(db_app, too_few):
         [following] = instances_after(competition_id)
         assert following.status == "SCHEDULED" and following.start_at == start + timedelta(days=1)
         assert db.session.scalar(select(func.count(Competition.id))) == 2
+
+
+def test_the_next_slug_keeps_its_date_with_the_longest_slug_and_never_collides(app):
+    with app.app_context():
+        slug = "a" * 80
+        competition = open_competition(slug=slug, min_participants=1, repeats="DAILY")
+        date = (competition.start_at + timedelta(days=1)).date().isoformat()
+        service.create_competition(open_terms(slug=f"{'a' * 65}-{date}"))  # an admin took the natural slug
+        lifecycle.start_competition(competition.id, now=competition.start_at)
+        [following] = instances_after(competition.id)
+        assert following.slug == f"{'a' * 65}-{date}-2" and len(following.slug) <= 80
+        clone = service.clone_competition(competition.id)
+        assert clone.slug == f"{'a' * 71}-copy" and len(clone.slug) <= 80

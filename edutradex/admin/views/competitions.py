@@ -48,7 +48,8 @@ def competition_detail(competition_id: int):
     competition = service.get_competition(competition_id)
     rows, total = admin_competitions.participants_page(competition_id, page_number(), PER_PAGE)
     return render_template("admin/competition_detail.html", c=competition, pool=service.pool_balance(competition_id),
-                           rows=rows, total=total, page=page_number(), per_page=PER_PAGE)
+                           rows=rows, total=total, page=page_number(), per_page=PER_PAGE,
+                           next_id=service.next_instance_id(competition_id))
 
 
 @bp.get("/competitions/<int:competition_id>/edit")
