@@ -205,6 +205,10 @@ def schedule_next(competition_id: int, now: datetime) -> Competition | None:
                               created_by=source.created_by)
     db.session.add(competition)
     db.session.flush()
+    from ..admin.services.audit import Actor
+
+    _audit(Actor(user_id=None), "competition.schedule_next", competition.id, after=terms,  # the clock: no admin
+           note=f"next {source.repeats.lower()} instance of competition {competition_id}, published by the clock")
     log.info("competition %s repeats %s: next instance %s (%s) scheduled", competition_id, source.repeats,
              competition.id, competition.slug)
     return competition

@@ -229,3 +229,9 @@ def test_the_detail_page_links_a_recurring_competition_to_its_next_instance(app,
     assert "weekly" in page and f'href="/admin/competitions/{next_id}" data-testid="admin-next"' in page
     assert f'href="/admin/competitions/{cid}">previous instance' in client.get(
         f"/admin/competitions/{next_id}").get_data(as_text=True)
+    with app.test_request_context():
+        from flask import url_for
+
+        audit_url = url_for("admin.audit_log", target_type="competition", target_id=next_id)
+    response = client.get(audit_url)
+    assert response.status_code == 200 and "competition.schedule_next" in response.get_data(as_text=True)

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from edutradex import jobs
+from edutradex.admin.models import AdminAuditEntry
 from edutradex.competitions import lifecycle, service
 from edutradex.competitions.models import Competition
 from edutradex.extensions import db, socketio
@@ -216,6 +217,9 @@ def test_a_recurring_competition_publishes_its_next_instance_once_when_it_starts
         assert following.slug == f"daily-sprint-{date}" and following.name == f"Daily Sprint ({date})"
         assert (following.status, following.seats_taken, following.repeats) == ("SCHEDULED", 0, repeats)
         assert following.published_at == source.start_at and not participants(following.id)
+        [entry] = db.session.scalars(select(AdminAuditEntry).where(AdminAuditEntry.action == "competition.schedule_next"))
+        assert (entry.actor_id, entry.target_id) == (None, str(following.id))  # audited, by the clock
+        assert entry.note == f"next {repeats.lower()} instance of competition {source.id}, published by the clock"
         for name in TIMES:
             assert getattr(following, name) == getattr(source, name) + period, name
         for name in set(TERM_FIELDS) - set(TIMES) - {"name", "slug"}:
