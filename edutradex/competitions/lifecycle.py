@@ -1,7 +1,8 @@
 """The competition clock: start, end and settle on the server's clock, exactly once.
 
 - start (SCHEDULED, start_at passed): LIVE, or CANCELLED with every fee refunded when
-  fewer than ``min_participants`` joined;
+  fewer than ``min_participants`` joined; either way a recurring competition's next
+  instance is published in the same transaction (service.schedule_next);
 - end (LIVE, end_at passed): ENDED; every open position is closed at the recorded tick at
   or before ``end_at`` (``close_all_at``: the CFD engine of the next issue registers the
   closer; today there are no positions and equity = cash); the final standings are
@@ -47,7 +48,7 @@ from .notify import (
     emails_after_start,
 )
 from .prizes import Split, Standing, split_pool
-from .service import cancel_in_transaction, pool_account, pool_balance, revenue_account
+from .service import cancel_in_transaction, pool_account, pool_balance, revenue_account, schedule_next
 
 log = logging.getLogger(__name__)
 S = CompetitionStatus
@@ -79,6 +80,7 @@ def start_competition(competition_id: int, now: datetime | None = None) -> str |
                                 table.c.start_at <= now, table.c.seats_taken >= table.c.min_participants)
             .values(status=S.LIVE.value, started_at=now, updated_at=now).returning(table.c.id)).scalar_one_or_none()
         if started is not None:
+            schedule_next(competition_id, now)
             db.session.commit()
             announce_status(competition_id, S.LIVE.value)
             emails_after_start(competition_id)
@@ -92,6 +94,9 @@ def start_competition(competition_id: int, now: datetime | None = None) -> str |
         if not cancel_in_transaction(competition_id, S.SCHEDULED.value, reason, now):
             db.session.rollback()
             return None
+        # A recurring competition cancelled for too few entrants still schedules the next
+        # one: the series goes on (an admin ends it by cancelling the next instance).
+        schedule_next(competition_id, now)
         db.session.commit()
         announce_status(competition_id, S.CANCELLED.value, reason)
         emails_after_cancel(competition_id)

@@ -35,6 +35,12 @@ class CompetitionKind(enum.StrEnum):
     RISE_FALL = "RISE_FALL"
 
 
+class Repeats(enum.StrEnum):
+    """A recurring competition: when it starts, its next instance is scheduled (service.schedule_next)."""
+    DAILY = "DAILY"
+    WEEKLY = "WEEKLY"
+
+
 class ParticipantStatus(enum.StrEnum):
     ACTIVE = "ACTIVE"
     LEFT = "LEFT"  # left before the start, fee refunded
@@ -51,6 +57,9 @@ class Competition(db.Model):
         CheckConstraint("seats_taken >= 0 AND seats_taken <= max_participants", name="ck_competitions_seats"),
         CheckConstraint("end_at > start_at", name="ck_competitions_times"),
         CheckConstraint("guaranteed_pool >= 0 AND rebuy_fee >= 0", name="ck_competitions_amounts"),
+        CheckConstraint("repeats IS NULL OR repeats IN ('DAILY', 'WEEKLY')", name="ck_competitions_repeats"),
+        # The next instance of a recurring competition is created exactly once.
+        UniqueConstraint("previous_id", name="uq_competitions_previous_id"),
         Index("ix_competitions_status_start_at", "status", "start_at"),
     )
 
@@ -88,6 +97,11 @@ class Competition(db.Model):
     rebuys_allowed: Mapped[bool] = mapped_column(default=False)
     max_rebuys: Mapped[int] = mapped_column(default=0)
     rebuy_fee: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+
+    repeats: Mapped[str | None] = mapped_column(String(8))  # None, DAILY or WEEKLY (a term)
+    # The recurring competition this one is the next instance of (None: created by an admin).
+    previous_id: Mapped[int | None] = mapped_column(
+        ForeignKey("competitions.id", name="fk_competitions_previous_id", ondelete="SET NULL"))
 
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

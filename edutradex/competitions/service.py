@@ -17,9 +17,10 @@ two clocks or an admin and a clock can never both make it.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,7 +33,7 @@ from ..types import utcnow
 from ..wallet.ledger import InsufficientFunds, platform_account, post_ledger_entry, wallet_account
 from ..wallet.models import EntryType, PlatformAccount, PlatformAccountKind
 from .events import announce_participants, announce_status
-from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
+from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, Repeats, pool_reference
 from .notify import email_joined, emails_after_cancel
 from .terms import TermsError, current_terms, parse_terms
 
@@ -137,6 +138,108 @@ def create_competition(raw: Mapping[str, Any], *, created_by: int | None = None,
         except IntegrityError:
             raise Conflict(f"The slug {terms['slug']!r} is already used by another competition.") from None
         _audit(actor, "competition.create", competition.id, after=terms)
+        return competition
+
+    return _commit_or_rollback(create)
+
+
+def _free_slug(base: str) -> str:
+    """``base`` (at most 76 characters), or ``base-2``, ``base-3`` ... : the first slug no
+    competition uses (at most 80 characters)."""
+    base = base[:76].rstrip("-")
+    taken = set(db.session.scalars(select(Competition.slug).where(Competition.slug.like(f"{base}%"))))
+    if base not in taken:
+        return base
+    number = 2
+    while f"{base}-{number}" in taken:
+        number += 1
+    return f"{base}-{number}"
+
+
+SCHEDULE_TIMES = ("registration_opens_at", "registration_closes_at", "start_at", "end_at")
+DAY = timedelta(days=1)
+PERIODS = {Repeats.DAILY.value: DAY, Repeats.WEEKLY.value: 7 * DAY}
+DATE_SUFFIX = re.compile(r"-\d{4}-\d{2}-\d{2}(?:-\d+)?$")
+NAME_DATE_SUFFIX = re.compile(r" \(\d{4}-\d{2}-\d{2}\)$")
+
+
+def _copied_terms(source: Competition) -> dict[str, Any]:
+    """Every term of ``source``, with its own copies of the lists and mappings."""
+    terms = current_terms(source)
+    terms["allowed_markets"] = list(source.allowed_markets or [])
+    terms["max_leverage"] = dict(source.max_leverage or {})
+    terms["prize_table"] = list(source.prize_table or [])
+    return terms
+
+
+def next_instance_id(competition_id: int) -> int | None:
+    """The instance a recurring competition scheduled when it started, if any."""
+    return db.session.scalar(select(Competition.id).where(Competition.previous_id == competition_id))
+
+
+def schedule_next(competition_id: int, now: datetime) -> Competition | None:
+    """The next instance of a recurring competition, in the caller's transaction (the
+    lifecycle's start step, under its conditional UPDATE): the same terms, every time
+    moved by one period (DAILY: a day, WEEKLY: a week; more periods only if the clock
+    was down so long that the next registration would already be closed), slug
+    "<slug>-YYYY-MM-DD" and name "<name> (YYYY-MM-DD)" of its start, PUBLISHED (SCHEDULED)
+    and itself recurring. Exactly once: previous_id is UNIQUE, so a second insert fails
+    and its transaction rolls back. None if the competition does not repeat or its next
+    instance exists already."""
+    source = db.session.get(Competition, competition_id, populate_existing=True)
+    if source is None or source.repeats not in PERIODS:
+        return None
+    if next_instance_id(competition_id) is not None:
+        return None
+    period = PERIODS[source.repeats]
+    periods = 1
+    if source.registration_closes_at + period <= now:  # skip the occurrences nobody could have joined
+        periods = (now - source.registration_closes_at) // period + 1
+    terms = _copied_terms(source)
+    for name in SCHEDULE_TIMES:
+        terms[name] = getattr(source, name) + periods * period
+    date = terms["start_at"].date().isoformat()
+    terms["slug"] = _free_slug(f"{DATE_SUFFIX.sub('', source.slug)[:65].rstrip('-')}-{date}")
+    terms["name"] = f"{NAME_DATE_SUFFIX.sub('', source.name)[:107]} ({date})"
+    competition = Competition(**terms, status=S.SCHEDULED.value, published_at=now, previous_id=competition_id,
+                              created_by=source.created_by)
+    db.session.add(competition)
+    db.session.flush()
+    from ..admin.services.audit import Actor
+
+    _audit(Actor(user_id=None), "competition.schedule_next", competition.id, after=terms,  # the clock: no admin
+           note=f"next {source.repeats.lower()} instance of competition {competition_id}, published by the clock")
+    log.info("competition %s repeats %s: next instance %s (%s) scheduled", competition_id, source.repeats,
+             competition.id, competition.slug)
+    return competition
+
+
+def clone_competition(competition_id: int, *, created_by: int | None = None, actor=None,
+                      now: datetime | None = None) -> Competition:
+    """A new DRAFT with the same terms (never the participants, money or status), named
+    "<name> (copy)" with a free slug "<slug>-copy", its times moved by the fewest whole days
+    (0 if it is still ahead) that put the registration's opening in the future: every
+    duration (registration window, start to end) and the time of day are kept."""
+    now = now or utcnow()
+    source = get_competition(competition_id)
+    terms = _copied_terms(source)
+    days = 0
+    if source.registration_opens_at <= now:
+        days = (now - source.registration_opens_at) // DAY + 1
+    for name in SCHEDULE_TIMES:
+        terms[name] = getattr(source, name) + days * DAY
+    suffix = " (copy)"
+    terms["name"] = source.name[:120 - len(suffix)] + suffix
+
+    def create() -> Competition:
+        terms["slug"] = _free_slug(f"{source.slug[:71].rstrip('-')}-copy")
+        competition = Competition(**terms, created_by=created_by, status=S.DRAFT.value)
+        db.session.add(competition)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            raise Conflict("Another competition took this slug meanwhile: clone again.") from None
+        _audit(actor, "competition.clone", competition.id, after=terms, note=f"cloned from competition {competition_id}")
         return competition
 
     return _commit_or_rollback(create)

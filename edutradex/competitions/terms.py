@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ..errors import DomainError
 from ..extensions import db
 from ..parsing import parse_decimal
-from .models import DEFAULT_CAPITAL, DEFAULT_LEVERAGE, CompetitionKind
+from .models import DEFAULT_CAPITAL, DEFAULT_LEVERAGE, CompetitionKind, Repeats
 
 MAX_PARTICIPANTS = 100_000
 MAX_CAPITAL = Decimal("100000000")  # 100 million points
@@ -32,7 +32,7 @@ TERM_FIELDS = (
     "name", "slug", "description", "kind", "entry_fee", "starting_capital", "min_participants", "max_participants",
     "registration_opens_at", "registration_closes_at", "start_at", "end_at", "allowed_markets", "max_leverage",
     "stop_out_percent", "margin_call_percent", "platform_fee_percent", "prize_table", "guaranteed_pool",
-    "prize_requires_trade", "rebuys_allowed", "max_rebuys", "rebuy_fee",
+    "prize_requires_trade", "rebuys_allowed", "max_rebuys", "rebuy_fee", "repeats",
 )
 
 
@@ -226,7 +226,18 @@ def parse_terms(raw: Mapping[str, Any], current: Mapping[str, Any] | None = None
         raise TermsError("Rebuys: allow at least one, or turn rebuys off.")
     if not terms["rebuys_allowed"]:
         terms["max_rebuys"], terms["rebuy_fee"] = 0, Decimal("0.00")
+    terms["repeats"] = _repeats(given.get("repeats"))
     return terms
+
+
+def _repeats(raw: Any) -> str | None:
+    """None (a one-off), DAILY or WEEKLY."""
+    text = str(raw or "").strip().upper()
+    if text in ("", "NONE"):
+        return None
+    if text not in {r.value for r in Repeats}:
+        raise TermsError("Repeats: none, daily or weekly.")
+    return text
 
 
 def current_terms(competition) -> dict[str, Any]:

@@ -174,3 +174,64 @@ def test_a_refused_edit_shows_the_error_by_its_field_and_changes_nothing(app, cl
     with app.app_context():
         assert db.session.get(Competition, cid).platform_fee_percent == Decimal("20.00")
     assert audit_count(app) == before
+
+
+def test_clone_makes_an_audited_draft_ready_to_edit_and_an_unknown_id_is_a_404(app, client, admin):
+    with app.app_context():
+        cid = open_competition(name="Friday Cup").id
+    before = count(app)
+    response = admin.post(f"/admin/competitions/{cid}/clone")
+    assert response.status_code == 302
+    with app.app_context():
+        clone = db.session.scalar(select(Competition).where(Competition.id != cid))
+        assert (clone.name, clone.slug, clone.status) == ("Friday Cup (copy)", "friday-cup-copy", "DRAFT")
+        assert response.headers["Location"].endswith(f"/admin/competitions/{clone.id}/edit")
+    assert "Friday Cup (copy)" in client.get(response.headers["Location"]).get_data(as_text=True)
+    entry = audit_entries(app)[-1]
+    assert (entry.action, entry.target_id, entry.note) == ("competition.clone", str(clone.id),
+                                                           f"cloned from competition {cid}")
+    assert admin.post("/admin/competitions/999999/clone").status_code == 404
+    assert client.post(f"/admin/competitions/{cid}/clone").status_code == 400  # no CSRF token
+    assert count(app) == before + 1
+
+
+def test_repeats_is_a_term_of_the_form_editable_like_the_others(app, client, admin):
+    page = client.get("/admin/competitions/new").get_data(as_text=True)
+    assert 'name="repeats"' in page and ">weekly</option>" in page
+    base = form()  # one set of times: only the repeats changes below
+    response = admin.post("/admin/competitions/new", {**base, "repeats": "WEEKLY"})
+    assert response.status_code == 302
+    with app.app_context():
+        c = db.session.scalar(select(Competition))
+        assert c.repeats == "WEEKLY"
+        cid = c.id
+    assert '<option value="WEEKLY" selected' in client.get(f"/admin/competitions/{cid}/edit").get_data(as_text=True)
+    assert admin.post(f"/admin/competitions/{cid}/edit", {**base, "repeats": "DAILY"}).status_code == 302
+    entry = audit_entries(app)[-1]
+    assert (entry.action, entry.before, entry.after) == ("competition.update", {"repeats": "WEEKLY"},
+                                                         {"repeats": "DAILY"})
+    response = admin.post(f"/admin/competitions/{cid}/edit", {**base, "repeats": "HOURLY"})
+    assert response.status_code == 422 and "Repeats: none, daily or weekly." in response.get_data(as_text=True)
+    assert admin.post(f"/admin/competitions/{cid}/edit", {**base, "repeats": ""}).status_code == 302
+    with app.app_context():
+        assert db.session.get(Competition, cid).repeats is None
+
+
+def test_the_detail_page_links_a_recurring_competition_to_its_next_instance(app, client, admin):
+    from edutradex.competitions import lifecycle
+
+    with app.app_context():
+        competition = open_competition(min_participants=1, repeats="WEEKLY")
+        lifecycle.start_competition(competition.id, now=competition.start_at)
+        cid, next_id = competition.id, service.next_instance_id(competition.id)
+    assert next_id is not None
+    page = client.get(f"/admin/competitions/{cid}").get_data(as_text=True)
+    assert "weekly" in page and f'href="/admin/competitions/{next_id}" data-testid="admin-next"' in page
+    assert f'href="/admin/competitions/{cid}">previous instance' in client.get(
+        f"/admin/competitions/{next_id}").get_data(as_text=True)
+    with app.test_request_context():
+        from flask import url_for
+
+        audit_url = url_for("admin.audit_log", target_type="competition", target_id=next_id)
+    response = client.get(audit_url)
+    assert response.status_code == 200 and "competition.schedule_next" in response.get_data(as_text=True)

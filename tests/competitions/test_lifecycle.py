@@ -12,12 +12,14 @@ import pytest
 from sqlalchemy import func, select, update
 
 from edutradex import jobs
+from edutradex.admin.models import AdminAuditEntry
 from edutradex.competitions import lifecycle, service
 from edutradex.competitions.models import Competition
 from edutradex.extensions import db, socketio
 from edutradex.types import utcnow
 from edutradex.wallet.models import LedgerEntry
 from tests.competitions.conftest import assert_books_balance, balance, open_competition, participants, trader
+from tests.competitions.conftest import terms as open_terms
 from tests.conftest import build_app
 
 D = Decimal
@@ -184,3 +186,130 @@ def test_rq_mode_enqueues_each_step_once_with_a_deterministic_id(tmp_path, redis
         assert_books_balance(app)
         db.session.remove()
         db.engine.dispose()
+
+
+# ---- recurring competitions ------------------------------------------------------------------
+
+TIMES = ("registration_opens_at", "registration_closes_at", "start_at", "end_at")
+
+
+def instances_after(competition_id: int) -> list[Competition]:
+    db.session.expire_all()
+    return list(db.session.scalars(select(Competition).where(Competition.previous_id == competition_id)))
+
+
+@pytest.mark.parametrize("repeats, period", [("DAILY", timedelta(days=1)), ("WEEKLY", timedelta(weeks=1))])
+def test_a_recurring_competition_publishes_its_next_instance_once_when_it_starts(db_app, repeats, period):
+    from edutradex.competitions.terms import TERM_FIELDS
+
+    with db_app.app_context():
+        competition = open_competition(name="Daily Sprint", slug="daily-sprint", min_participants=1,
+                                       repeats=repeats.lower())
+        service.join_competition(competition.id, trader())
+        source = db.session.get(Competition, competition.id)
+        assert source.repeats == repeats
+        assert lifecycle.start_competition(source.id, now=source.start_at) == "LIVE"
+        assert lifecycle.start_competition(source.id, now=source.start_at) is None  # the step runs twice
+        lifecycle.run_overdue(source.start_at + timedelta(seconds=1))
+        [following] = instances_after(source.id)
+        source = db.session.get(Competition, source.id)
+        date = (source.start_at + period).date().isoformat()
+        assert following.slug == f"daily-sprint-{date}" and following.name == f"Daily Sprint ({date})"
+        assert (following.status, following.seats_taken, following.repeats) == ("SCHEDULED", 0, repeats)
+        assert following.published_at == source.start_at and not participants(following.id)
+        [entry] = db.session.scalars(select(AdminAuditEntry).where(AdminAuditEntry.action == "competition.schedule_next"))
+        assert (entry.actor_id, entry.target_id) == (None, str(following.id))  # audited, by the clock
+        assert entry.note == f"next {repeats.lower()} instance of competition {source.id}, published by the clock"
+        for name in TIMES:
+            assert getattr(following, name) == getattr(source, name) + period, name
+        for name in set(TERM_FIELDS) - set(TIMES) - {"name", "slug"}:
+            assert getattr(following, name) == getattr(source, name), name
+        assert service.pool_balance(following.id) == 0
+        # The next one repeats in turn, and its slug drops the previous date.
+        lifecycle.start_competition(following.id, now=following.start_at)
+        [third] = instances_after(following.id)
+        assert third.slug == f"daily-sprint-{(source.start_at + 2 * period).date().isoformat()}"
+        assert third.name.count("(") == 1
+        assert db.session.scalar(select(func.count(Competition.id))) == 3
+        assert_books_balance(db_app)
+
+
+def test_a_recurring_competition_cancelled_for_too_few_entrants_still_schedules_the_next(db_app):
+    with db_app.app_context():
+        competition = open_competition(min_participants=2, repeats="WEEKLY")
+        user = trader("30.00")
+        service.join_competition(competition.id, user)
+        assert lifecycle.start_competition(competition.id, now=competition.start_at) == "CANCELLED"
+        assert lifecycle.start_competition(competition.id, now=competition.start_at) is None
+        [following] = instances_after(competition.id)
+        assert following.status == "SCHEDULED" and following.start_at == competition.start_at + timedelta(weeks=1)
+        assert balance(user) == D("30.00")  # refunded; nothing moved to the next instance
+        assert_books_balance(db_app)
+
+
+def test_a_one_off_competition_schedules_nothing_and_a_long_outage_skips_closed_occurrences(app):
+    with app.app_context():
+        one_off = open_competition(min_participants=1)
+        lifecycle.start_competition(one_off.id, now=one_off.start_at)
+        assert instances_after(one_off.id) == []
+        daily = open_competition(min_participants=1, repeats="DAILY")
+        late = daily.start_at + timedelta(days=3, hours=2)  # the clock was down for three days
+        lifecycle.start_competition(daily.id, now=late)
+        [following] = instances_after(daily.id)
+        assert following.start_at == daily.start_at + timedelta(days=4)
+        assert following.registration_closes_at > late
+
+
+def test_the_next_instance_is_unique_per_competition(app):
+    from sqlalchemy.exc import IntegrityError
+
+    with app.app_context():
+        competition = open_competition(repeats="DAILY")
+        first = service.create_competition({**service.current_terms(competition), "slug": "copy-one"})
+        second = service.create_competition({**service.current_terms(competition), "slug": "copy-two"})
+        db.session.execute(update(Competition).where(Competition.id == first.id).values(previous_id=competition.id))
+        db.session.commit()
+        with pytest.raises(IntegrityError):
+            db.session.execute(update(Competition).where(Competition.id == second.id)
+                               .values(previous_id=competition.id))
+        db.session.rollback()
+
+
+def test_bad_repeats_is_refused(app):
+    from edutradex.competitions.terms import TermsError
+
+    with app.app_context():
+        with pytest.raises(TermsError, match="Repeats: none, daily or weekly"):
+            service.create_competition(open_terms(repeats="monthly"))
+        assert db.session.scalar(select(func.count(Competition.id))) == 0
+
+
+@pytest.mark.parametrize("too_few", [False, True], ids=["live", "cancelled"])
+def test_racing_clocks_create_the_next_instance_exactly_once(db_app, too_few):
+    from tests.support.concurrency import run_in_threads
+
+    with db_app.app_context():
+        competition = open_competition(min_participants=2 if too_few else 1, repeats="DAILY")
+        service.join_competition(competition.id, trader())
+        competition_id, start = competition.id, competition.start_at
+    outcomes = run_in_threads(db_app, 6, lambda i: lifecycle.start_competition(competition_id, start))
+    assert sorted(map(str, outcomes)) == ["CANCELLED" if too_few else "LIVE"] + ["None"] * 5, outcomes
+    cycles = run_in_threads(db_app, 3, lambda i: lifecycle.run_overdue(start + timedelta(seconds=1)))
+    assert cycles == [0, 0, 0]
+    with db_app.app_context():
+        [following] = instances_after(competition_id)
+        assert following.status == "SCHEDULED" and following.start_at == start + timedelta(days=1)
+        assert db.session.scalar(select(func.count(Competition.id))) == 2
+
+
+def test_the_next_slug_keeps_its_date_with_the_longest_slug_and_never_collides(app):
+    with app.app_context():
+        slug = "a" * 80
+        competition = open_competition(slug=slug, min_participants=1, repeats="DAILY")
+        date = (competition.start_at + timedelta(days=1)).date().isoformat()
+        service.create_competition(open_terms(slug=f"{'a' * 65}-{date}"))  # an admin took the natural slug
+        lifecycle.start_competition(competition.id, now=competition.start_at)
+        [following] = instances_after(competition.id)
+        assert following.slug == f"{'a' * 65}-{date}-2" and len(following.slug) <= 80
+        clone = service.clone_competition(competition.id)
+        assert clone.slug == f"{'a' * 71}-copy" and len(clone.slug) <= 80

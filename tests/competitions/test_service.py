@@ -355,3 +355,58 @@ def test_a_finished_competition_keeps_its_description(app):
             service.update_competition(competition.id, {"description": "Rewritten history"})
         with pytest.raises(Conflict, match="terms are locked"):
             service.update_competition(competition.id, {"name": "Renamed after the fact"})
+
+
+# ---- clone --------------------------------------------------------------------------------
+
+def test_clone_copies_every_term_into_a_future_draft_never_the_participants_money_or_status(app):
+    from edutradex.competitions.terms import TERM_FIELDS
+
+    with app.app_context():
+        source = open_competition(description="Rules.", allowed_markets=["SYNTHETIC"], rebuys_allowed=True,
+                                  max_rebuys=2, rebuy_fee="5.00", guaranteed_pool="50.00",
+                                  max_leverage={"FX_MAJOR": 25})
+        user = trader("50.00")
+        service.join_competition(source.id, user)
+        lifecycle.start_competition(source.id, now=source.start_at)
+        db.session.expire_all()
+        source = db.session.get(Competition, source.id)
+        assert source.status == "LIVE"
+        later = source.end_at + timedelta(days=3, hours=5)  # the source is over by then
+        clone = service.clone_competition(source.id, now=later)
+        db.session.expire_all()
+        clone, source = db.session.get(Competition, clone.id), db.session.get(Competition, source.id)
+        times = ("registration_opens_at", "registration_closes_at", "start_at", "end_at")
+        for name in TERM_FIELDS:
+            if name not in ("name", "slug") + times:
+                assert getattr(clone, name) == getattr(source, name), name
+        assert clone.name == f"{source.name} (copy)" and clone.slug == f"{source.slug}-copy"
+        assert (clone.status, clone.seats_taken, clone.has_had_entrants, clone.published_at, clone.started_at) == (
+            "DRAFT", 0, False, None, None)
+        assert not participants(clone.id) and service.pool_balance(clone.id) == 0
+        shift = clone.start_at - source.start_at
+        assert shift % timedelta(days=1) == timedelta(0) and shift > timedelta(0)  # whole days: same time of day
+        assert clone.registration_opens_at > later >= clone.registration_opens_at - timedelta(days=1)
+        for name in times:
+            assert getattr(clone, name) - getattr(source, name) == shift, name  # every duration kept
+        # A second clone gets its own slug; the clone can be published as it is.
+        assert service.clone_competition(source.id, now=later).slug == f"{source.slug}-copy-2"
+        assert service.publish_competition(clone.id, now=later).status == "SCHEDULED"
+        assert_books_balance(app)
+
+
+def test_clone_of_a_future_competition_keeps_its_times(app):
+    with app.app_context():
+        now = utcnow().replace(microsecond=0)
+        source = service.create_competition(terms(registration_opens_at=now + timedelta(minutes=10)))
+        clone = service.clone_competition(source.id, now=now)
+        assert (clone.start_at, clone.end_at, clone.registration_opens_at) == (
+            source.start_at, source.end_at, source.registration_opens_at)
+
+
+def test_cloning_an_unknown_competition_is_a_clear_404_and_changes_nothing(app):
+    with app.app_context():
+        before = snapshot()
+        with pytest.raises(NotFound, match="does not exist"):
+            service.clone_competition(999_999)
+        assert snapshot() == before

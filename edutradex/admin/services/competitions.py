@@ -32,7 +32,7 @@ FIELD_OF_MESSAGE = (
     ("Margin-call level:", "margin_call_percent"), ("Stop-out level:", "stop_out_percent"),
     ("The stop-out level", "stop_out_percent"), ("Platform fee:", "platform_fee_percent"),
     ("Prize", "prize_table"), ("Add a prize table", "prize_table"), ("Guaranteed pool:", "guaranteed_pool"),
-    ("Rebuy fee:", "rebuy_fee"), ("Rebuys:", "max_rebuys"),
+    ("Rebuy fee:", "rebuy_fee"), ("Rebuys:", "max_rebuys"), ("Repeats:", "repeats"),
 )
 
 

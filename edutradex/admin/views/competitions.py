@@ -1,5 +1,5 @@
 """Admin: competitions. List, create, edit (terms while a draft or before the first
-entrant; the description later), publish, cancel (refunds everyone), participants and
+entrant; the description later), clone (a new draft), publish, cancel (refunds everyone), participants and
 disqualification. Each action is one service call that writes its audit entry in the
 same transaction (competitions.service._audit)."""
 
@@ -48,7 +48,8 @@ def competition_detail(competition_id: int):
     competition = service.get_competition(competition_id)
     rows, total = admin_competitions.participants_page(competition_id, page_number(), PER_PAGE)
     return render_template("admin/competition_detail.html", c=competition, pool=service.pool_balance(competition_id),
-                           rows=rows, total=total, page=page_number(), per_page=PER_PAGE)
+                           rows=rows, total=total, page=page_number(), per_page=PER_PAGE,
+                           next_id=service.next_instance_id(competition_id))
 
 
 @bp.get("/competitions/<int:competition_id>/edit")
@@ -77,6 +78,13 @@ def competition_publish(competition_id: int):
     competition = service.publish_competition(competition_id, actor=actor())
     return done(f"{competition.name} published: registration follows its window.",
                 url_for("admin.competition_detail", competition_id=competition_id))
+
+
+@bp.post("/competitions/<int:competition_id>/clone")
+def competition_clone(competition_id: int):
+    clone = service.clone_competition(competition_id, created_by=actor().user_id, actor=actor())
+    return done(f"Draft {clone.name} created: check its dates, then publish it.",
+                url_for("admin.competition_edit", competition_id=clone.id))
 
 
 @bp.post("/competitions/<int:competition_id>/cancel")
