@@ -109,21 +109,22 @@ def send_started_emails(competition_id: int) -> None:
             email_key("started", competition_id, u.id), name=u.name, c=competition, link=_link(competition_id)))
 
 
+def _enqueue(event: str, send, competition_id: int) -> None:
+    """One job per competition and event sends that event's emails to every participant."""
+    _safely(event, lambda: jobs.enqueue(send, competition_id, job_id=f"competition-{competition_id}-{event}-emails"))
+
+
 def emails_after_reminder(competition_id: int) -> None:
-    _safely("reminder", lambda: jobs.enqueue(send_reminder_emails, competition_id,
-                                             job_id=f"competition-{competition_id}-reminder-emails"))
+    _enqueue("reminder", send_reminder_emails, competition_id)
 
 
 def emails_after_start(competition_id: int) -> None:
-    _safely("started", lambda: jobs.enqueue(send_started_emails, competition_id,
-                                            job_id=f"competition-{competition_id}-started-emails"))
+    _enqueue("started", send_started_emails, competition_id)
 
 
 def emails_after_cancel(competition_id: int) -> None:
-    _safely("cancelled", lambda: jobs.enqueue(send_cancelled_emails, competition_id,
-                                              job_id=f"competition-{competition_id}-cancelled-emails"))
+    _enqueue("cancelled", send_cancelled_emails, competition_id)
 
 
 def emails_after_settlement(competition_id: int) -> None:
-    _safely("results", lambda: jobs.enqueue(send_result_emails, competition_id,
-                                            job_id=f"competition-{competition_id}-results-emails"))
+    _enqueue("results", send_result_emails, competition_id)
