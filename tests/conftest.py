@@ -110,6 +110,19 @@ def smtp_server():
 
 
 @pytest.fixture
+def mail_app(tmp_path, smtp_server):
+    """An app whose emails go to the real SMTP server, inside a request context (links are
+    built with url_for). tests/wallet overrides it with the payout debtor configured."""
+    app = build_app(f"sqlite:///{tmp_path / 'mail.db'}", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"),
+                    **smtp_server.app_config)
+    with app.test_request_context():
+        yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
 def redis_url(redis_server):
     from redis import Redis
 

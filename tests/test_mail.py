@@ -6,30 +6,16 @@ from __future__ import annotations
 
 import re
 
-import pytest
-
 from edutradex.extensions import db
 from edutradex.mail import render_html
 from edutradex.settings import set_setting
 from edutradex.wallet import kyc
-from tests.conftest import build_app
 from tests.factories import make_admin, make_user
 from tests.support.smtp import html_body, text_body
 
 DETAILS = ("Ann Lee", "1990-05-17", "FR", "1 rue de Rivoli, 75001 Paris", "AB1234567")
 HOSTILE_NAME = "Eve <script>alert(1)</script>"
 HOSTILE_REASON = 'Blurred <img src="https://evil.example/x.png"> & unreadable'
-
-
-@pytest.fixture
-def mail_app(tmp_path, smtp_server):
-    app = build_app(f"sqlite:///{tmp_path / 'mail.db'}", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"),
-                    **smtp_server.app_config)
-    with app.test_request_context():
-        yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def reject_hostile(smtp_server):

@@ -6,26 +6,11 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-import pytest
-
 from edutradex.competitions import lifecycle, notify, service
-from edutradex.extensions import db
 from edutradex.types import utcnow
 from tests.competitions.conftest import fund, open_competition
-from tests.conftest import build_app
 from tests.factories import make_user
 from tests.support.smtp import html_body, text_body
-
-
-@pytest.fixture
-def mail_app(tmp_path, smtp_server):
-    app = build_app(f"sqlite:///{tmp_path / 'mail.db'}", MAIL_OUTBOX_DIR=str(tmp_path / "outbox"),
-                    **smtp_server.app_config)
-    with app.test_request_context():
-        yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def bodies(smtp_server, count):
