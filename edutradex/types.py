@@ -74,6 +74,11 @@ def Price() -> ScaledDecimal:  # noqa: N802
     return ScaledDecimal(20, 8)
 
 
+def Lots() -> ScaledDecimal:  # noqa: N802
+    """CFD volumes and contract sizes: 4 decimal places (lot steps of 0.01 and finer)."""
+    return ScaledDecimal(16, 4)
+
+
 def Percent() -> ScaledDecimal:  # noqa: N802
     return ScaledDecimal(7, 2)
 

@@ -8,11 +8,11 @@ import enum
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
-from ..types import Money, Percent, UTCDateTime, utcnow
+from ..types import Lots, Money, Percent, Price, UTCDateTime, utcnow
 
 ZERO = Decimal("0.00")
 DEFAULT_CAPITAL = Decimal("10000.00")
@@ -161,8 +161,13 @@ class Participant(db.Model):
     fees_paid: Mapped[Decimal] = mapped_column(Money(), default=ZERO)  # entry + rebuys, in the pool now
 
     # The competition account (points in the account currency, never credits).
-    cash: Mapped[Decimal] = mapped_column(Money())
-    equity: Mapped[Decimal] = mapped_column(Money())
+    cash: Mapped[Decimal] = mapped_column(Money())  # balance: starting capital + realised P&L
+    equity: Mapped[Decimal] = mapped_column(Money())  # cash + unrealised P&L, as last valued
+    used_margin: Mapped[Decimal] = mapped_column(Money(), default=ZERO)  # sum of the open positions' margin
+    # Bumped by every change to the account's positions: the first statement of an order's
+    # transaction, so it takes the row lock (PostgreSQL) / the write lock (SQLite) and two
+    # orders cannot spend the same free margin.
+    version: Mapped[int] = mapped_column(default=0)
     trades_count: Mapped[int] = mapped_column(default=0)
     rebuys: Mapped[int] = mapped_column(default=0)
 
@@ -177,3 +182,159 @@ class Participant(db.Model):
 
     competition = relationship(Competition)
     user = relationship("User")
+
+
+# ---- CFD trading (issue #12): orders, positions, fills, the engine's watermark -----------
+
+class Side(enum.StrEnum):
+    BUY = "BUY"  # a long position
+    SELL = "SELL"  # a short position
+
+
+class OrderType(enum.StrEnum):
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    STOP = "STOP"
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "PENDING"  # a limit or stop order resting in the engine's trigger books
+    FILLED = "FILLED"
+    CANCELLED = "CANCELLED"  # by the trader, or at the end of the competition
+    EXPIRED = "EXPIRED"  # good-till-date passed
+    REJECTED = "REJECTED"  # triggered but could not fill (not enough free margin then)
+
+
+class PositionStatus(enum.StrEnum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+
+
+class CloseReason(enum.StrEnum):
+    MANUAL = "MANUAL"
+    STOP_LOSS = "STOP_LOSS"
+    TAKE_PROFIT = "TAKE_PROFIT"
+    STOP_OUT = "STOP_OUT"
+    NEGATIVE_BALANCE = "NEGATIVE_BALANCE"  # a gap took equity below 0: everything closed, cash 0
+    COMPETITION_END = "COMPETITION_END"
+    REBUY = "REBUY"
+
+
+class CfdOrder(db.Model):
+    """An order of a competition account. Market orders fill at once (FILLED or refused);
+    limit and stop orders rest PENDING until the engine sees a recorded tick cross them."""
+
+    __tablename__ = "cfd_orders"
+    __table_args__ = (
+        # a replayed form (same client key) is the same order, never a second one
+        UniqueConstraint("participant_id", "client_key", name="uq_cfd_orders_participant_key"),
+        CheckConstraint("lots > 0 AND leverage >= 1", name="ck_cfd_orders_lots"),
+        CheckConstraint("side IN ('BUY', 'SELL') AND order_type IN ('MARKET', 'LIMIT', 'STOP')",
+                        name="ck_cfd_orders_kind"),
+        Index("ix_cfd_orders_status_symbol", "status", "symbol"),
+        Index("ix_cfd_orders_participant_status", "participant_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("competition_participants.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    client_key: Mapped[str] = mapped_column(String(64))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    order_type: Mapped[str] = mapped_column(String(6))
+    lots: Mapped[Decimal] = mapped_column(Lots())
+    price: Mapped[Decimal | None] = mapped_column(Price())  # the limit or stop level; None for MARKET
+    stop_loss: Mapped[Decimal | None] = mapped_column(Price())
+    take_profit: Mapped[Decimal | None] = mapped_column(Price())
+    leverage: Mapped[int] = mapped_column()
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None: good till cancelled / the end
+    status: Mapped[str] = mapped_column(String(10), default=OrderStatus.PENDING.value)
+    status_reason: Mapped[str | None] = mapped_column(String(255))
+    position_id: Mapped[int | None] = mapped_column()  # the position its fill opened
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # filled, cancelled, expired or rejected
+
+
+class CfdPosition(db.Model):
+    """One open (or closed) position: a hedging account, each fill opens its own. The terms
+    it was opened under (contract size, quote currency, leverage, margin) are copied in."""
+
+    __tablename__ = "cfd_positions"
+    __table_args__ = (
+        CheckConstraint("lots >= 0 AND opened_lots > 0 AND leverage >= 1 AND margin >= 0",
+                        name="ck_cfd_positions_amounts"),
+        Index("ix_cfd_positions_status_symbol", "status", "symbol"),
+        Index("ix_cfd_positions_participant_status", "participant_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("competition_participants.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("cfd_orders.id"))
+    symbol: Mapped[str] = mapped_column(String(32))
+    side: Mapped[str] = mapped_column(String(4))
+    lots: Mapped[Decimal] = mapped_column(Lots())  # still open (a partial close lowers it)
+    opened_lots: Mapped[Decimal] = mapped_column(Lots())
+    contract_size: Mapped[Decimal] = mapped_column(Lots())
+    quote_currency: Mapped[str] = mapped_column(String(3))
+    conversion_symbol: Mapped[str | None] = mapped_column(String(32))
+    leverage: Mapped[int] = mapped_column()
+    margin: Mapped[Decimal] = mapped_column(Money())  # USD, for the lots still open
+    open_price: Mapped[Decimal] = mapped_column(Price())
+    open_tick_id: Mapped[int | None] = mapped_column(BigInteger)
+    stop_loss: Mapped[Decimal | None] = mapped_column(Price())
+    take_profit: Mapped[Decimal | None] = mapped_column(Price())
+    status: Mapped[str] = mapped_column(String(6), default=PositionStatus.OPEN.value)
+    realized_pnl: Mapped[Decimal] = mapped_column(Money(), default=ZERO)  # USD, over every close of it
+    close_price: Mapped[Decimal | None] = mapped_column(Price())  # of the final close
+    close_reason: Mapped[str | None] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # bumped by every change (SL/TP edit, partial close): the engine's reconcile notices it
+    version: Mapped[int] = mapped_column(default=0)
+
+
+class CfdFill(db.Model):
+    """A fill, with its proof: the recorded tick it happened at (id, time, bid, ask) and the
+    rule that fired ("buy limit: ask 1.08490 <= limit 1.08500")."""
+
+    __tablename__ = "cfd_fills"
+    __table_args__ = (
+        CheckConstraint("lots > 0", name="ck_cfd_fills_lots"),
+        Index("ix_cfd_fills_participant_id", "participant_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("competition_participants.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("cfd_orders.id"))
+    position_id: Mapped[int] = mapped_column(ForeignKey("cfd_positions.id"), index=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(5))  # OPEN or CLOSE
+    side: Mapped[str] = mapped_column(String(4))  # of the trade done: a long's close is a SELL
+    lots: Mapped[Decimal] = mapped_column(Lots())
+    price: Mapped[Decimal] = mapped_column(Price())
+    tick_id: Mapped[int | None] = mapped_column(BigInteger)
+    tick_ts_ms: Mapped[int] = mapped_column(BigInteger)
+    bid: Mapped[Decimal] = mapped_column(Price())
+    ask: Mapped[Decimal] = mapped_column(Price())
+    rule: Mapped[str] = mapped_column(String(160))
+    reason: Mapped[str] = mapped_column(String(16))  # MARKET, LIMIT, STOP or a CloseReason
+    usd_rate: Mapped[Decimal | None] = mapped_column(Price())  # quote currency -> USD, None: USD-quoted
+    realized_pnl: Mapped[Decimal | None] = mapped_column(Money())  # USD, for a CLOSE
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class CfdEngineState(db.Model):
+    """Per symbol: the last recorded tick the CFD engine has processed. On start the engine
+    replays the ticks after it, so a stop crossed while it was down fills at that tick."""
+
+    __tablename__ = "cfd_engine_state"
+
+    symbol: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_tick_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Uniq
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from ..types import Money, Percent, Price, ScaledDecimal, UTCDateTime, utcnow
+from ..types import Lots, Money, Percent, Price, ScaledDecimal, UTCDateTime, utcnow
 
 # SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -37,6 +37,8 @@ class Market(db.Model):
     __table_args__ = (
         CheckConstraint("min_stake > 0 AND max_stake >= min_stake", name="ck_markets_stake_range"),
         CheckConstraint("payout_percent > 0", name="ck_markets_payout"),
+        CheckConstraint("contract_size > 0 AND lot_min > 0 AND lot_step > 0 AND lot_max >= lot_min",
+                        name="ck_markets_instrument"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -53,6 +55,15 @@ class Market(db.Model):
     spread: Mapped[Decimal] = mapped_column(Price(), default=Decimal("0"))  # ask - bid, in price units
     initial_price: Mapped[Decimal | None] = mapped_column(Price())  # simulator start; None for FOREX
     provider_symbol: Mapped[str | None] = mapped_column(String(32))  # e.g. "EUR/USD" at the feed provider
+    # Instrument terms of CFD trading (competitions): what one lot is, which volumes an order
+    # may have, and the currency its profit is in. See instrument_defaults() for the seeds.
+    contract_size: Mapped[Decimal] = mapped_column(Lots(), default=Decimal("1"))  # units per lot
+    lot_min: Mapped[Decimal] = mapped_column(Lots(), default=Decimal("0.01"))
+    lot_step: Mapped[Decimal] = mapped_column(Lots(), default=Decimal("0.01"))
+    lot_max: Mapped[Decimal] = mapped_column(Lots(), default=Decimal("50"))
+    quote_currency: Mapped[str] = mapped_column(String(3), default="USD")  # P&L currency
+    # The market whose price converts the quote currency into USD (USD/JPY for JPY); None: USD.
+    conversion_symbol: Mapped[str | None] = mapped_column(String(32))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
     @property
@@ -61,6 +72,27 @@ class Market(db.Model):
 
     def __repr__(self) -> str:
         return f"<Market {self.symbol}>"
+
+
+ACCOUNT_CURRENCY = "USD"  # competitions' account currency
+
+
+def instrument_defaults(symbol: str, market_type: str) -> dict:
+    """The seeded CFD terms of a market: FOREX pairs 100,000 units per lot, gold 100 oz,
+    synthetic indices 1; profit in the pair's second currency, converted into USD by the
+    USD/<currency> pair (the market itself for USD/JPY, USD/CHF)."""
+    name = symbol.upper().removeprefix("OTC_")
+    if market_type == MarketType.SYNTHETIC.value:
+        return {"contract_size": Decimal("1"), "lot_min": Decimal("0.1"), "lot_step": Decimal("0.1"),
+                "lot_max": Decimal("500"), "quote_currency": ACCOUNT_CURRENCY, "conversion_symbol": None}
+    if "GOLD" in name or "XAU" in name:
+        return {"contract_size": Decimal("100"), "lot_min": Decimal("0.01"), "lot_step": Decimal("0.01"),
+                "lot_max": Decimal("50"), "quote_currency": ACCOUNT_CURRENCY, "conversion_symbol": None}
+    letters = "".join(c for c in name if c.isalpha())
+    base, quote = (letters[:3], letters[3:6]) if len(letters) == 6 else (letters[:3], ACCOUNT_CURRENCY)
+    conversion = None if quote == ACCOUNT_CURRENCY else (symbol if base == ACCOUNT_CURRENCY else None)
+    return {"contract_size": Decimal("100000"), "lot_min": Decimal("0.01"), "lot_step": Decimal("0.01"),
+            "lot_max": Decimal("50"), "quote_currency": quote, "conversion_symbol": conversion}
 
 
 class Tick(db.Model):

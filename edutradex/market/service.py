@@ -19,7 +19,7 @@ from ..extensions import db
 from ..parsing import parse_decimal
 from ..settings import get_setting
 from . import config_signal, quotes, ticks
-from .models import Market, MarketType, VolatilityMode
+from .models import Market, MarketType, VolatilityMode, instrument_defaults
 
 
 @dataclass(frozen=True)
@@ -68,6 +68,7 @@ def seed_markets() -> str:
             spread=Decimal(default.spread),
             initial_price=Decimal(default.initial_price) if default.initial_price else None,
             provider_symbol=default.provider_symbol,
+            **instrument_defaults(default.symbol, default.market_type),
         ))
         added.append(default.symbol)
     db.session.commit()
