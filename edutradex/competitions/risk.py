@@ -35,8 +35,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 AccountId = Hashable
+Amount = float | int | Decimal  # taken as float: the engine may pass its Decimals as they are
 
 
 @dataclass
@@ -78,8 +80,8 @@ class RiskBook:
 
     # ---- what the engine tells the book -------------------------------------------------
 
-    def set_account(self, account_id: AccountId, *, cash: float, used_margin: float, stop_out_percent: float,
-                    margin_call_percent: float) -> None:
+    def set_account(self, account_id: AccountId, *, cash: Amount, used_margin: Amount, stop_out_percent: Amount,
+                    margin_call_percent: Amount) -> None:
         """Create or update an account (after a fill, a close, a deposit of starting capital)."""
         account = self._accounts.get(account_id)
         if account is None:
@@ -97,8 +99,8 @@ class RiskBook:
         account.alert_below = max(account.negative_below, account.stop_out_below, account.margin_call_below)
         account.open_pnl = sum(exposure.pnl for exposure in account.exposures.values())
 
-    def set_exposure(self, account_id: AccountId, symbol: str, *, long_units: float, long_cost: float,
-                     short_units: float, short_cost: float) -> None:
+    def set_exposure(self, account_id: AccountId, symbol: str, *, long_units: Amount, long_cost: Amount,
+                     short_units: Amount, short_cost: Amount) -> None:
         """Replace what an account holds in a symbol (the sums over its open positions there);
         all four 0 removes the symbol from the account."""
         account = self._accounts.get(account_id)
@@ -142,7 +144,7 @@ class RiskBook:
 
     # ---- the pass ---------------------------------------------------------------------------
 
-    def on_tick(self, symbol: str, bid: float, ask: float, usd_rate: float = 1.0) -> RiskResult:
+    def on_tick(self, symbol: str, bid: Amount, ask: Amount, usd_rate: Amount = 1.0) -> RiskResult:
         """Re-value every account holding `symbol` at this tick and name the ones in trouble."""
         bid = float(bid)
         ask = float(ask)
