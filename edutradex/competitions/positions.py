@@ -104,7 +104,7 @@ def _rate(symbol: str, conversion_symbol: str | None, price: Decimal, prices: Pr
     return margin.usd_rate(symbol, conversion_symbol, price, conversion.mid if conversion else None)
 
 
-def holding(position: CfdPosition, prices: Prices) -> margin.Holding:
+def holding(position, prices: Prices) -> margin.Holding:
     """The position valued at `prices`; without a price (or a conversion rate) at its open
     price, so it counts its margin and no profit."""
     at = prices(position.symbol)
@@ -120,7 +120,7 @@ def holding(position: CfdPosition, prices: Prices) -> margin.Holding:
                           position.margin, bid, ask, rate)
 
 
-def _figures(participant: Participant, positions: Iterable[CfdPosition], prices: Prices) -> margin.Figures:
+def _figures(participant: Participant, positions: Iterable, prices: Prices) -> margin.Figures:
     return margin.figures(participant.cash, [holding(p, prices) for p in positions])
 
 
@@ -130,10 +130,18 @@ def _prices_with(symbol: str, at: At, prices: Prices | None = None) -> Prices:
     return lambda s: at if s == symbol else others(s)
 
 
+# What valuing a position needs: plain rows, not ORM objects (an order values every open
+# position of its account).
+_VALUED = (CfdPosition.id, CfdPosition.symbol, CfdPosition.side, CfdPosition.lots, CfdPosition.contract_size,
+           CfdPosition.conversion_symbol, CfdPosition.open_price, CfdPosition.margin)
+
+
 def account_figures(participant: Participant, prices: Prices | None = None) -> margin.Figures:
     """Balance, equity, used and free margin, margin level of the account, its open
     positions valued at `prices(symbol)` (default: the latest quotes)."""
-    return _figures(participant, open_positions(participant.id), prices or latest_at)
+    rows = db.session.execute(select(*_VALUED).where(CfdPosition.participant_id == participant.id,
+                                                     CfdPosition.status == OPEN)).all()
+    return _figures(participant, rows, prices or latest_at)
 
 
 def _fill(position: CfdPosition, *, action: str, side: str, lots: Decimal, price: Decimal, at: At, rule: str,
