@@ -45,7 +45,7 @@ PROCESSES = 2
 SYMBOL = "OTC_EUR_USD"
 SLUG = "bench-cfd-cup"
 PROFILE = os.environ.get("BENCH_PROFILE", "1") != "0"
-PROFILED = 300
+PROFILED = 200
 CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 # far from any price the walk reaches in a run: every order is valid, none is triggered
 BUY = {"stop_loss": "0.50000", "take_profit": "2.00000"}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select, update
@@ -27,6 +28,8 @@ from .models import (
     CfdFill,
     CfdOrder,
     CfdPosition,
+    Competition,
+    CompetitionStatus,
     OrderStatus,
     OrderType,
     Participant,
@@ -89,6 +92,16 @@ def lock_account(participant_id: int) -> Participant:
     if locked != 1:
         raise NotFound("This competition account does not exist.")
     return db.session.get(Participant, participant_id, populate_existing=True)
+
+
+def hold_competition(competition_id: int) -> tuple[str, datetime]:
+    """The competition's (status, end_at) under a share lock, taken before the account's:
+    its end (or a cancel), which updates the row and then closes every account, waits for
+    this transaction or this one for it, so no position opens after its closer looked. One
+    lock order: competition, account, then its orders and positions."""
+    return tuple(db.session.execute(
+        select(Competition.status, Competition.end_at).where(Competition.id == competition_id)
+        .with_for_update(read=True)).one())
 
 
 def open_positions(participant_id: int) -> list[CfdPosition]:
@@ -241,14 +254,17 @@ def _conversion_failed(exc: ValueError) -> str:
 
 def fill_pending_order(order_id: int, *, at: At, rule: str) -> CfdPosition | None:
     """Fills a PENDING limit or stop order at the tick `at`, exactly once (None when it is
-    no longer pending). A buy limit fills at min(limit, ask) (the limit or better), a sell
-    limit at max(limit, bid); a stop at that tick's price (ask for a buy, bid for a sell),
-    never at the stop level. Without enough free margin then, the order is REJECTED with
+    no longer pending, or the competition no longer LIVE: its end cancels the order). A buy
+    limit fills at min(limit, ask) (the limit or better), a sell limit at max(limit, bid); a
+    stop at that tick's price (ask for a buy, bid for a sell), never at the stop level. Without enough free margin then, the order is REJECTED with
     the reason and no position is opened (returns None)."""
-    participant_id = db.session.scalar(select(CfdOrder.participant_id).where(CfdOrder.id == order_id))
-    if participant_id is None:
+    owner = db.session.execute(select(CfdOrder.participant_id, CfdOrder.competition_id)
+                               .where(CfdOrder.id == order_id)).one_or_none()
+    if owner is None:
         raise NotFound("This order does not exist.")
-    participant = lock_account(participant_id)
+    if hold_competition(owner.competition_id)[0] != CompetitionStatus.LIVE.value:
+        return None  # trading is over: the end cancels the order
+    participant = lock_account(owner.participant_id)
     order = db.session.get(CfdOrder, order_id, populate_existing=True)
     if order.status != OrderStatus.PENDING.value:
         return None
