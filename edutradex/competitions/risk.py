@@ -1,0 +1,200 @@
+"""The per-tick risk pass: which competition accounts a tick takes into margin call, stop-out
+or below zero, visiting only the accounts that hold the ticking symbol.
+
+The book is a SCREEN in floats, for speed: it names candidates. The engine re-checks each
+candidate exactly, in Decimal, from the database (its positions, its cash) before it closes
+anything, so float rounding can at worst put an account on a list one tick early or late at
+the exact boundary, never close a position on its own.
+
+Per account (a participant of a competition): cash, used margin, its stop-out and margin-call
+levels (percent), and per symbol it holds the sums over its open positions:
+
+- ``long_units`` = sum of lots x contract size of its longs, ``long_cost`` = sum of
+  open price x units of its longs; ``short_units`` / ``short_cost`` the same for its shorts.
+
+A symbol's unrealised P&L, in its quote currency, values longs at the bid and shorts at the
+ask (what closing them would get)::
+
+    pnl_quote = long_units * bid - long_cost + short_cost - short_units * ask
+    pnl_usd   = pnl_quote / usd_rate   # 1 for a USD-quoted market; the USD_JPY price for JPY
+
+    equity       = cash + sum of pnl_usd over the account's symbols
+    margin level = equity / used_margin * 100   (None while used_margin is 0)
+
+Each account keeps its last P&L per symbol and their sum, so a tick on S recomputes S's term
+only. The sum is rebuilt from the terms whenever the engine sets the account or an exposure,
+so float drift never builds up between position changes. A symbol's exposure set before any
+of its ticks is valued at cost (P&L 0) until its first tick; after that, at its latest tick.
+
+Each account a tick visits lands on at most one list, the most severe: ``negative`` (equity
+< 0: negative-balance protection closes everything), else ``stop_out`` (level < stop-out
+percent), else ``margin_call`` (level < margin-call percent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+AccountId = Hashable
+
+
+@dataclass
+class RiskResult:
+    stop_out: list[AccountId] = field(default_factory=list)
+    margin_call: list[AccountId] = field(default_factory=list)
+    negative: list[AccountId] = field(default_factory=list)
+    visited: int = 0
+
+
+class _Account:
+    __slots__ = ("cash", "used_margin", "stop_out_percent", "margin_call_percent", "stop_out_below",
+                 "margin_call_below", "open_pnl", "exposures")
+
+    def __init__(self) -> None:
+        self.exposures: dict[str, _Exposure] = {}
+        self.open_pnl = 0.0
+
+
+class _Exposure:
+    __slots__ = ("account", "long_units", "long_cost", "short_units", "short_cost", "pnl")
+
+    def __init__(self, account: _Account) -> None:
+        self.account = account
+        self.pnl = 0.0
+
+
+class RiskBook:
+    """Competition accounts and what they hold, indexed by symbol. Not thread-safe: the engine
+    owns it and calls it from the feed loop."""
+
+    def __init__(self) -> None:
+        self._accounts: dict[AccountId, _Account] = {}
+        self._holders: dict[str, dict[AccountId, _Exposure]] = {}  # symbol -> accounts holding it
+        self._last_tick: dict[str, tuple[float, float, float]] = {}  # symbol -> (bid, ask, usd_rate)
+
+    # ---- what the engine tells the book -------------------------------------------------
+
+    def set_account(self, account_id: AccountId, *, cash: float, used_margin: float, stop_out_percent: float,
+                    margin_call_percent: float) -> None:
+        """Create or update an account (after a fill, a close, a deposit of starting capital)."""
+        account = self._accounts.get(account_id)
+        if account is None:
+            account = self._accounts[account_id] = _Account()
+        account.cash = float(cash)
+        account.used_margin = used_margin = float(used_margin)
+        account.stop_out_percent = float(stop_out_percent)
+        account.margin_call_percent = float(margin_call_percent)
+        # level < p  <=>  equity < used_margin * p / 100 (used_margin > 0): one comparison per tick, no division
+        account.stop_out_below = used_margin * account.stop_out_percent / 100 if used_margin > 0 else float("-inf")
+        account.margin_call_below = (used_margin * account.margin_call_percent / 100 if used_margin > 0
+                                     else float("-inf"))
+        account.open_pnl = sum(exposure.pnl for exposure in account.exposures.values())
+
+    def set_exposure(self, account_id: AccountId, symbol: str, *, long_units: float, long_cost: float,
+                     short_units: float, short_cost: float) -> None:
+        """Replace what an account holds in a symbol (the sums over its open positions there);
+        all four 0 removes the symbol from the account."""
+        account = self._accounts.get(account_id)
+        if account is None:
+            raise KeyError(f"risk book: set_account({account_id!r}) before its exposure")
+        holders = self._holders.get(symbol)
+        if not (long_units or long_cost or short_units or short_cost):
+            account.exposures.pop(symbol, None)
+            if holders is not None:
+                holders.pop(account_id, None)
+                if not holders:
+                    del self._holders[symbol]
+        else:
+            exposure = account.exposures.get(symbol)
+            if exposure is None:
+                exposure = account.exposures[symbol] = _Exposure(account)
+                if holders is None:
+                    holders = self._holders[symbol] = {}
+                holders[account_id] = exposure
+            exposure.long_units = float(long_units)
+            exposure.long_cost = float(long_cost)
+            exposure.short_units = float(short_units)
+            exposure.short_cost = float(short_cost)
+            last = self._last_tick.get(symbol)
+            if last is None:
+                exposure.pnl = 0.0
+            else:
+                bid, ask, usd_rate = last
+                exposure.pnl = (exposure.long_units * bid - exposure.long_cost + exposure.short_cost
+                                - exposure.short_units * ask) / usd_rate
+        account.open_pnl = sum(exposure.pnl for exposure in account.exposures.values())
+
+    def drop_account(self, account_id: AccountId) -> None:
+        """Forget an account (its competition ended, the participant left)."""
+        account = self._accounts.pop(account_id, None)
+        if account is None:
+            return
+        for symbol in account.exposures:
+            holders = self._holders[symbol]
+            del holders[account_id]
+            if not holders:
+                del self._holders[symbol]
+
+    # ---- the pass ---------------------------------------------------------------------------
+
+    def on_tick(self, symbol: str, bid: float, ask: float, usd_rate: float = 1.0) -> RiskResult:
+        """Re-value every account holding `symbol` at this tick and name the ones in trouble."""
+        bid = float(bid)
+        ask = float(ask)
+        usd_rate = float(usd_rate)
+        self._last_tick[symbol] = (bid, ask, usd_rate)
+        result = RiskResult()
+        holders = self._holders.get(symbol)
+        if not holders:
+            return result
+        stop_out = result.stop_out
+        margin_call = result.margin_call
+        negative = result.negative
+        for account_id, exposure in holders.items():
+            pnl = (exposure.long_units * bid - exposure.long_cost + exposure.short_cost
+                   - exposure.short_units * ask) / usd_rate
+            account = exposure.account
+            open_pnl = account.open_pnl + pnl - exposure.pnl
+            account.open_pnl = open_pnl
+            exposure.pnl = pnl
+            equity = account.cash + open_pnl
+            if equity < 0:
+                negative.append(account_id)
+            elif equity < account.stop_out_below:
+                stop_out.append(account_id)
+            elif equity < account.margin_call_below:
+                margin_call.append(account_id)
+        result.visited = len(holders)
+        return result
+
+    # ---- what the engine and the page read ----------------------------------------------------
+
+    def equity(self, account_id: AccountId) -> float:
+        account = self._accounts[account_id]
+        return account.cash + account.open_pnl
+
+    def margin_level(self, account_id: AccountId) -> float | None:
+        account = self._accounts[account_id]
+        if account.used_margin <= 0:
+            return None
+        return (account.cash + account.open_pnl) / account.used_margin * 100
+
+    def free_margin(self, account_id: AccountId) -> float:
+        account = self._accounts[account_id]
+        return account.cash + account.open_pnl - account.used_margin
+
+    def unrealised_pnl(self, account_id: AccountId, symbol: str) -> float:
+        """The account's P&L in USD in one symbol at that symbol's latest tick (0 if none held)."""
+        exposure = self._accounts[account_id].exposures.get(symbol)
+        return 0.0 if exposure is None else exposure.pnl
+
+    def holders(self, symbol: str) -> set[AccountId]:
+        """The accounts a tick on `symbol` visits."""
+        return set(self._holders.get(symbol, ()))
+
+    def __contains__(self, account_id: AccountId) -> bool:
+        return account_id in self._accounts
+
+    def __len__(self) -> int:
+        return len(self._accounts)
