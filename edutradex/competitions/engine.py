@@ -862,7 +862,7 @@ def close_competition(competition: Competition, end_at: datetime) -> None:
     """The end of a competition (lifecycle.close_all_at, in its transaction): cancel the open
     orders and close every open position at the recorded tick at or before `end_at` (longs
     at the bid, shorts at the ask), never at the price of when the job runs. An account the
-    closes leave below 0 is set to 0 (negative-balance protection); equity = cash after."""
+    closes leave below 0 is set to 0 (negative-balance protection)."""
     end_ms = ms(end_at)
     positions.cancel_open_orders(competition.id, "The competition ended.")
     cache: dict[str, At | None] = {}
@@ -874,9 +874,9 @@ def close_competition(competition: Competition, end_at: datetime) -> None:
 
     positions.close_all_at(competition.id, prices, CloseReason.COMPETITION_END.value)
     table = Participant.__table__
+    # close_position left each closed account's equity at its cash; one left below 0 is set to 0
     db.session.execute(update(table).where(table.c.competition_id == competition.id, table.c.cash < 0)
-                       .values(cash=margin.ZERO))
-    db.session.execute(update(table).where(table.c.competition_id == competition.id).values(equity=table.c.cash))
+                       .values(cash=margin.ZERO, equity=margin.ZERO))
     notify("competition", competition.id)
 
 
