@@ -35,8 +35,10 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 AccountId = Hashable
+Amount = float | int | Decimal  # taken as float: the engine may pass its Decimals as they are
 
 
 @dataclass
@@ -48,8 +50,11 @@ class RiskResult:
 
 
 class _Account:
-    __slots__ = ("cash", "used_margin", "stop_out_percent", "margin_call_percent", "stop_out_below",
-                 "margin_call_below", "open_pnl", "exposures")
+    # The thresholds are in terms of open P&L, so the pass compares that sum directly: equity < x
+    # <=> open_pnl < x - cash, and margin level < p <=> equity < used_margin * p / 100 (used
+    # margin > 0). `alert_below` is the highest of the three: a healthy account costs one comparison.
+    __slots__ = ("cash", "used_margin", "stop_out_percent", "margin_call_percent", "negative_below",
+                 "stop_out_below", "margin_call_below", "alert_below", "open_pnl", "exposures")
 
     def __init__(self) -> None:
         self.exposures: dict[str, _Exposure] = {}
@@ -57,7 +62,7 @@ class _Account:
 
 
 class _Exposure:
-    __slots__ = ("account", "long_units", "long_cost", "short_units", "short_cost", "pnl")
+    __slots__ = ("account", "long_units", "short_units", "net_cost", "pnl")  # net_cost = short_cost - long_cost
 
     def __init__(self, account: _Account) -> None:
         self.account = account
@@ -75,24 +80,27 @@ class RiskBook:
 
     # ---- what the engine tells the book -------------------------------------------------
 
-    def set_account(self, account_id: AccountId, *, cash: float, used_margin: float, stop_out_percent: float,
-                    margin_call_percent: float) -> None:
+    def set_account(self, account_id: AccountId, *, cash: Amount, used_margin: Amount, stop_out_percent: Amount,
+                    margin_call_percent: Amount) -> None:
         """Create or update an account (after a fill, a close, a deposit of starting capital)."""
         account = self._accounts.get(account_id)
         if account is None:
             account = self._accounts[account_id] = _Account()
-        account.cash = float(cash)
+        account.cash = cash = float(cash)
         account.used_margin = used_margin = float(used_margin)
         account.stop_out_percent = float(stop_out_percent)
         account.margin_call_percent = float(margin_call_percent)
-        # level < p  <=>  equity < used_margin * p / 100 (used_margin > 0): one comparison per tick, no division
-        account.stop_out_below = used_margin * account.stop_out_percent / 100 if used_margin > 0 else float("-inf")
-        account.margin_call_below = (used_margin * account.margin_call_percent / 100 if used_margin > 0
-                                     else float("-inf"))
+        account.negative_below = -cash
+        if used_margin > 0:
+            account.stop_out_below = used_margin * account.stop_out_percent / 100 - cash
+            account.margin_call_below = used_margin * account.margin_call_percent / 100 - cash
+        else:
+            account.stop_out_below = account.margin_call_below = float("-inf")
+        account.alert_below = max(account.negative_below, account.stop_out_below, account.margin_call_below)
         account.open_pnl = sum(exposure.pnl for exposure in account.exposures.values())
 
-    def set_exposure(self, account_id: AccountId, symbol: str, *, long_units: float, long_cost: float,
-                     short_units: float, short_cost: float) -> None:
+    def set_exposure(self, account_id: AccountId, symbol: str, *, long_units: Amount, long_cost: Amount,
+                     short_units: Amount, short_cost: Amount) -> None:
         """Replace what an account holds in a symbol (the sums over its open positions there);
         all four 0 removes the symbol from the account."""
         account = self._accounts.get(account_id)
@@ -113,16 +121,14 @@ class RiskBook:
                     holders = self._holders[symbol] = {}
                 holders[account_id] = exposure
             exposure.long_units = float(long_units)
-            exposure.long_cost = float(long_cost)
             exposure.short_units = float(short_units)
-            exposure.short_cost = float(short_cost)
+            exposure.net_cost = float(short_cost) - float(long_cost)
             last = self._last_tick.get(symbol)
             if last is None:
                 exposure.pnl = 0.0
             else:
                 bid, ask, usd_rate = last
-                exposure.pnl = (exposure.long_units * bid - exposure.long_cost + exposure.short_cost
-                                - exposure.short_units * ask) / usd_rate
+                exposure.pnl = (exposure.long_units * bid - exposure.short_units * ask + exposure.net_cost) / usd_rate
         account.open_pnl = sum(exposure.pnl for exposure in account.exposures.values())
 
     def drop_account(self, account_id: AccountId) -> None:
@@ -138,7 +144,7 @@ class RiskBook:
 
     # ---- the pass ---------------------------------------------------------------------------
 
-    def on_tick(self, symbol: str, bid: float, ask: float, usd_rate: float = 1.0) -> RiskResult:
+    def on_tick(self, symbol: str, bid: Amount, ask: Amount, usd_rate: Amount = 1.0) -> RiskResult:
         """Re-value every account holding `symbol` at this tick and name the ones in trouble."""
         bid = float(bid)
         ask = float(ask)
@@ -152,19 +158,18 @@ class RiskBook:
         margin_call = result.margin_call
         negative = result.negative
         for account_id, exposure in holders.items():
-            pnl = (exposure.long_units * bid - exposure.long_cost + exposure.short_cost
-                   - exposure.short_units * ask) / usd_rate
+            pnl = (exposure.long_units * bid - exposure.short_units * ask + exposure.net_cost) / usd_rate
             account = exposure.account
             open_pnl = account.open_pnl + pnl - exposure.pnl
             account.open_pnl = open_pnl
             exposure.pnl = pnl
-            equity = account.cash + open_pnl
-            if equity < 0:
-                negative.append(account_id)
-            elif equity < account.stop_out_below:
-                stop_out.append(account_id)
-            elif equity < account.margin_call_below:
-                margin_call.append(account_id)
+            if open_pnl < account.alert_below:
+                if open_pnl < account.negative_below:
+                    negative.append(account_id)
+                elif open_pnl < account.stop_out_below:
+                    stop_out.append(account_id)
+                else:
+                    margin_call.append(account_id)
         result.visited = len(holders)
         return result
 

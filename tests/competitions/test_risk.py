@@ -3,6 +3,7 @@ converted at the rate, gold hedged), the margin-call / stop-out / negative lists
 their boundaries, and a tick visiting only the accounts that hold its symbol."""
 
 import random
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -55,6 +56,16 @@ def test_gold_long_and_short_hedged_in_one_account():
     # long: 200 x 1,990.00 - 400,000 = -2,000; short: 201,000 - 100 x 1,990.50 = +1,950
     assert book.unrealised_pnl(1, "XAUUSD") == approx(-50)
     assert book.equity(1) == approx(49_950)
+
+
+def test_the_engine_may_pass_its_decimals_as_they_are():
+    book = RiskBook()
+    book.set_account(1, cash=Decimal("10000.00"), used_margin=Decimal("3616.67"), stop_out_percent=Decimal("50"),
+                     margin_call_percent=Decimal("100"))
+    book.set_exposure(1, "EURUSD", long_units=Decimal("100000"), long_cost=Decimal("108500.00000"),
+                      short_units=Decimal("0"), short_cost=Decimal("0"))
+    result = book.on_tick("EURUSD", Decimal("1.08300"), Decimal("1.08320"), Decimal("1"))
+    assert result.visited == 1 and book.equity(1) == approx(9_800) and isinstance(book.equity(1), float)
 
 
 def test_equity_sums_every_symbol_and_a_tick_recomputes_only_its_own():

@@ -174,6 +174,53 @@ def test_bad_triggers_are_refused():
         tp_trigger(1, "X", "short", D("1"))
 
 
+def _counted(op):
+    def compare(self, other):
+        CountedPrice.comparisons += 1
+        return getattr(Decimal, op)(self, other)
+    return compare
+
+
+class CountedPrice(Decimal):
+    """A tick price that counts the comparisons the book makes with it (a Decimal subclass, so
+    Python asks it first whichever side of the comparison it is on)."""
+
+    comparisons = 0
+    __lt__, __le__, __gt__, __ge__, __eq__ = (_counted(op) for op in ("__lt__", "__le__", "__gt__", "__ge__", "__eq__"))
+    __hash__ = Decimal.__hash__
+
+
+def comparisons_for_tick(book, bid, ask):
+    CountedPrice.comparisons = 0
+    fired = book.pop_crossed("X", CountedPrice(bid), CountedPrice(ask))
+    return len(fired), CountedPrice.comparisons
+
+
+@pytest.mark.parametrize("resting", [1_000, 20_000])
+def test_a_tick_compares_only_with_the_ends_and_what_it_crosses_never_every_trigger(resting):
+    """A quarter of the triggers on each list: levels from 100.00 up by 0.01 below the price,
+    from 300.00 up above it."""
+    book = TriggerBook()
+    for n in range(resting):
+        offset = Decimal(n // 4) / 100
+        kind = n % 4
+        if kind == 0:
+            book.add(sl_trigger(n, "X", "BUY", 100 + offset))  # bid at_or_below
+        elif kind == 1:
+            book.add(tp_trigger(n, "X", "BUY", 300 + offset))  # bid at_or_above
+        elif kind == 2:
+            book.add(order_trigger(n, "X", "BUY", "LIMIT", 100 + offset))  # ask at_or_below
+        else:
+            book.add(order_trigger(n, "X", "BUY", "STOP", 300 + offset))  # ask at_or_above
+    # nothing crossed: one comparison with the nearest end of each list
+    assert comparisons_for_tick(book, Decimal("250.00"), Decimal("250.02")) == (0, 4)
+    # the bid falls to 0.04 under the highest long SL: 5 fire, found by bisection, not by a walk over the book
+    highest = 100 + Decimal(resting // 4 - 1) / 100
+    fired, comparisons = comparisons_for_tick(book, highest - Decimal("0.04"), Decimal("250.00"))
+    assert fired == 5 and comparisons <= 4 + 60
+    assert len(book) == resting - 5
+
+
 # ---- property: the book agrees with a naive scan of every trigger -------------------------
 
 SYMBOLS = ["A", "B"]
