@@ -11,7 +11,7 @@ bp = Blueprint("competitions", __name__, url_prefix="/competitions")
 
 
 def init_app(app: Flask) -> None:
-    from . import engine, models, views  # noqa: F401 - the tables, the pages
+    from . import engine, models, terminal, views  # noqa: F401 - the tables, the pages, the CFD terminal
     from .lifecycle import competition_clock
     from .verify import check_prize_pools
 
