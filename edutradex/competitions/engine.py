@@ -136,6 +136,8 @@ class _Account:
     version: int
     positions: set[int] = field(default_factory=set)
     symbols: set[str] = field(default_factory=set)  # held, as the risk book has them
+    cash: float = 0.0
+    used_margin: float = 0.0
     equity_written: Decimal | None = None
     equity_due: float = 0.0
 
@@ -224,6 +226,8 @@ class CfdEngine:
         if now >= self.next_reconcile:
             self.reconcile()
         self.write_equity(now)
+        for participant_id in [p for p in self.warned if p not in self.risk or not self._below(p, "margin_call")]:
+            self.warned.discard(participant_id)  # out of the zone: a later entry warns again
         if now >= self.next_watermark:
             self.save_watermarks()
 
@@ -436,6 +440,7 @@ class CfdEngine:
             return  # unchanged since the engine last loaded it
         account.version = participant.version
         account.positions = {p.id for p in held}
+        account.cash, account.used_margin = float(participant.cash), float(participant.used_margin)
         self.risk.set_account(participant.id, cash=float(participant.cash), used_margin=float(participant.used_margin),
                               stop_out_percent=float(competition.stop_out),
                               margin_call_percent=float(competition.margin_call))
@@ -679,7 +684,7 @@ class CfdEngine:
 
     def _risk_pass(self, row: TickRow, at: At, before: int) -> bool:
         result = self.risk.on_tick(row.symbol, float(row.bid), float(row.ask), self._usd_rate(row.symbol, row))
-        if not (result.negative or result.stop_out or result.margin_call or self.warned):
+        if not (result.negative or result.stop_out or result.margin_call):
             return False
         did = False
         for participant_id in result.negative + result.stop_out:
@@ -688,10 +693,6 @@ class CfdEngine:
             if participant_id not in self.warned:
                 self.warned.add(participant_id)
                 self._announce(participant_id, "margin_call")
-        if self.warned:
-            for participant_id in list(self.warned):
-                if participant_id not in self.risk or not self._below(participant_id, "margin_call"):
-                    self.warned.discard(participant_id)
         return did
 
     def _below(self, participant_id: int, which: str) -> bool:
@@ -776,20 +777,43 @@ class CfdEngine:
         finally:
             db.session.remove()
 
+    MESSAGES = {
+        "margin_call": "Margin call: your margin level is below {level}%. Add no risk; close or reduce positions.",
+        "stop_out": "Stop-out: your margin level fell below {level}%; positions were closed, largest loss first.",
+        "negative_balance": "A price gap took your equity below 0: every position was closed and the account "
+                            "set to 0.",
+        "order_filled": "Your pending order was filled.",
+        "position_closed": "A position was closed by its stop-loss or take-profit.",
+    }
+
     def _announce(self, participant_id: int, event: str, **extra) -> None:
+        """A ``cfd_account`` frame to the trader's room (what the terminal renders): the event,
+        the account's figures as the engine has them (balance, used margin, equity, free
+        margin, margin level), ``margin_call`` while in the zone, and ``changed`` when orders
+        or positions changed (the terminal reloads its tables)."""
         account = self.accounts.get(participant_id)
         if account is None:
-            user_id, competition_id = db.session.execute(
-                select(Participant.user_id, Participant.competition_id).where(Participant.id == participant_id)).one()
+            user_id, competition_id, cash = db.session.execute(
+                select(Participant.user_id, Participant.competition_id, Participant.cash)
+                .where(Participant.id == participant_id)).one()
             db.session.rollback()
+            figures = {"balance": float(cash), "used_margin": 0.0, "equity": float(cash), "free_margin": float(cash),
+                       "margin_level": None}
         else:
             user_id, competition_id = account.user_id, account.competition_id
-        payload = {"event": event, "competition_id": competition_id, "participant_id": participant_id, **extra}
-        if participant_id in self.risk:
             level = self.risk.margin_level(participant_id)
-            payload.update(equity=round(self.risk.equity(participant_id), 2),
-                           free_margin=round(self.risk.free_margin(participant_id), 2),
-                           margin_level=None if level is None else round(level, 2))
+            figures = {"balance": round(account.cash, 2), "used_margin": round(account.used_margin, 2),
+                       "equity": round(self.risk.equity(participant_id), 2),
+                       "free_margin": round(self.risk.free_margin(participant_id), 2),
+                       "margin_level": None if level is None else round(level, 2)}
+        competition = self.competitions.get(competition_id)
+        level_text = ""
+        if competition is not None:
+            level_text = competition.margin_call if event == "margin_call" else competition.stop_out
+        payload = {"event": event, "competition_id": competition_id, "participant_id": participant_id,
+                   "figures": figures, "margin_call": event == "margin_call",
+                   "changed": event != "margin_call",
+                   "message": self.MESSAGES.get(event, "").format(level=level_text), **extra}
         emit(user_id, payload)
 
 

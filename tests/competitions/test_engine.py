@@ -179,6 +179,7 @@ def test_a_longs_stop_loss_fires_on_the_bid_and_closes_at_the_bid(app, record, f
         assert account(participant_id).cash == D("10000.00") + (D("1.09490") - D("1.10020")) * 100_000
         assert ("sl", long_id) not in engine.triggers and ("tp", long_id) not in engine.triggers
         assert [(u, p["event"]) for u, p in frames] == [(user_id, "position_closed")]
+        assert frames[0][1]["changed"] and frames[0][1]["figures"]["balance"] == 9470.0
 
 
 def test_a_shorts_stop_loss_fires_on_the_ask_and_a_longs_take_profit_only_on_the_bid(app, record):
@@ -231,7 +232,10 @@ def test_stop_out_closes_the_largest_loss_first_at_the_crossing_tick_until_above
         engine([warning])
         engine([record(EUR, "1.08880", "1.08900")])  # still in the zone: warned once
         assert [p["event"] for _, p in frames] == ["margin_call"] and frames[0][0] == user_id
-        assert frames[0][1]["margin_level"] == pytest.approx(85.86, abs=0.01)
+        warned = frames[0][1]
+        assert warned["margin_call"] and warned["message"].startswith("Margin call: your margin level is below 100")
+        assert warned["figures"]["margin_level"] == pytest.approx(85.86, abs=0.01)
+        assert warned["figures"]["balance"] == 10000 and warned["figures"]["used_margin"] == 3960
         crossing = record(EUR, "1.08600", "1.08620")  # equity 1,600 / 3,960 = 40.4 % < 50 %
         engine([crossing])
         # largest loss (4,200) first: 1,600 / 3,300 = 48.5 %, still below; then 2,800: 1,600 / 1,100 = 145 %
