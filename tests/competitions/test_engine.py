@@ -494,3 +494,34 @@ def test_a_rebuy_closes_the_positions_at_the_latest_recorded_prices_and_cancels_
         assert db.session.get(CfdOrder, order_id).status == "CANCELLED"
         participant = account(participant_id)
         assert (participant.cash, participant.used_margin, participant.rebuys) == (D("10000.00"), D("0.00"), 1)
+
+
+def test_orders_placed_and_changed_on_the_web_reach_the_engine_by_their_notices(app, record):
+    """orders.py (the web) -> cfd_listeners -> the engine's book, with no reconcile."""
+    from edutradex.competitions import orders
+    from tests.competitions.cfd import quote
+
+    with app.app_context():
+        competition_id, participant_id, user_id = live_account()
+        slug = db.session.get(Competition, competition_id).slug
+        seconds = [1000.0]
+        engine = app.extensions["cfd_engine"] = CfdEngine(app, monotonic=lambda: seconds[0])
+        engine.start()
+        latest = record(EUR, "1.08500", "1.08510")
+        quote(EUR, "1.08500", "1.08510", tick_id=latest.id)
+
+        def form(**fields) -> dict:
+            return {"client_key": f"engine-key-{next(_keys):06d}", "symbol": EUR, "lots": "0.10", **fields}
+
+        bought = orders.place_order(slug, user_id, form(side="BUY", order_type="MARKET", stop_loss="1.08000"))
+        limit = orders.place_order(slug, user_id, form(side="SELL", order_type="LIMIT", price="1.08700"))
+        orders.modify_position(user_id, bought.position_id, {"stop_loss": "1.08300"})  # moved up
+        engine([])
+        assert engine.triggers.get(("sl", bought.position_id)).level == D("1.08300")
+        assert ("order", limit.id) in engine.triggers
+        engine([record(EUR, "1.08710", "1.08720")])  # the sell limit fills at the bid, better than 1.08700
+        filled = db.session.get(CfdOrder, limit.id)
+        assert filled.status == "FILLED" and position(filled.position_id).open_price == D("1.08710")
+        engine([record(EUR, "1.08290", "1.08300")])  # the moved SL, on the bid
+        assert (position(bought.position_id).close_reason, position(bought.position_id).close_price) == (
+            "STOP_LOSS", D("1.08290"))
