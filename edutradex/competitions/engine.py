@@ -49,6 +49,7 @@ The books are the engine's alone (not thread-safe): everything runs in the feed 
 from __future__ import annotations
 
 import collections
+import gc
 import json
 import logging
 import time
@@ -92,6 +93,15 @@ REPLAY_BATCH = 2000
 LATEST = 2**62  # a time after every tick
 
 
+_ORDER_COLUMNS = (CfdOrder.id, CfdOrder.competition_id, CfdOrder.participant_id, CfdOrder.symbol, CfdOrder.side,
+                  CfdOrder.order_type, CfdOrder.price, CfdOrder.created_at)
+_POSITION_COLUMNS = (CfdPosition.id, CfdPosition.competition_id, CfdPosition.participant_id, CfdPosition.symbol,
+                     CfdPosition.side, CfdPosition.lots, CfdPosition.contract_size, CfdPosition.open_price,
+                     CfdPosition.open_tick_id, CfdPosition.stop_loss, CfdPosition.take_profit)
+_PARTICIPANT_COLUMNS = (Participant.id, Participant.competition_id, Participant.user_id, Participant.version,
+                        Participant.cash, Participant.used_margin)
+
+
 def ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -117,6 +127,7 @@ class _Order:
     competition_id: int
     participant_id: int
     since_ms: int  # placed then: an earlier tick never fills it
+    sig: tuple = ()  # what its trigger is made of: unchanged -> nothing to do on a reconcile
 
 
 @dataclass
@@ -126,6 +137,7 @@ class _Position:
     participant_id: int
     symbol: str
     since_tick_id: int  # opened at this tick: its SL/TP watch the later ones
+    sig: tuple = ()
 
 
 @dataclass
@@ -191,6 +203,9 @@ class CfdEngine:
             self.risk.on_tick(symbol, float(at.bid), float(at.ask), self._usd_rate(symbol, row))
         self.replay()
         self.save_watermarks()
+        # the books are long-lived: move them out of the collector's generations, so a full
+        # collection (triggered by any allocation) does not walk 100,000s of entries mid-tick
+        gc.freeze()
         log.info("CFD engine running: %d triggers, %d accounts at risk", len(self.triggers), len(self.risk))
 
     def stop(self) -> None:
@@ -328,10 +343,12 @@ class CfdEngine:
             self.conversion = dict(db.session.execute(select(Market.symbol, Market.conversion_symbol)).all())
         live = list(self.competitions)
 
-        order_query = select(CfdOrder).where(CfdOrder.status == OrderStatus.PENDING.value,
-                                             CfdOrder.competition_id.in_(live))
-        position_query = select(CfdPosition).where(CfdPosition.status == PositionStatus.OPEN.value,
-                                                   CfdPosition.competition_id.in_(live))
+        # plain rows of the columns the books need, not ORM objects: a reconcile of 100,000
+        # resting triggers stays a fraction of a second
+        order_query = select(*_ORDER_COLUMNS).where(CfdOrder.status == OrderStatus.PENDING.value,
+                                                    CfdOrder.competition_id.in_(live))
+        position_query = select(*_POSITION_COLUMNS).where(CfdPosition.status == PositionStatus.OPEN.value,
+                                                          CfdPosition.competition_id.in_(live))
         if full:
             order_scope = position_scope = None
             accounts_scope = None
@@ -359,8 +376,8 @@ class CfdEngine:
             order_query = order_query.where(CfdOrder.participant_id.in_(accounts_scope))
             position_query = position_query.where(CfdPosition.participant_id.in_(accounts_scope))
 
-        pending = list(db.session.scalars(order_query))
-        held = list(db.session.scalars(position_query))
+        pending = db.session.execute(order_query).all()
+        held = db.session.execute(position_query).all()
 
         # ---- triggers of orders
         stale_orders = (set(self.orders) if full else
@@ -372,7 +389,7 @@ class CfdEngine:
             self._forget_order(order_id)
 
         # ---- triggers of positions, and the accounts holding them
-        by_account: dict[int, list[CfdPosition]] = collections.defaultdict(list)
+        by_account: dict[int, list] = collections.defaultdict(list)
         stale_positions = (set(self.positions) if full else
                            {pid for pid, p in self.positions.items() if p.participant_id in accounts_scope})
         for position in held:
@@ -386,8 +403,12 @@ class CfdEngine:
         wanted = set(by_account)
         participants = {}
         if wanted:
-            participants = {p.id: p for p in db.session.scalars(select(Participant)
-                                                                  .where(Participant.id.in_(wanted)))}
+            holding = (select(CfdPosition.participant_id).where(CfdPosition.status == PositionStatus.OPEN.value,
+                                                                 CfdPosition.competition_id.in_(live)))
+            if not full:
+                holding = holding.where(CfdPosition.participant_id.in_(accounts_scope))
+            participants = {p.id: p for p in db.session.execute(select(*_PARTICIPANT_COLUMNS)
+                                                                  .where(Participant.id.in_(holding)))}
         for participant_id, account_positions in by_account.items():
             participant = participants.get(participant_id)
             if participant is None:
@@ -398,10 +419,15 @@ class CfdEngine:
             self._forget_account(participant_id)
         db.session.rollback()  # read only
 
-    def _track_order(self, order: CfdOrder) -> None:
+    def _track_order(self, order) -> None:
         if order.price is None:
             return
-        self.orders[order.id] = _Order(order.id, order.competition_id, order.participant_id, ms(order.created_at))
+        sig = (order.symbol, order.side, order.order_type, order.price)
+        known = self.orders.get(order.id)
+        if known is not None and known.sig == sig:
+            return
+        self.orders[order.id] = _Order(order.id, order.competition_id, order.participant_id, ms(order.created_at),
+                                       sig)
         trigger = order_trigger(order.id, order.symbol, order.side, order.order_type, order.price)
         if self.triggers.get(trigger.key) != trigger:
             self.triggers.add(trigger)
@@ -410,9 +436,13 @@ class CfdEngine:
         self.orders.pop(order_id, None)
         self.triggers.remove(("order", order_id))
 
-    def _track_position(self, position: CfdPosition) -> None:
+    def _track_position(self, position) -> None:
+        sig = (position.symbol, position.side, position.stop_loss, position.take_profit)
+        known = self.positions.get(position.id)
+        if known is not None and known.sig == sig:
+            return
         self.positions[position.id] = _Position(position.id, position.competition_id, position.participant_id,
-                                                position.symbol, position.open_tick_id or 0)
+                                                position.symbol, position.open_tick_id or 0, sig)
         for kind, level, make in (("sl", position.stop_loss, sl_trigger), ("tp", position.take_profit, tp_trigger)):
             if level is None:
                 self.triggers.remove((kind, position.id))
@@ -430,7 +460,7 @@ class CfdEngine:
             if account is not None:
                 account.positions.discard(position_id)
 
-    def _track_account(self, participant: Participant, held: list[CfdPosition]) -> None:
+    def _track_account(self, participant, held: list) -> None:
         competition = self.competitions[participant.competition_id]
         account = self.accounts.get(participant.id)
         if account is None:
