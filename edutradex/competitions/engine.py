@@ -90,6 +90,13 @@ ACCOUNT_EVENT = "cfd_account"
 WATERMARK_EVERY_S = 1.0
 EQUITY_EVERY_S = 1.0  # Participant.equity (the standings) at most this often per account
 REPLAY_BATCH = 2000
+START_RETRY_S = 2.0  # a start (rebuild + replay) that failed is tried again this often
+MAX_ATTEMPTS = 3  # a trigger failing this often at one tick is set aside (logged) rather than stall the engine
+
+
+class EngineBehind(RuntimeError):
+    """A tick could not be fully processed (the database failed): the engine stops at that
+    tick, keeps its watermark before it, and catches up from the tick store on the next pass."""
 LATEST = 2**62  # a time after every tick
 
 
@@ -161,6 +168,10 @@ class CfdEngine:
         self.monotonic = monotonic
         self.clock_ms = clock_ms or (lambda: quotes.now_ms())
         self.active = False
+        self.held = False  # the feed holds the price authority: the engine should be running
+        self.behind = False  # a tick failed part way: replay from the watermark before going on
+        self.next_start = 0.0
+        self.failures: dict[tuple, int] = {}
         self.notices: collections.deque[tuple[str, int]] = collections.deque()
         self.pubsub = None
         self._forget()
@@ -184,25 +195,45 @@ class CfdEngine:
     # ---- being the authority -----------------------------------------------------------------
 
     def on_authority(self, held: bool) -> None:
+        self.held = held
         if held:
-            self.start()
+            self.try_start()
         else:
             self.stop()
 
+    def try_start(self) -> bool:
+        try:
+            self.start()
+            return True
+        except Exception:
+            log.exception("CFD engine: could not rebuild and replay; trying again in %.0f s", START_RETRY_S)
+            db.session.rollback()
+            self.active = False
+            self.next_start = self.monotonic() + START_RETRY_S
+            return False
+        finally:
+            db.session.remove()
+
     def start(self) -> None:
         """Rebuild the books from the database, then replay the recorded ticks after the
-        watermark, before any live tick."""
+        watermark, before any live tick. Raises if any of it fails (the engine stays off, its
+        watermark where it was, and the next pass tries again)."""
+        self.active = False
         self._forget()
         self.notices.clear()
+        self.behind = False
         self._subscribe()
-        self.active = True
-        self.reconcile()
+        self._expire_orders()
+        self._sync()
+        db.session.remove()
+        self.next_reconcile = self.monotonic() + self.app.config.get("CFD_RECONCILE_SECONDS", 5)
         self._load_watermarks()
         for symbol, at in self.last_at.items():  # value the books as of the watermark
             row = TickRow(at.tick_id or 0, symbol, at.ts_ms, at.bid, at.ask, (at.bid + at.ask) / 2, "")
             self.risk.on_tick(symbol, float(at.bid), float(at.ask), self._usd_rate(symbol, row))
         self.replay()
         self.save_watermarks()
+        self.active = True
         # the books are long-lived: move them out of the collector's generations, so a full
         # collection (triggered by any allocation) does not walk 100,000s of entries mid-tick
         gc.freeze()
@@ -230,14 +261,24 @@ class CfdEngine:
     def __call__(self, rows: list[TickRow]) -> None:
         """A batch of ticks the feed has just committed (possibly none: a heartbeat)."""
         if not self.active:
-            return
-        self.take_notices()
-        for row in rows:
-            self.process(row)
+            # a failed start is retried; its replay covers these rows (they are in the store)
+            if not (self.held and self.monotonic() >= self.next_start and self.try_start()):
+                return
+        try:
+            if self.behind:
+                self.replay()  # from the watermark: the failed tick first, then these rows
+                self.behind = False
+            self.take_notices()
+            for row in rows:
+                self.process(row)
+        except EngineBehind:
+            self.behind = True
         self.housekeeping()
 
     def housekeeping(self) -> None:
         now = self.monotonic()
+        if not self.behind:
+            self.failures.clear()
         if now >= self.next_reconcile:
             self.reconcile()
         self.write_equity(now)
@@ -541,7 +582,7 @@ class CfdEngine:
             for row in rows:
                 cursor = row.id
                 if row.id > self.watermarks.get(row.symbol, 0):
-                    self.process(row)
+                    self.process(row)  # EngineBehind propagates: the caller retries later
                     replayed += 1
             if len(rows) < REPLAY_BATCH:
                 break
@@ -575,21 +616,36 @@ class CfdEngine:
         at = At.of_tick(row)
         self.last_at[symbol] = at
         did = False
-        for trigger in self.triggers.pop_crossed(symbol, row.bid, row.ask):
-            did |= self._run(self._execute, trigger, row, at, before)
+        crossed = self.triggers.pop_crossed(symbol, row.bid, row.ask)
+        for n, trigger in enumerate(crossed):
+            try:
+                did |= self._run(trigger.key, row, self._execute, trigger, row, at, before)
+            except EngineBehind:
+                for left in crossed[n:]:  # back in the book; the replay of this tick re-checks each
+                    self.triggers.add(left)
+                raise
         did |= self._risk_pass(row, at, before)
         self.watermarks[symbol] = row.id
         if did:
             self.save_watermarks()
 
-    def _run(self, action, *args) -> bool:
+    def _run(self, key, row: TickRow, action, *args) -> bool:
+        """One execution (its own transaction). A failure stops the engine at this tick
+        (EngineBehind), unless the same one failed MAX_ATTEMPTS times at this tick: then it is
+        set aside, logged, so one bad row cannot stall every other stop."""
         try:
             return bool(action(*args))
         except Exception:
-            log.exception("CFD engine: %s failed; the reconcile will retry", getattr(action, "__name__", action))
             db.session.rollback()
-            self.next_reconcile = 0.0
-            return False
+            attempt = self.failures[(row.id, key)] = self.failures.get((row.id, key), 0) + 1
+            if attempt >= MAX_ATTEMPTS:
+                log.critical("CFD engine: %r failed %d times at tick %d; set aside until the reconcile",
+                             key, attempt, row.id, exc_info=True)
+                self.next_reconcile = 0.0
+                return False
+            log.exception("CFD engine: %r failed at tick %d (attempt %d); catching up from the tick store",
+                          key, row.id, attempt)
+            raise EngineBehind(f"{key!r} at tick {row.id}") from None
         finally:
             db.session.remove()
 
@@ -718,7 +774,7 @@ class CfdEngine:
             return False
         did = False
         for participant_id in result.negative + result.stop_out:
-            did |= self._run(self._stop_out, participant_id, row, at, before)
+            did |= self._run(("stop_out", participant_id), row, self._stop_out, participant_id, row, at, before)
         for participant_id in result.margin_call:
             if participant_id not in self.warned:
                 self.warned.add(participant_id)

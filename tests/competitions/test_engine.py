@@ -525,3 +525,52 @@ def test_orders_placed_and_changed_on_the_web_reach_the_engine_by_their_notices(
         engine([record(EUR, "1.08290", "1.08300")])  # the moved SL, on the bid
         assert (position(bought.position_id).close_reason, position(bought.position_id).close_price) == (
             "STOP_LOSS", D("1.08290"))
+
+
+def test_a_database_failure_at_the_crossing_tick_fills_at_that_tick_once_the_database_is_back(app, record,
+                                                                                               monkeypatch):
+    with app.app_context():
+        _, participant_id, _ = live_account()
+        opened_at = record(EUR, "1.10000", "1.10020")
+        long_id = open_position(participant_id, opened_at, "1", stop_loss="1.09500")
+        engine = started(app)
+        real_close = positions.close_position
+        outage = [True]
+
+        def close_position(*args, **kwargs):
+            if outage[0]:
+                raise RuntimeError("database unavailable")
+            return real_close(*args, **kwargs)
+
+        monkeypatch.setattr(positions, "close_position", close_position)
+        crossing = record(EUR, "1.09400", "1.09420")
+        lower = record(EUR, "1.09000", "1.09020")
+        engine([crossing, lower])
+        assert position(long_id).status == "OPEN" and engine.behind
+        assert (watermark(EUR) or 0) < crossing.id  # stopped before the tick it could not finish
+        outage[0] = False
+        engine([record(EUR, "1.08000", "1.08020")])  # the next pass catches up from the tick store first
+        closed = position(long_id)
+        assert (closed.close_price, [f.tick_id for f in close_fills(long_id)]) == (D("1.09400"), [crossing.id])
+        assert not engine.behind
+
+
+def test_a_start_that_fails_is_retried_and_replays_what_came_meanwhile(app, record, monkeypatch):
+    with app.app_context():
+        _, participant_id, _ = live_account()
+        opened_at = record(EUR, "1.10000", "1.10020")
+        long_id = open_position(participant_id, opened_at, "1", stop_loss="1.09500")
+        started(app).save_watermarks()
+        seconds = [100.0]
+        engine = app.extensions["cfd_engine"] = CfdEngine(app, monotonic=lambda: seconds[0])
+        real_sync = engine._sync
+        monkeypatch.setattr(engine, "_sync", lambda **kw: (_ for _ in ()).throw(RuntimeError("database down")))
+        engine.on_authority(True)  # the feed took the authority; the rebuild fails
+        assert not engine.active
+        crossing = record(EUR, "1.09400", "1.09420")
+        engine([crossing])  # too early to retry: nothing processed, nothing skipped
+        monkeypatch.setattr(engine, "_sync", real_sync)
+        seconds[0] += engine_module.START_RETRY_S
+        engine([record(EUR, "1.09800", "1.09820")])
+        assert engine.active
+        assert [f.tick_id for f in close_fills(long_id)] == [crossing.id]
