@@ -983,10 +983,11 @@ def close_competition(competition: Competition, end_at: datetime) -> None:
         return cache[symbol]
 
     positions.close_all_at(competition.id, prices, CloseReason.COMPETITION_END.value)
-    table = Participant.__table__
     # close_position left each closed account's equity at its cash; one left below 0 is set to 0
-    db.session.execute(update(table).where(table.c.competition_id == competition.id, table.c.cash < 0)
-                       .values(cash=margin.ZERO, equity=margin.ZERO))
+    # (flushed first, and the session's copies kept in step: no stale figure is written after)
+    db.session.flush()
+    db.session.execute(update(Participant).where(Participant.competition_id == competition.id, Participant.cash < 0)
+                       .values(cash=margin.ZERO, equity=margin.ZERO).execution_options(synchronize_session="fetch"))
     notify("competition", competition.id)
 
 

@@ -574,3 +574,37 @@ def test_a_start_that_fails_is_retried_and_replays_what_came_meanwhile(app, reco
         engine([record(EUR, "1.09800", "1.09820")])
         assert engine.active
         assert [f.tick_id for f in close_fills(long_id)] == [crossing.id]
+
+
+def test_a_good_till_date_order_crossed_after_its_date_expires_instead_of_filling(app, record):
+    with app.app_context():
+        competition_id, participant_id, _ = live_account()
+        record(EUR, "1.08500", "1.08520")
+        expires = utcnow() + timedelta(seconds=30)
+        order_id = pending_order(competition_id, participant_id, side="BUY", order_type="STOP", price="1.08600",
+                                 expires_at=expires)
+        engine = started(app)
+        assert ("order", order_id) in engine.triggers  # not expired by the clock yet
+        late = record(EUR, "1.08610", "1.08630", ts_ms=int(expires.timestamp() * 1000) + 1)
+        engine([late])
+        order = db.session.get(CfdOrder, order_id)
+        assert (order.status, order.position_id) == ("EXPIRED", None)
+        assert ("order", order_id) not in engine.triggers
+
+
+def test_the_end_leaves_an_account_its_closes_take_below_zero_at_zero(app, record):
+    with app.app_context():
+        competition_id, participant_id, _ = live_account()
+        end = utcnow() - timedelta(seconds=5)
+        end_ms = int(end.timestamp() * 1000)
+        opened_at = record(EUR, "1.10000", "1.10020", ts_ms=end_ms - 60_000)
+        long_id = open_position(participant_id, opened_at, "5", leverage=500)
+        # the end tick gaps far down; no engine ran in between (it would have closed at the gap)
+        record(EUR, "1.07000", "1.07020", ts_ms=end_ms - 1)
+        move_times(competition_id, start=end - timedelta(minutes=10), end=end)
+        ledger_before = db.session.scalar(select(func.count(LedgerEntry.id)))
+        assert lifecycle.end_competition(competition_id)
+        assert position(long_id).close_price == D("1.07000")
+        participant = account(participant_id)
+        assert (participant.cash, participant.equity, participant.final_equity) == (D("0.00"),) * 3
+        assert db.session.scalar(select(func.count(LedgerEntry.id))) == ledger_before
