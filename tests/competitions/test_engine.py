@@ -608,3 +608,27 @@ def test_the_end_leaves_an_account_its_closes_take_below_zero_at_zero(app, recor
         participant = account(participant_id)
         assert (participant.cash, participant.equity, participant.final_equity) == (D("0.00"),) * 3
         assert db.session.scalar(select(func.count(LedgerEntry.id))) == ledger_before
+
+
+def test_the_feed_runs_the_engine_on_the_ticks_it_records(app, record):
+    """The real wiring: the app's engine is a tick listener of the price feed; it starts when
+    the feed takes the authority and fills on the feed's own recorded ticks."""
+    from edutradex.market.feed import PriceFeed
+
+    with app.app_context():
+        _, participant_id, _ = live_account()
+        opened_at = record(EUR, "1.10000", "1.10020", ts_ms=quotes.now_ms() - 1000)
+        # a stop-loss above the bid: the feed's first tick after the open crosses it
+        long_id = open_position(participant_id, opened_at, "1", stop_loss="1.50000")
+        db.session.remove()
+    app.config.update(FEED_TICK_INTERVAL_MS=50, TICK_FLUSH_INTERVAL_MS=100)
+    PriceFeed(app, seed=3, emit=lambda symbol, frame: None, emit_board=None, adapters=False).run(seconds=1.5)
+    with app.app_context():
+        closed = position(long_id)
+        assert (closed.status, closed.close_reason) == ("CLOSED", "STOP_LOSS")
+        [fill] = close_fills(long_id)
+        tick = db.session.get(Tick, fill.tick_id)
+        assert tick is not None and tick.source == "SIM" and tick.id > opened_at.id  # the feed's own tick
+        assert (fill.bid, fill.ask, closed.close_price) == (tick.bid, tick.ask, tick.bid)
+        assert watermark(EUR) >= tick.id
+        assert not app.extensions["cfd_engine"].active  # the feed stopped: the engine let go
