@@ -90,6 +90,7 @@ ACCOUNT_EVENT = "cfd_account"
 WATERMARK_EVERY_S = 1.0
 EQUITY_EVERY_S = 1.0  # Participant.equity (the standings) at most this often per account
 REPLAY_BATCH = 2000
+FULL_SYNC_ABOVE = 2000  # a reconcile that finds more changed than this loads everything at once
 START_RETRY_S = 2.0  # a start (rebuild + replay) that failed is tried again this often
 MAX_ATTEMPTS = 3  # a trigger failing this often at one tick is set aside (logged) rather than stall the engine
 
@@ -101,10 +102,10 @@ LATEST = 2**62  # a time after every tick
 
 
 _ORDER_COLUMNS = (CfdOrder.id, CfdOrder.competition_id, CfdOrder.participant_id, CfdOrder.symbol, CfdOrder.side,
-                  CfdOrder.order_type, CfdOrder.price, CfdOrder.created_at)
+                  CfdOrder.order_type, CfdOrder.price, CfdOrder.created_at, CfdOrder.updated_at)
 _POSITION_COLUMNS = (CfdPosition.id, CfdPosition.competition_id, CfdPosition.participant_id, CfdPosition.symbol,
                      CfdPosition.side, CfdPosition.lots, CfdPosition.contract_size, CfdPosition.open_price,
-                     CfdPosition.open_tick_id, CfdPosition.stop_loss, CfdPosition.take_profit)
+                     CfdPosition.open_tick_id, CfdPosition.stop_loss, CfdPosition.take_profit, CfdPosition.version)
 _PARTICIPANT_COLUMNS = (Participant.id, Participant.competition_id, Participant.user_id, Participant.version,
                         Participant.cash, Participant.used_margin)
 
@@ -135,6 +136,7 @@ class _Order:
     participant_id: int
     since_ms: int  # placed then: an earlier tick never fills it
     sig: tuple = ()  # what its trigger is made of: unchanged -> nothing to do on a reconcile
+    stamp: object = None  # its updated_at: the reconcile reloads it when that moves
 
 
 @dataclass
@@ -145,6 +147,7 @@ class _Position:
     symbol: str
     since_tick_id: int  # opened at this tick: its SL/TP watch the later ones
     sig: tuple = ()
+    stamp: object = None  # its version
 
 
 @dataclass
@@ -358,13 +361,50 @@ class CfdEngine:
         self.next_reconcile = self.monotonic() + self.app.config.get("CFD_RECONCILE_SECONDS", 5)
         try:
             self._expire_orders()
-            self._sync()
+            self._sync_changed()
         except Exception:
             log.exception("CFD engine: reconcile failed; retrying next pass")
             db.session.rollback()
             self.next_reconcile = self.monotonic() + 1.0
         finally:
             db.session.remove()
+
+    def _sync_changed(self) -> None:
+        """The reconcile's diff: first only the ids and stamps of every PENDING order
+        (updated_at), OPEN position and account holding one (version); then the full rows of
+        what is new or changed, and forget what is gone. Everything changed at once (a
+        restart of many): one full load instead."""
+        self.competitions = self._live_competitions()
+        live = list(self.competitions)
+        orders = dict(db.session.execute(select(CfdOrder.id, CfdOrder.updated_at).where(
+            CfdOrder.status == OrderStatus.PENDING.value, CfdOrder.competition_id.in_(live))).all())
+        held = db.session.execute(select(CfdPosition.id, CfdPosition.participant_id, CfdPosition.version).where(
+            CfdPosition.status == PositionStatus.OPEN.value, CfdPosition.competition_id.in_(live))).all()
+        holders = {row.participant_id for row in held}
+        versions = dict(db.session.execute(select(Participant.id, Participant.version)
+                                           .where(Participant.id.in_(select(CfdPosition.participant_id).where(
+                                               CfdPosition.status == PositionStatus.OPEN.value,
+                                               CfdPosition.competition_id.in_(live))))).all())
+        db.session.rollback()
+        changed_orders = [oid for oid, stamp in orders.items()
+                          if (known := self.orders.get(oid)) is None or known.stamp != stamp]
+        changed_positions = [row.id for row in held
+                             if (known := self.positions.get(row.id)) is None or known.stamp != row.version]
+        accounts = {pid for pid in holders
+                    if (known := self.accounts.get(pid)) is None or known.version != versions.get(pid)}
+        for order_id in set(self.orders) - set(orders):
+            known = self.orders[order_id]
+            accounts.add(known.participant_id)
+            self._forget_order(order_id)
+        open_ids = {row.id for row in held}
+        for position_id in set(self.positions) - open_ids:
+            accounts.add(self.positions[position_id].participant_id)
+            self._forget_position(position_id)
+        accounts |= set(self.accounts) - holders  # no longer holding anything (or not LIVE)
+        if len(changed_orders) + len(changed_positions) + len(accounts) > FULL_SYNC_ABOVE:
+            self._sync()
+        elif changed_orders or changed_positions or accounts:
+            self._sync(order_ids=changed_orders, position_ids=changed_positions, participant_ids=accounts)
 
     def _live_competitions(self) -> dict[int, _Competition]:
         rows = db.session.execute(select(Competition.id, Competition.end_at, Competition.stop_out_percent,
@@ -466,9 +506,10 @@ class CfdEngine:
         sig = (order.symbol, order.side, order.order_type, order.price)
         known = self.orders.get(order.id)
         if known is not None and known.sig == sig:
+            known.stamp = order.updated_at
             return
         self.orders[order.id] = _Order(order.id, order.competition_id, order.participant_id, ms(order.created_at),
-                                       sig)
+                                       sig, order.updated_at)
         trigger = order_trigger(order.id, order.symbol, order.side, order.order_type, order.price)
         if self.triggers.get(trigger.key) != trigger:
             self.triggers.add(trigger)
@@ -481,9 +522,10 @@ class CfdEngine:
         sig = (position.symbol, position.side, position.stop_loss, position.take_profit)
         known = self.positions.get(position.id)
         if known is not None and known.sig == sig:
+            known.stamp = position.version
             return
         self.positions[position.id] = _Position(position.id, position.competition_id, position.participant_id,
-                                                position.symbol, position.open_tick_id or 0, sig)
+                                                position.symbol, position.open_tick_id or 0, sig, position.version)
         for kind, level, make in (("sl", position.stop_loss, sl_trigger), ("tp", position.take_profit, tp_trigger)):
             if level is None:
                 self.triggers.remove((kind, position.id))
