@@ -632,3 +632,25 @@ def test_the_feed_runs_the_engine_on_the_ticks_it_records(app, record):
         assert (fill.bid, fill.ask, closed.close_price) == (tick.bid, tick.ask, tick.bid)
         assert watermark(EUR) >= tick.id
         assert not app.extensions["cfd_engine"].active  # the feed stopped: the engine let go
+
+
+def test_a_stop_loss_moved_without_a_notice_is_picked_up_by_the_reconcile(app, record):
+    with app.app_context():
+        _, participant_id, _ = live_account()
+        opened_at = record(EUR, "1.10000", "1.10020")
+        long_id = open_position(participant_id, opened_at, "1", stop_loss="1.09000")
+        seconds = [1000.0]
+        engine = app.extensions["cfd_engine"] = CfdEngine(app, monotonic=lambda: seconds[0])
+        engine.start()
+        # moved up (as orders.modify_position does: version + 1), the notice lost
+        db.session.execute(update(CfdPosition).where(CfdPosition.id == long_id)
+                           .values(stop_loss=D("1.09800"), version=CfdPosition.version + 1))
+        db.session.commit()
+        engine([record(EUR, "1.09700", "1.09720")])  # crosses the new SL; the book still has 1.09000
+        assert position(long_id).status == "OPEN"
+        seconds[0] += app.config["CFD_RECONCILE_SECONDS"]
+        engine([])
+        assert engine.triggers.get(("sl", long_id)).level == D("1.09800")
+        crossing = record(EUR, "1.09750", "1.09770")
+        engine([crossing])
+        assert [f.tick_id for f in close_fills(long_id)] == [crossing.id]
