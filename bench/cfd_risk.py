@@ -6,7 +6,9 @@ p99 <= 10 ms per tick.
 Each holder has 0.01-5 lots of EUR/USD long, short or both (hedged), opened around the
 starting price, some also gold; cash and used margin put the accounts at margin levels from
 about 60 % to a few thousand %, so every tick puts some of them in margin call or stop-out.
-A USD/JPY run (P&L converted at the rate) is timed the same way. Pure Python, no servers.
+A USD/JPY run (P&L converted at the rate) is timed the same way. Each tick is timed twice:
+wall clock (the target) and this thread's CPU time, which leaves out the time other processes
+held the core on a shared machine. Pure Python, no servers.
 
     .venv/bin/python -m bench.cfd_risk [accounts] [ticks] [others]
 """
@@ -14,6 +16,7 @@ A USD/JPY run (P&L converted at the rate) is timed the same way. Pure Python, no
 from __future__ import annotations
 
 import gc
+import os
 import random
 import sys
 import time
@@ -61,15 +64,15 @@ def populate(book: RiskBook, ticking: str, rng: random.Random) -> None:
                               short_cost=short_cost)
 
 
-def run(ticking: str) -> tuple[list[float], int, int, int]:
+def run(ticking: str) -> tuple[list[float], list[float], int, int, int]:
     rng = random.Random(12)
     book = RiskBook()
     populate(book, ticking, rng)
     mid, _, spread, pip = MARKETS[ticking]
     start = mid
-    samples = []
+    samples, cpu_samples = [], []
     flagged = visited = 0
-    clock = time.perf_counter_ns
+    clock, cpu_clock = time.perf_counter_ns, time.thread_time_ns
     full_collections = gc.get_stats()[2]["collections"]
     for _ in range(TICKS):
         mid += pip * rng.choice((-3, -2, -1, 0, 1, 2, 3))
@@ -77,29 +80,39 @@ def run(ticking: str) -> tuple[list[float], int, int, int]:
             mid = start
         bid, ask = mid - spread / 2, mid + spread / 2
         usd_rate = mid if ticking == "USDJPY" else 1.0
-        t0 = clock()
+        t0, cpu0 = clock(), cpu_clock()
         result = book.on_tick(ticking, bid, ask, usd_rate)
         samples.append((clock() - t0) / 1e6)
+        cpu_samples.append((cpu_clock() - cpu0) / 1e6)
         visited = result.visited
         flagged += len(result.stop_out) + len(result.margin_call) + len(result.negative)
-    return samples, visited, flagged, gc.get_stats()[2]["collections"] - full_collections
+    return samples, cpu_samples, visited, flagged, gc.get_stats()[2]["collections"] - full_collections
+
+
+def p50_p99(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99) - 1]
 
 
 def main() -> None:
     print(f"{ACCOUNTS:,} accounts holding the ticking symbol, {OTHERS:,} holding only others; {TICKS:,} ticks")
-    print(f"{'ticking symbol':<16} {'visited':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'flagged/tick':>13}  note")
-    worst_p99 = 0.0
+    print(f"{'ticking symbol':<16} {'visited':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'cpu p99':>8} "
+          f"{'flagged/tick':>13}  note")
+    worst_p99 = worst_cpu_p99 = 0.0
     for ticking in ("EURUSD", "USDJPY"):
-        samples, visited, flagged, full_collections = run(ticking)
-        ordered = sorted(samples)
-        p50, p99 = ordered[len(ordered) // 2], ordered[int(len(ordered) * 0.99) - 1]
-        worst_p99 = max(worst_p99, p99)
-        print(f"{ticking:<16} {visited:>8,} {p50:>8.2f} {p99:>8.2f} {ordered[-1]:>8.2f} {flagged / TICKS:>13.1f}  "
-              f"{full_collections} full GC during the run")
+        samples, cpu_samples, visited, flagged, full_collections = run(ticking)
+        (p50, p99), (_, cpu_p99) = p50_p99(samples), p50_p99(cpu_samples)
+        worst_p99, worst_cpu_p99 = max(worst_p99, p99), max(worst_cpu_p99, cpu_p99)
+        print(f"{ticking:<16} {visited:>8,} {p50:>8.2f} {p99:>8.2f} {max(samples):>8.2f} {cpu_p99:>8.2f} "
+              f"{flagged / TICKS:>13.1f}  {full_collections} full GC during the run")
     if visited != ACCOUNTS:
         raise SystemExit(f"a tick visited {visited} accounts, not the {ACCOUNTS} holding its symbol")
+    print(f"cpu p99: this thread's CPU time per tick, without the time other processes held the core "
+          f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     ok = worst_p99 <= TARGET_P99_MS
-    print(f"{'PASS' if ok else 'FAIL'}: target p99 <= {TARGET_P99_MS:.0f} ms per tick for {ACCOUNTS:,} accounts")
+    print(f"{'PASS' if ok else 'FAIL'}: target p99 <= {TARGET_P99_MS:.0f} ms per tick for {ACCOUNTS:,} accounts"
+          + ("" if ok or worst_cpu_p99 > TARGET_P99_MS else
+             f" (the CPU time meets it, p99 {worst_cpu_p99:.2f} ms: the rest is waiting for the core)"))
 
 
 if __name__ == "__main__":
