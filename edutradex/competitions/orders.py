@@ -332,6 +332,9 @@ def _place(competition: Competition | None, user_id: int, form: Mapping[str, str
     check_order_exits(side, order_type, stop_loss, take_profit, level, quote)
 
     def place() -> CfdOrder:
+        status, end_at = positions.hold_competition(competition.id)
+        if status != CompetitionStatus.LIVE.value or utcnow() >= end_at:
+            raise Conflict("This competition has ended: trading is closed.")
         account = positions.lock_account(participant.id)
         check_can_trade(account)  # as it is under the lock
         order = CfdOrder(competition_id=competition.id, participant_id=account.id, user_id=user_id,

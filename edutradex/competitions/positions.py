@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select, update
@@ -27,6 +28,8 @@ from .models import (
     CfdFill,
     CfdOrder,
     CfdPosition,
+    Competition,
+    CompetitionStatus,
     OrderStatus,
     OrderType,
     Participant,
@@ -91,6 +94,16 @@ def lock_account(participant_id: int) -> Participant:
     return db.session.get(Participant, participant_id, populate_existing=True)
 
 
+def hold_competition(competition_id: int) -> tuple[str, datetime]:
+    """The competition's (status, end_at) under a share lock, taken before the account's:
+    its end (or a cancel), which updates the row and then closes every account, waits for
+    this transaction or this one for it, so no position opens after its closer looked. One
+    lock order: competition, account, then its orders and positions."""
+    return tuple(db.session.execute(
+        select(Competition.status, Competition.end_at).where(Competition.id == competition_id)
+        .with_for_update(read=True)).one())
+
+
 def open_positions(participant_id: int) -> list[CfdPosition]:
     return list(db.session.scalars(select(CfdPosition).where(CfdPosition.participant_id == participant_id,
                                                             CfdPosition.status == OPEN).order_by(CfdPosition.id)))
@@ -104,7 +117,7 @@ def _rate(symbol: str, conversion_symbol: str | None, price: Decimal, prices: Pr
     return margin.usd_rate(symbol, conversion_symbol, price, conversion.mid if conversion else None)
 
 
-def holding(position: CfdPosition, prices: Prices) -> margin.Holding:
+def holding(position, prices: Prices) -> margin.Holding:
     """The position valued at `prices`; without a price (or a conversion rate) at its open
     price, so it counts its margin and no profit."""
     at = prices(position.symbol)
@@ -120,7 +133,7 @@ def holding(position: CfdPosition, prices: Prices) -> margin.Holding:
                           position.margin, bid, ask, rate)
 
 
-def _figures(participant: Participant, positions: Iterable[CfdPosition], prices: Prices) -> margin.Figures:
+def _figures(participant: Participant, positions: Iterable, prices: Prices) -> margin.Figures:
     return margin.figures(participant.cash, [holding(p, prices) for p in positions])
 
 
@@ -130,10 +143,18 @@ def _prices_with(symbol: str, at: At, prices: Prices | None = None) -> Prices:
     return lambda s: at if s == symbol else others(s)
 
 
+# What valuing a position needs: plain rows, not ORM objects (an order values every open
+# position of its account).
+_VALUED = (CfdPosition.id, CfdPosition.symbol, CfdPosition.side, CfdPosition.lots, CfdPosition.contract_size,
+           CfdPosition.conversion_symbol, CfdPosition.open_price, CfdPosition.margin)
+
+
 def account_figures(participant: Participant, prices: Prices | None = None) -> margin.Figures:
     """Balance, equity, used and free margin, margin level of the account, its open
     positions valued at `prices(symbol)` (default: the latest quotes)."""
-    return _figures(participant, open_positions(participant.id), prices or latest_at)
+    rows = db.session.execute(select(*_VALUED).where(CfdPosition.participant_id == participant.id,
+                                                     CfdPosition.status == OPEN)).all()
+    return _figures(participant, rows, prices or latest_at)
 
 
 def _fill(position: CfdPosition, *, action: str, side: str, lots: Decimal, price: Decimal, at: At, rule: str,
@@ -233,14 +254,17 @@ def _conversion_failed(exc: ValueError) -> str:
 
 def fill_pending_order(order_id: int, *, at: At, rule: str) -> CfdPosition | None:
     """Fills a PENDING limit or stop order at the tick `at`, exactly once (None when it is
-    no longer pending). A buy limit fills at min(limit, ask) (the limit or better), a sell
-    limit at max(limit, bid); a stop at that tick's price (ask for a buy, bid for a sell),
-    never at the stop level. Without enough free margin then, the order is REJECTED with
+    no longer pending, or the competition no longer LIVE: its end cancels the order). A buy
+    limit fills at min(limit, ask) (the limit or better), a sell limit at max(limit, bid); a
+    stop at that tick's price (ask for a buy, bid for a sell), never at the stop level. Without enough free margin then, the order is REJECTED with
     the reason and no position is opened (returns None)."""
-    participant_id = db.session.scalar(select(CfdOrder.participant_id).where(CfdOrder.id == order_id))
-    if participant_id is None:
+    owner = db.session.execute(select(CfdOrder.participant_id, CfdOrder.competition_id)
+                               .where(CfdOrder.id == order_id)).one_or_none()
+    if owner is None:
         raise NotFound("This order does not exist.")
-    participant = lock_account(participant_id)
+    if hold_competition(owner.competition_id)[0] != CompetitionStatus.LIVE.value:
+        return None  # trading is over: the end cancels the order
+    participant = lock_account(owner.participant_id)
     order = db.session.get(CfdOrder, order_id, populate_existing=True)
     if order.status != OrderStatus.PENDING.value:
         return None

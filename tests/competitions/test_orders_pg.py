@@ -3,14 +3,17 @@ session and connection."""
 
 from __future__ import annotations
 
+import threading
+import time
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from edutradex.competitions import orders, positions
 from edutradex.competitions.models import CfdFill, CfdOrder, CfdPosition, Competition, Participant
 from edutradex.competitions.positions import InsufficientMargin
+from edutradex.errors import Conflict
 from edutradex.extensions import db
 from edutradex.market import quotes
 from tests.competitions.cfd import live_account, quote
@@ -75,3 +78,35 @@ def test_a_form_submitted_ten_times_at_once_places_one_order(pg_app):
     with pg_app.app_context():
         assert db.session.scalar(select(func.count()).select_from(CfdPosition)) == 1
         assert db.session.get(Participant, pid).trades_count == 1
+
+
+def test_an_order_racing_the_end_waits_for_it_and_is_refused(pg_app):
+    """The end updates the competition row and closes every account in one transaction: an
+    order that read LIVE just before waits for it (the row's share lock) and is refused,
+    instead of opening a position the closer has already looked past."""
+    with pg_app.app_context():
+        cid, pid, uid = live_account()
+        slug = db.session.get(Competition, cid).slug
+        ending = db.engine.connect()
+        transaction = ending.begin()
+        ending.execute(update(Competition).where(Competition.id == cid).values(status="ENDED"))
+        started = threading.Event()
+
+        def place(i: int):
+            quote("OTC_EUR_USD", "1.08500", "1.08510")
+            started.set()
+            return orders.place_order(slug, uid, {"client_key": "racing-the-end", "symbol": "OTC_EUR_USD",
+                                                  "side": "BUY", "lots": "0.10"})
+
+        racer = threading.Thread(target=lambda: outcome.append(run_in_threads(pg_app, 1, place)[0]))
+        outcome: list = []
+        racer.start()
+        started.wait(10)
+        time.sleep(1.0)
+        assert outcome == []  # waiting for the end's transaction
+        transaction.commit()
+        ending.close()
+        racer.join(30)
+        assert isinstance(outcome[0], Conflict) and "ended" in outcome[0].message, outcome
+        assert db.session.scalar(select(func.count()).select_from(CfdPosition)) == 0
+        assert db.session.scalar(select(func.count()).select_from(CfdOrder)) == 0

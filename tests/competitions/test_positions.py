@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from edutradex.competitions import positions
-from edutradex.competitions.models import CfdFill, CfdOrder, CfdPosition
+from edutradex.competitions.models import CfdFill, CfdOrder, CfdPosition, Competition
 from edutradex.competitions.positions import At, InsufficientMargin
 from edutradex.extensions import db
 from edutradex.market import quotes
@@ -212,6 +212,18 @@ def test_a_triggered_order_without_the_margin_then_is_rejected_with_the_reason(a
         assert order.status == "REJECTED" and "Not enough free margin" in order.status_reason
         assert db.session.scalar(select(func.count()).select_from(CfdPosition)) == 0
         assert (account(pid).used_margin, account(pid).trades_count) == (D("0.00"), 0)
+
+
+def test_nothing_fills_once_the_competition_is_no_longer_live(app):
+    with app.app_context():
+        cid, pid, uid = live_account()
+        order = pending(pid, cid, uid, "BUY", "LIMIT", "1.08500")
+        db.session.get(Competition, cid).status = "ENDED"
+        db.session.commit()
+        assert positions.fill_pending_order(order.id, at=at("1.08470", "1.08480"), rule="x") is None
+        db.session.commit()
+        assert db.session.get(CfdOrder, order.id).status == "PENDING"  # the end's closer cancels it
+        assert account(pid).trades_count == 0
 
 
 def test_the_end_cancels_pending_orders_and_closes_every_position_at_its_tick(app):
