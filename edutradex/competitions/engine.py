@@ -691,6 +691,16 @@ class CfdEngine:
         finally:
             db.session.remove()
 
+    def _hold(self, competition_id: int, row: TickRow) -> bool:
+        """The lock order of every CFD write (positions.py): the competition row (shared)
+        first, then the account. False (rolled back) when the competition is no longer LIVE
+        or this tick is after its end: the end's closer owns what is left."""
+        status, end_at = positions.hold_competition(competition_id)
+        if status != CompetitionStatus.LIVE.value or row.ts_ms > ms(end_at):
+            db.session.rollback()
+            return False
+        return True
+
     def _execute(self, trigger: Trigger, row: TickRow, at: At, before: int) -> bool:
         kind, entity_id = trigger.key
         if kind == "order":
@@ -707,6 +717,9 @@ class CfdEngine:
             return False
         if row.ts_ms < known.since_ms:
             self.triggers.add(trigger)  # a tick from before the order existed
+            return False
+        if not self._hold(known.competition_id, row):
+            self._forget_order(order_id)  # over: the end cancels it
             return False
         positions.lock_account(known.participant_id)
         order = db.session.get(CfdOrder, order_id, populate_existing=True)
@@ -756,6 +769,9 @@ class CfdEngine:
             return False
         if row.id <= known.since_tick_id:
             self.triggers.add(trigger)  # a tick from before the position was opened
+            return False
+        if not self._hold(known.competition_id, row):
+            self._forget_position(position_id)  # over: the end closes it at its own tick
             return False
         positions.lock_account(known.participant_id)
         position = db.session.get(CfdPosition, position_id, populate_existing=True)
@@ -836,6 +852,8 @@ class CfdEngine:
         account = self.accounts.get(participant_id)
         competition = self.competitions.get(account.competition_id) if account else None
         if competition is None or row.ts_ms > competition.end_ms:
+            return False
+        if not self._hold(account.competition_id, row):
             return False
         participant = positions.lock_account(participant_id)
         # positions opened after this tick (a replay) did not exist at it
