@@ -59,7 +59,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from flask import Flask, current_app
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from ..extensions import db, socketio
 from ..market import quotes, ticks
@@ -252,6 +252,9 @@ class CfdEngine:
         self.active = False
         self._forget()
         self.notices.clear()
+        self._unsubscribe()
+
+    def _unsubscribe(self) -> None:
         if self.pubsub is not None:
             try:
                 self.pubsub.close()
@@ -301,6 +304,7 @@ class CfdEngine:
             return
         from .. import jobs
 
+        self._unsubscribe()
         try:
             self.pubsub = jobs.redis_connection().pubsub()  # None from get_message means: nothing waiting
             self.pubsub.subscribe(NOTICE_CHANNEL)
@@ -602,8 +606,8 @@ class CfdEngine:
         for symbol in db.session.scalars(select(Market.symbol)):
             if symbol not in self.watermarks:
                 # never ran for this symbol: start from its latest recorded tick
-                latest = ticks.tick_at_or_before(symbol, LATEST)
-                self.watermarks[symbol] = latest.id if latest is not None else 0
+                latest = db.session.scalar(select(func.max(Tick.id)).where(Tick.symbol == symbol))
+                self.watermarks[symbol] = latest or 0
         for symbol, tick_id in self.watermarks.items():
             tick = db.session.get(Tick, tick_id) if tick_id else None
             if tick is not None:
@@ -612,9 +616,9 @@ class CfdEngine:
 
     def replay(self) -> int:
         """The recorded ticks after each symbol's watermark, in id order. Returns how many."""
-        if not self.watermarks:
+        cursor = self._replay_cursor()
+        if cursor is None:
             return 0
-        cursor = min(self.watermarks.values())
         replayed = 0
         while True:
             batch = list(db.session.scalars(select(Tick).where(Tick.id > cursor).order_by(Tick.id)
@@ -631,6 +635,23 @@ class CfdEngine:
         if replayed:
             log.info("CFD engine replayed %d recorded ticks after its watermark", replayed)
         return replayed
+
+    def _replay_cursor(self) -> int | None:
+        """Where the replay starts: before the first tick after its symbol's watermark, over
+        the symbols that have one (None: nothing to replay). A symbol with nothing new (its
+        latest tick at or below its watermark) does not hold the replay back to an old
+        watermark."""
+        cursor = None
+        for symbol, mark in self.watermarks.items():
+            # by id, not time: a new holder's clock may run behind the last one's
+            latest = db.session.scalar(select(func.max(Tick.id)).where(Tick.symbol == symbol))
+            if latest is None or latest <= mark:
+                continue
+            first = db.session.scalar(select(func.min(Tick.id)).where(Tick.symbol == symbol, Tick.id > mark))
+            if first is not None:
+                cursor = first - 1 if cursor is None else min(cursor, first - 1)
+        db.session.rollback()
+        return cursor
 
     def save_watermarks(self) -> None:
         self.next_watermark = self.monotonic() + WATERMARK_EVERY_S
@@ -1010,7 +1031,7 @@ def notify(kind: str, ident: int) -> None:
     over Redis when REDIS_URL is set (the feed process listens)."""
     app = current_app._get_current_object()  # noqa: SLF001
     engine = app.extensions.get("cfd_engine")
-    if engine is not None and engine.active:
+    if engine is not None and (engine.active or engine.held):  # held: starting, or retrying a start
         engine.notice(kind, ident)
     if app.config.get("REDIS_URL"):
         from .. import jobs
