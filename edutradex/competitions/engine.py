@@ -893,11 +893,17 @@ class CfdEngine:
             return False
         reason = (CloseReason.NEGATIVE_BALANCE if plan.negative_balance else CloseReason.STOP_OUT).value
         by_id = {p.id: p for p in held}
-        level = self.risk.margin_level(participant_id)
+        crossed = margin.figures(participant.cash, holdings)  # exact, at this tick
+        if plan.negative_balance:
+            rule = f"negative balance: equity {crossed.equity} < 0 at tick {row.id}, everything closed"
+        else:
+            rule = (f"stop-out: margin level {crossed.margin_level}% < {competition.stop_out}% at tick {row.id}, "
+                    f"largest loss first")
         for position_id in plan.close:
             position_at = price_of(by_id[position_id].symbol)
-            rule = (f"stop-out: margin level {level:.2f}% < {competition.stop_out}%" if level is not None
-                    and not plan.negative_balance else "negative balance: equity below 0, everything closed")
+            if position_at is None:  # no recorded price of its market at all: at its own open
+                position_at = At(by_id[position_id].open_tick_id, row.ts_ms, by_id[position_id].open_price,
+                                 by_id[position_id].open_price)
             positions.close_position(position_id, at=position_at, reason=reason, rule=rule)
         if plan.negative_balance:
             db.session.execute(update(Participant).where(Participant.id == participant_id)

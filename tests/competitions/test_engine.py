@@ -243,6 +243,7 @@ def test_stop_out_closes_the_largest_loss_first_at_the_crossing_tick_until_above
         assert [f.position_id for f in fills] == [largest, middle]
         assert {f.tick_id for f in fills} == {crossing.id} and {f.reason for f in fills} == {"STOP_OUT"}
         assert [f.realized_pnl for f in fills] == [D("-4200.00"), D("-2800.00")]
+        assert fills[0].rule.startswith(f"stop-out: margin level 40.40% < 50.00% at tick {crossing.id}")
         assert position(small).status == "OPEN"
         participant = account(participant_id)
         assert participant.cash == D("3000.00") and participant.used_margin == D("1100.00")
