@@ -655,3 +655,29 @@ def test_a_stop_loss_moved_without_a_notice_is_picked_up_by_the_reconcile(app, r
         crossing = record(EUR, "1.09750", "1.09770")
         engine([crossing])
         assert [f.tick_id for f in close_fills(long_id)] == [crossing.id]
+
+
+def test_the_trader_sees_the_engines_close_on_their_own_socket_room_only(app, client, auth, record):
+    from edutradex.auth.models import User
+    from edutradex.extensions import socketio
+
+    auth.register()
+    with app.app_context():
+        competition_id, _, _ = live_account()
+        joe = db.session.scalar(select(User.id).where(User.email == "joe@example.com"))
+        participant = Participant(competition_id=competition_id, user_id=joe, cash=D("10000.00"),
+                                  equity=D("10000.00"))
+        db.session.add(participant)
+        db.session.commit()
+        participant_id = participant.id
+    joes_socket = socketio.test_client(app, flask_test_client=client)
+    someone = socketio.test_client(app)
+    with app.app_context():
+        opened_at = record(EUR, "1.10000", "1.10020")
+        long_id = open_position(participant_id, opened_at, "1", stop_loss="1.09500")
+        engine = started(app)
+        engine([record(EUR, "1.09400", "1.09420")])
+    frames = [m["args"][0] for m in joes_socket.get_received() if m["name"] == "cfd_account"]
+    assert [(f["event"], f["position_id"], f["reason"]) for f in frames] == [("position_closed", long_id, "STOP_LOSS")]
+    assert frames[0]["figures"]["balance"] == 9380.0 and frames[0]["changed"]
+    assert not [m for m in someone.get_received() if m["name"] == "cfd_account"]
