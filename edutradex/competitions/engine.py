@@ -91,7 +91,8 @@ WATERMARK_EVERY_S = 1.0
 EQUITY_EVERY_S = 1.0  # Participant.equity (the standings) at most this often per account
 REPLAY_BATCH = 2000
 FULL_SYNC_ABOVE = 2000  # a reconcile that finds more changed than this loads everything at once
-START_RETRY_S = 2.0  # a start (rebuild + replay) that failed is tried again this often
+START_RETRY_S = 2.0
+MISSING_RETRY_S = 5.0  # a start (rebuild + replay) that failed is tried again this often
 MAX_ATTEMPTS = 3  # a trigger failing this often at one tick is set aside (logged) rather than stall the engine
 
 
@@ -190,6 +191,7 @@ class CfdEngine:
         self.watermarks: dict[str, int] = {}
         self.saved: dict[str, int] = {}
         self.last_at: dict[str, At] = {}
+        self.missing: dict[str, float] = {}  # symbols with no recorded tick yet -> when to look again
         self.warned: set[int] = set()  # accounts in the margin-call zone, warned once
         self.next_reconcile = 0.0
         self.next_watermark = 0.0
@@ -841,10 +843,12 @@ class CfdEngine:
         if symbol == row.symbol:
             return At.of_tick(row)
         at = self.last_at.get(symbol)
-        if at is None:
+        if at is None and self.missing.get(symbol, 0.0) <= self.monotonic():
             tick = ticks.tick_at_or_before(symbol, row.ts_ms)
             if tick is not None:
                 at = self.last_at[symbol] = At.of_tick(tick)
+            else:  # never recorded: ask the store again in a while, not on every tick
+                self.missing[symbol] = self.monotonic() + MISSING_RETRY_S
         return at
 
     def _risk_pass(self, row: TickRow, at: At, before: int) -> bool:
