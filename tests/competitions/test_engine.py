@@ -681,3 +681,24 @@ def test_the_trader_sees_the_engines_close_on_their_own_socket_room_only(app, cl
     assert [(f["event"], f["position_id"], f["reason"]) for f in frames] == [("position_closed", long_id, "STOP_LOSS")]
     assert frames[0]["figures"]["balance"] == 9380.0 and frames[0]["changed"]
     assert not [m for m in someone.get_received() if m["name"] == "cfd_account"]
+
+
+def test_a_usd_jpy_stop_out_values_the_profit_in_usd_at_the_crossing_tick(app, record):
+    from edutradex.competitions import margin
+
+    with app.app_context():
+        _, participant_id, _ = live_account()
+        opened_at = record(JPY, "150.000", "150.020")
+        long_id = open_position(participant_id, opened_at, "5", leverage=500)  # margin 500,000 / 500 = 1,000 USD
+        engine = started(app)
+        engine([record(JPY, "148.000", "148.020")])  # -6,824.32 USD: equity 3,175.68, level 317 %
+        assert position(long_id).status == "OPEN"
+        crossing = record(JPY, "147.180", "147.200")  # -1,420,000 JPY / 147.18 = -9,648.05 USD: level 35 %
+        engine([crossing])
+        closed = position(long_id)
+        assert (closed.close_reason, closed.close_price) == ("STOP_OUT", D("147.180"))
+        [fill] = close_fills(long_id)
+        assert fill.tick_id == crossing.id and fill.usd_rate == D("147.180")
+        assert fill.realized_pnl == margin.profit_usd("BUY", D("150.020"), D("147.180"), D("5"), D("100000"),
+                                                      D("147.180")) == D("-9648.05")
+        assert account(participant_id).cash == D("351.95")
