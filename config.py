@@ -79,6 +79,8 @@ class Config:
     FEED_SEED = int(os.environ["FEED_SEED"]) if os.environ.get("FEED_SEED") else None
     TICK_FLUSH_INTERVAL_MS = int(os.environ.get("TICK_FLUSH_INTERVAL_MS", "250"))
     TICK_FLUSH_MAX = int(os.environ.get("TICK_FLUSH_MAX", "500"))
+    # the CFD engine re-reads pending orders and open positions this often (a lost notice costs this long)
+    CFD_RECONCILE_SECONDS = float(os.environ.get("CFD_RECONCILE_SECONDS", "5"))
     TICK_RETENTION_HOURS = float(os.environ.get("TICK_RETENTION_HOURS", "48"))
     # `flask seed` records this many hours of simulated history for simulated markets that
     # have none, so a new install's charts start full (0: no history).

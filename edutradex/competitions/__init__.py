@@ -11,11 +11,12 @@ bp = Blueprint("competitions", __name__, url_prefix="/competitions")
 
 
 def init_app(app: Flask) -> None:
-    from . import models, terminal, views  # noqa: F401 - the tables, the pages, the CFD terminal
+    from . import engine, models, terminal, views  # noqa: F401 - the tables, the pages, the CFD terminal
     from .lifecycle import competition_clock
     from .verify import check_prize_pools
 
     app.extensions["background_services"].append(competition_clock)
+    engine.init_app(app)  # the CFD engine: a tick listener of the price feed, the end / rebuy closers
     app.extensions.setdefault("ledger_checks", []).append(check_prize_pools)
     if app.config["COMPETITIONS_OPEN"]:  # no trader page (nor link to one) until they open
         app.register_blueprint(bp)

@@ -174,6 +174,7 @@ class PriceFeed:
         self.retention_ms = int(config["TICK_RETENTION_HOURS"] * 3_600_000)
         self.tick_ids = store.TickIds()
         self.writer = store.TickWriter(config["TICK_FLUSH_INTERVAL_MS"] / 1000, config["TICK_FLUSH_MAX"], clock=monotonic)
+        self.writer.on_flushed = self.tell_tick_listeners
         self.coalescer = TickCoalescer(emit, config["FEED_EMIT_INTERVAL_MS"] / 1000, clock=monotonic,
                                        emit_board=emit_board)
         self.markets: dict[str, MarketSnapshot] = {}
@@ -307,6 +308,37 @@ class PriceFeed:
         except store.StaleAuthority as exc:
             raise AuthorityLost(str(exc)) from exc
 
+    # ---- tick listeners (the CFD engine) ---------------------------------------------------
+    def _tick_listeners(self) -> list:
+        return self.app.extensions.get("tick_listeners", [])
+
+    def tell_tick_listeners(self, rows: list[store.TickRow]) -> None:
+        """After a flush committed: each listener gets the rows just written, in tick-id
+        order (possibly none: a flush is also the listeners' heartbeat). A failing listener
+        is logged and never stops the feed; it catches up from the tick store (its own
+        watermark)."""
+        for listener in self._tick_listeners():
+            try:
+                listener(rows)
+            except Exception:
+                log.exception("tick listener %r failed", listener)
+                db.session.rollback()
+                db.session.remove()
+
+    def tell_authority(self, held: bool) -> None:
+        """Tell the listeners that have `on_authority` that this process took (True) or lost /
+        gave up (False) the price authority."""
+        for listener in self._tick_listeners():
+            on_authority = getattr(listener, "on_authority", None)
+            if on_authority is None:
+                continue
+            try:
+                on_authority(held)
+            except Exception:
+                log.exception("tick listener %r failed on taking / losing the authority", listener)
+                db.session.rollback()
+                db.session.remove()
+
     def maintain(self, prune: bool | None = None) -> None:
         """Aggregate finished minutes into candles; prune old raw ticks once aggregated."""
         now = self.monotonic()
@@ -400,6 +432,7 @@ class PriceFeed:
                 self.authority = lock
                 self.writer.epoch = lock.epoch
                 log.info("took the price authority (epoch %d)", lock.epoch)
+                self.tell_authority(True)
                 return True
             if not warned:
                 log.warning("another feed process holds the price authority; standing by")
@@ -431,6 +464,7 @@ class PriceFeed:
         tenure starts its walks again from the last recorded prices."""
         lock.release()
         self.authority = None
+        self.tell_authority(False)
         self.writer.forget()
         self.coalescer.pending.clear()
         self.received.clear()
@@ -449,6 +483,8 @@ class PriceFeed:
         except AuthorityLost as exc:
             log.error("could not write the last ticks: %s", exc)
         finally:
+            if self.authority is not None:
+                self.tell_authority(False)
             self.authority = None
             lock.release()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -134,6 +135,8 @@ class TickWriter:
         self.written = 0
         self.dropped = 0
         self.epoch: int | None = None
+        # called with the rows of each successful flush (possibly none), after its commit
+        self.on_flushed: Callable[[list[TickRow]], None] | None = None
 
     def add(self, row: TickRow) -> None:
         self.buffer.append(row)
@@ -190,6 +193,8 @@ class TickWriter:
                       len(gaps), sum(gap["ticks_lost"] for gap in gaps))
         self.gaps = {}
         self.written += len(rows)
+        if self.on_flushed is not None:
+            self.on_flushed(rows)
         return len(rows)
 
     def _fence(self, conn, through_ms: int | None, final: bool) -> None:

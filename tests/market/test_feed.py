@@ -299,3 +299,35 @@ def test_a_full_buffer_drops_ticks_only_into_a_recorded_gap_and_reports_them(see
         feed.beat()
         ok, detail = feed_health()
         assert detail["ticks_dropped"] == feed.writer.dropped
+
+
+class _Listener:
+    """Records what the feed tells a tick listener, and what the tick store held then."""
+
+    def __init__(self, app):
+        self.app = app
+        self.calls: list = []
+
+    def __call__(self, rows):
+        stored = set(db.session.scalars(select(Tick.id).where(Tick.id.in_([row.id for row in rows]))))
+        self.calls.append(("ticks", [row.id for row in rows], stored))
+
+    def on_authority(self, held: bool) -> None:
+        self.calls.append(("authority", held))
+
+
+def test_tick_listeners_get_each_flushed_batch_after_its_commit_in_id_order(seeded):
+    seeded.config.update(FEED_TICK_INTERVAL_MS=20, TICK_FLUSH_INTERVAL_MS=100)
+    listener = _Listener(seeded)
+    seeded.extensions["tick_listeners"] = [lambda rows: 1 / 0, listener]  # a failing listener harms no one
+    feed = PriceFeed(seeded, seed=3, emit=lambda s, f: None, adapters=False)
+    feed.run(seconds=0.6)
+    assert listener.calls[0] == ("authority", True) and listener.calls[-1] == ("authority", False)
+    batches = [call for call in listener.calls[1:-1]]
+    assert all(kind == "ticks" for kind, *_ in batches) and len(batches) >= 3
+    told = [tick_id for _, ids, stored in batches for tick_id in ids]
+    for _, ids, stored in batches:
+        assert set(ids) == stored  # committed before the listener hears of them
+    assert told == sorted(told) and len(told) == len(set(told))
+    with seeded.app_context():
+        assert told == list(db.session.scalars(select(Tick.id).order_by(Tick.id)))  # every tick, once
