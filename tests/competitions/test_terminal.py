@@ -317,6 +317,24 @@ def test_the_book_fragment_refreshes_tabs_and_account(app, client, desk):
     assert 'hx-swap-oob="true"' in html and "cfd-client-key" not in html  # the ticket's key stays
 
 
+def test_the_account_bar_warns_at_the_margin_call_and_the_stop_out_level(app, client, desk):
+    # 2.7 lots at 1.08510, 30:1: 9,765.90 USD of margin on a 10,000 account.
+    assert place(client, desk, lots="2.70", stop_loss="", take_profit="").status_code == 200
+
+    def bar(bid: str) -> str:
+        with app.app_context():
+            quote("OTC_EUR_USD", bid, str(D(bid) + D("0.0001")))
+        html = client.get(desk["url"] + "/book", headers={"HX-Request": "true"}).get_data(as_text=True)
+        return re.search(r'<section class="card cfd-account".*?</section>', html, re.S).group(0)
+
+    calm = bar("1.08500")  # equity 9,973.00: 102.12 %
+    assert 'data-level="ok"' in calm and "102.12 %" in calm and "Margin call" not in calm
+    call = bar("1.08400")  # equity 9,703.00: 99.36 %
+    assert 'data-level="warning"' in call and "99.36 %" in call and "Margin call: the margin level is under 100.00 %" in call
+    out = bar("1.06600")  # equity 4,843.00: 49.59 %
+    assert 'data-level="danger"' in out and "49.59 %" in out and "Below the 50.00 % stop-out level" in out
+
+
 def test_a_competition_that_ends_stops_the_actions(app, client, desk):
     data = ticket(client, desk)
     with app.app_context():

@@ -77,6 +77,7 @@ def test_join_buy_with_sl_tp_watch_pnl_close_and_read_the_proof(live_server, pag
     page.get_by_test_id("take-profit").fill(f"{ask + 0.05:.5f}")
     # Before sending: the margin it needs and what it makes or loses at each level.
     page.get_by_test_id("pnl-at-sl").filter(has_text="USD at SL").wait_for()
+    page.get_by_test_id("pnl-at-tp").filter(has_text="USD at TP").wait_for()
     assert page.get_by_test_id("pnl-at-sl").inner_text().startswith("−")
     assert page.get_by_test_id("pnl-at-tp").inner_text().startswith("+")
     assert re.fullmatch(r"\d{3}\.\d\d USD", page.get_by_test_id("margin-required").inner_text())  # ~362 at 30:1
@@ -109,6 +110,15 @@ def test_join_buy_with_sl_tp_watch_pnl_close_and_read_the_proof(live_server, pag
             assert button["x"] >= 0 and button["x"] + button["width"] <= width
         finally:
             context.close()
+
+    # A refresh of the book (as after the engine's news) keeps the tab the trader is on.
+    page.get_by_test_id("tab-orders").click()
+    with page.expect_response(lambda r: r.url.endswith("/trade/book")):
+        page.evaluate("htmx.ajax('GET', document.getElementById('cfd-terminal').dataset.bookUrl, "
+                      "{target: '#cfd-account', swap: 'none'})")
+    page.wait_for_timeout(200)
+    assert page.get_by_test_id("orders").is_visible() and not page.get_by_test_id("positions").is_visible()
+    page.get_by_test_id("tab-positions").click()
 
     row.get_by_test_id("close-position").click()
     page.get_by_test_id("no-positions").wait_for()
