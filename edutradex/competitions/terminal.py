@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from flask import redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..errors import DomainError, NotFound
@@ -23,7 +23,6 @@ from . import bp, desk, orders, pages
 from .desk import Access
 
 ORDERS_LIMIT = "120 per minute"
-TICKET_FIELDS = ("symbol", "side", "order_type", "lots", "price", "stop_loss", "take_profit", "leverage")
 
 
 REASON_LABELS = {"MARKET": "market order", "LIMIT": "limit order", "STOP": "stop order", "MANUAL": "closed by you",
@@ -74,7 +73,12 @@ def _book(found: desk.Desk) -> dict:
 
 
 def _updated(found: desk.Desk, message: str = "", *, key: bool = False, category: str = "success"):
-    """After a change: the book, swapped out of band, with a toast saying what happened."""
+    """After a change: the book, swapped out of band, with a toast saying what happened.
+    A plain form (no JavaScript) goes back to the page, with the message flashed."""
+    if not _is_htmx():
+        if message:
+            flash(message, category)
+        return redirect(url_for("competitions.terminal", slug=found.competition.slug))
     return render_template("competitions/_cfd_updated.html", message=message, category=category,
                            client_key=new_client_key() if key else None, **_book(found))
 
@@ -129,9 +133,10 @@ def place(slug: str):
     except DomainError as error:
         if not _is_htmx():
             raise
-        return (render_template("competitions/_cfd_ticket_errors.html", error=error, fields=TICKET_FIELDS),
+        return (render_template("competitions/_cfd_ticket_errors.html", error=error),
                 error.status_code, {"HX-Reswap": "none"})
     if not _is_htmx():
+        flash(desk.order_summary(order), "success")
         return redirect(url_for("competitions.terminal", slug=slug, symbol=order.symbol))
     return _updated(found, desk.order_summary(order), key=True)
 

@@ -172,6 +172,17 @@ def test_a_replayed_form_places_one_order(app, client, desk):
         assert account(desk["pid"]).used_margin == D("361.70")
 
 
+def test_plain_forms_without_javascript_go_back_to_the_page_with_the_message(app, client, desk):
+    token = csrf_token(client, desk["url"])
+    placed = client.post(desk["url"] + "/orders", data={**ticket(client, desk), "csrf_token": token})
+    assert placed.status_code == 302 and placed.headers["Location"].endswith(f"{desk['url']}?symbol=OTC_EUR_USD")
+    page = client.get(placed.headers["Location"]).get_data(as_text=True)
+    assert "filled at 1.08510" in page and page.count('data-testid="position-row"') == 1
+    closed = client.post(f"{desk['url']}/positions/{open_position_id(app, desk)}/close", data={"csrf_token": token})
+    assert closed.status_code == 302 and closed.headers["Location"].endswith(desk["url"])
+    assert "lots closed at 1.08500" in client.get(desk["url"]).get_data(as_text=True)
+
+
 def test_a_refused_order_answers_each_message_by_its_field_and_changes_nothing(app, client, desk):
     for overrides, slot, words in (
         ({"lots": "0.005"}, "lots", "Lots"),
@@ -179,6 +190,8 @@ def test_a_refused_order_answers_each_message_by_its_field_and_changes_nothing(a
         ({"take_profit": "1.08000", "stop_loss": ""}, "take_profit", "Take-profit"),
         ({"leverage": "31"}, "leverage", "Leverage"),
         ({"order_type": "LIMIT", "price": "1.09000"}, "price", ""),
+        ({"order_type": "LIMIT", "price": "1.08000", "stop_loss": "", "take_profit": "",
+          "expires_at": "2000-01-01T00:00"}, "expires_at", "Expiry"),
     ):
         response = place(client, desk, **overrides)
         assert 400 <= response.status_code < 500, overrides

@@ -272,6 +272,7 @@
     var type = field("order_type").value;
     var buy = side() === "BUY";
     document.getElementById("price-field").hidden = type === "MARKET";
+    document.getElementById("expiry-field").hidden = type === "MARKET";
     setText("price-hint", HINTS[side()][type] || "");
     var lots = field("lots").value.trim() || "?";
     var what = type === "MARKET" ? "at market" : type.toLowerCase() + " at " + (field("price").value.trim() || "?");
@@ -318,7 +319,7 @@
   }
 
   function markInvalid() {
-    ["side", "order_type", "lots", "price", "stop_loss", "take_profit", "leverage"].forEach(function (name) {
+    ["side", "order_type", "lots", "price", "expires_at", "stop_loss", "take_profit", "leverage"].forEach(function (name) {
       var slot = document.getElementById(name + "-error");
       var input = document.getElementById(name);
       if (input) input.setAttribute("aria-invalid", slot && slot.textContent.trim() ? "true" : "false");
