@@ -130,14 +130,14 @@ def recent_fills(participant_id: int, limit: int = HISTORY_SHOWN) -> list[CfdFil
 
 def own_position(user_id: int, position_id: int) -> CfdPosition:
     """A position of this trader; someone else's is as unknown as a missing one."""
-    position = db.session.get(CfdPosition, position_id)
+    position = db.session.get(CfdPosition, position_id) if 0 < position_id < 2**63 else None
     if position is None or position.user_id != user_id:
         raise NotFound("No such position.")
     return position
 
 
 def own_order(user_id: int, order_id: int) -> CfdOrder:
-    order = db.session.get(CfdOrder, order_id)
+    order = db.session.get(CfdOrder, order_id) if 0 < order_id < 2**63 else None
     if order is None or order.user_id != user_id:
         raise NotFound("No such order.")
     return order

@@ -186,6 +186,10 @@ def test_plain_forms_without_javascript_go_back_to_the_page_with_the_message(app
 def test_a_refused_order_answers_each_message_by_its_field_and_changes_nothing(app, client, desk):
     for overrides, slot, words in (
         ({"lots": "0.005"}, "lots", "Lots"),
+        ({"lots": "NaN"}, "lots", "Lots"),
+        ({"lots": "1e9"}, "lots", "Lots"),
+        ({"lots": "-1"}, "lots", "Lots"),
+        ({"lots": "99999999999999999999"}, "lots", "Lots"),
         ({"stop_loss": "1.09500"}, "stop_loss", "Stop-loss"),
         ({"take_profit": "1.08000", "stop_loss": ""}, "take_profit", "Take-profit"),
         ({"leverage": "31"}, "leverage", "Leverage"),
@@ -290,7 +294,8 @@ def test_someone_elses_ids_are_404_and_change_nothing(app, client, desk):
                        (f"{base}/positions/{position_id}/modify", {"stop_loss": "1.08400"}),
                        (f"{base}/orders/{order_id}/cancel", {}),
                        (f"{base}/orders/{order_id}/modify", {"price": "1.07000"}),
-                       (f"{base}/positions/999999/close", {})):
+                       (f"{base}/positions/999999/close", {}),
+                       (f"{base}/positions/99999999999999999999/close", {})):
         response = client.post(path, data=data, headers=headers(client, desk))
         assert response.status_code == 404, path
     with app.app_context():

@@ -72,7 +72,10 @@ def test_join_buy_with_sl_tp_watch_pnl_close_and_read_the_proof(live_server, pag
 
     page.wait_for_function("() => /\\d/.test(document.getElementById('live-ask').textContent)")
     ask = float(page.get_by_test_id("live-ask").inner_text())
+    page.get_by_test_id("lots").fill("0.015")  # checked as typed, in the server's words
+    assert page.get_by_test_id("lots-error").inner_text() == "Lots: in steps of 0.01 on EUR/USD OTC."
     page.get_by_test_id("lots").fill("0.10")
+    assert page.get_by_test_id("lots-error").inner_text() == ""
     page.get_by_test_id("stop-loss").fill(f"{ask - 0.05:.5f}")
     page.get_by_test_id("take-profit").fill(f"{ask + 0.05:.5f}")
     # Before sending: the margin it needs and what it makes or loses at each level.

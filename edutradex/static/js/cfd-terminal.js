@@ -318,6 +318,32 @@
     previewTimer = setTimeout(fetchPreview, delay);
   }
 
+  // Lots checked as they are typed, with the server's words (it checks again): in units of
+  // 0.0001 lot, so the step test is exact.
+  function tenThousandths(text) {
+    var match = /^\s*(\d{1,12})(?:\.(\d{0,4}))?\s*$/.exec(text || "");
+    if (!match) return null;
+    return Number(match[1]) * 10000 + Number(((match[2] || "") + "0000").slice(0, 4));
+  }
+
+  function lotsProblem() {
+    var text = field("lots").value.trim();
+    if (!text) return null;  // the server says "enter a number" when it is sent empty
+    var lots = tenThousandths(text);
+    var name = form.getAttribute("data-market-name");
+    var min = form.getAttribute("data-lot-min"), step = form.getAttribute("data-lot-step"), max = form.getAttribute("data-lot-max");
+    if (lots === null) return "Lots: enter a number, e.g. " + min + ".";
+    if (lots < tenThousandths(min)) return "Lots: at least " + min + " on " + name + ".";
+    if (lots > tenThousandths(max)) return "Lots: must be at most " + max + ".";
+    if (lots % tenThousandths(step)) return "Lots: in steps of " + step + " on " + name + ".";
+    return null;
+  }
+
+  function checkLots() {
+    var slot = document.getElementById("lots-error");
+    if (slot) slot.textContent = lotsProblem() || "";
+  }
+
   function markInvalid() {
     ["side", "order_type", "lots", "price", "expires_at", "stop_loss", "take_profit", "leverage"].forEach(function (name) {
       var slot = document.getElementById(name + "-error");
@@ -331,6 +357,7 @@
       // A changed field's old message no longer applies.
       var slot = evt.target.name && document.getElementById(evt.target.name + "-error");
       if (slot) slot.textContent = "";
+      if (evt.target.name === "lots") checkLots();
       markInvalid();
       updateTicket();
       schedulePreview(250);
