@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -19,7 +20,7 @@ from ..extensions import db
 from ..parsing import parse_decimal
 from ..settings import get_setting
 from . import config_signal, quotes, ticks
-from .models import Market, MarketType, VolatilityMode, instrument_defaults
+from .models import ACCOUNT_CURRENCY, Market, MarketType, VolatilityMode, instrument_defaults
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,51 @@ FIELD_LABELS = {
     "name": "Name", "active": "Open for trading", "payout_percent": "Payout %", "min_stake": "Minimum stake",
     "max_stake": "Maximum stake", "volatility_mode": "Volatility mode", "trend_bias": "Trend bias",
     "precision": "Precision", "spread": "Spread", "initial_price": "Start price", "provider_symbol": "Provider symbol",
+    "contract_size": "Contract size", "lot_min": "Lot minimum", "lot_step": "Lot step", "lot_max": "Lot maximum",
+    "quote_currency": "Quote currency", "conversion_symbol": "Conversion market",
 }
+LOT_FIELDS = ("contract_size", "lot_min", "lot_step", "lot_max")
+LOTS_CEILING = Decimal("1000000")  # no instrument term goes above this (lots or units per lot)
+
+
+def _lots(field: str) -> Callable[[Any], Decimal]:
+    return lambda raw: _decimal(FIELD_LABELS[field], raw, 4, Decimal("0"), LOTS_CEILING, low_inclusive=False)
+
+
+def _currency(raw: Any) -> str:
+    value = str(raw or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise DomainError("Quote currency: three letters, e.g. USD or JPY.")
+    return value
+
+
+def _conversion(raw: Any) -> str | None:
+    value = _text(FIELD_LABELS["conversion_symbol"], raw, 32, required=False)
+    return value.upper() if value else None
+
+
+def check_instrument(market: Market, values: dict[str, Any]) -> None:
+    """The CFD terms together: lot minimum <= maximum, both on the step; a market quoted in
+    USD has no conversion market, any other one the USD/<quote currency> market."""
+    lot_min, lot_step, lot_max = (values.get(f, getattr(market, f)) for f in ("lot_min", "lot_step", "lot_max"))
+    if lot_max < lot_min:
+        raise DomainError("Lot maximum must be at least the lot minimum.")
+    if lot_min % lot_step or lot_max % lot_step:
+        raise DomainError("Lot minimum and maximum must be multiples of the lot step.")
+    currency = values.get("quote_currency", market.quote_currency)
+    conversion = values.get("conversion_symbol", market.conversion_symbol)
+    if currency == ACCOUNT_CURRENCY:
+        if conversion is not None:
+            raise DomainError("Conversion market: leave it empty for a market quoted in USD.")
+        return
+    if conversion is None:
+        raise DomainError(f"Conversion market: a market quoted in {currency} needs the USD/{currency} market "
+                          "that converts its profit into USD.")
+    letters = "".join(c for c in conversion.removeprefix("OTC_") if c.isalpha())
+    exists = conversion == market.symbol or db.session.scalar(select(Market.id).where(Market.symbol == conversion))
+    if letters != f"{ACCOUNT_CURRENCY}{currency}" or not exists:
+        raise DomainError(f"Conversion market: the symbol of the USD/{currency} market (e.g. USD_{currency}).")
+
 PARSERS = {
     "name": lambda raw: _text("Name", raw, 80),
     "active": lambda raw: _bool("Open for trading", raw),
@@ -223,6 +268,12 @@ PARSERS = {
     "spread": lambda raw: _decimal("Spread", raw, 8, Decimal("0"), Decimal("1000000")),
     "initial_price": lambda raw: _decimal("Start price", raw, 8, Decimal("0"), Decimal("1000000000"), low_inclusive=False),
     "provider_symbol": lambda raw: _text("Provider symbol", raw, 32, required=False),
+    "contract_size": _lots("contract_size"),
+    "lot_min": _lots("lot_min"),
+    "lot_step": _lots("lot_step"),
+    "lot_max": _lots("lot_max"),
+    "quote_currency": _currency,
+    "conversion_symbol": _conversion,
 }
 SIMULATION_FIELDS = {"volatility_mode", "trend_bias", "initial_price"}
 
@@ -256,6 +307,7 @@ def update_market(symbol: str, /, **changes: Any) -> tuple[dict[str, Any], dict[
     max_stake = values.get("max_stake", market.max_stake)
     if max_stake < min_stake:
         raise DomainError("Maximum stake must be at least the minimum stake.")
+    check_instrument(market, values)
 
     before, after = {}, {}
     for field, value in values.items():

@@ -175,3 +175,56 @@ def test_messages_name_fields_by_their_labels(app, client, admin, markets):
             update_market("EUR_USD", volatility_mode="HIGH", trend_bias="0.1")
         assert "Volatility mode, Trend bias only apply" in refused.value.message
         db.session.rollback()
+
+
+INSTRUMENT = ("contract_size", "lot_min", "lot_step", "lot_max", "quote_currency", "conversion_symbol")
+
+
+def test_cfd_instrument_terms_are_edited_validated_and_audited(app, client, admin, markets):
+    form = client.get("/admin/markets/OTC_USD_JPY").get_data(as_text=True)
+    assert 'name="contract_size" value="100000"' in form and 'name="lot_step" value="0.01"' in form
+    assert 'name="conversion_symbol" value="OTC_USD_JPY"' in form
+    assert 'name="conversion_symbol" value=""' in client.get(f"/admin/markets/{SYMBOL}").get_data(as_text=True)
+
+    response = admin.post("/admin/markets/VOLATILITY_10", {
+        "contract_size": "5", "lot_min": "0.5", "lot_step": "0.5", "lot_max": "100", "quote_currency": "usd",
+        "conversion_symbol": ""}, htmx=True)
+    assert response.status_code == 204
+    row = market(app, "VOLATILITY_10")
+    assert (row.contract_size, row.lot_min, row.lot_step, row.lot_max, row.quote_currency, row.conversion_symbol) == (
+        Decimal("5"), Decimal("0.5"), Decimal("0.5"), Decimal("100"), "USD", None)
+    [entry] = audit_entries(app, "market.update")
+    assert entry.before == {"contract_size": "1.0000", "lot_min": "0.1000", "lot_step": "0.1000",
+                            "lot_max": "500.0000"}
+    assert entry.after == {"contract_size": "5.0000", "lot_min": "0.5000", "lot_step": "0.5000", "lot_max": "100.0000"}
+
+    # a JPY-quoted market converts through the USD/JPY market
+    assert admin.post("/admin/markets/OTC_GOLD", {"quote_currency": "JPY", "conversion_symbol": "otc_usd_jpy"},
+                      htmx=True).status_code == 204
+    assert (market(app, "OTC_GOLD").quote_currency, market(app, "OTC_GOLD").conversion_symbol) == ("JPY",
+                                                                                                   "OTC_USD_JPY")
+
+
+@pytest.mark.parametrize("changes, says", [
+    ({"contract_size": "0"}, "Contract size: must be more than 0"),
+    ({"contract_size": "NaN"}, "Contract size: enter a number"),
+    ({"lot_min": "-0.01"}, "Lot minimum: must be more than 0"),
+    ({"lot_step": "0.00001"}, "Lot step: use at most 4 decimal places"),
+    ({"lot_max": "1e9"}, "Lot maximum: enter a number"),
+    ({"lot_max": "9999999"}, "Lot maximum: must be at most 1000000"),
+    ({"lot_min": "60"}, "Lot maximum must be at least the lot minimum"),
+    ({"lot_min": "0.015", "lot_step": "0.01"}, "multiples of the lot step"),
+    ({"quote_currency": "JP"}, "Quote currency: three letters"),
+    ({"quote_currency": "JPY"}, "needs the USD/JPY market"),
+    ({"quote_currency": "JPY", "conversion_symbol": "OTC_GBP_USD"}, "the USD/JPY market"),
+    ({"quote_currency": "JPY", "conversion_symbol": "USD_JPYX"}, "the USD/JPY market"),
+    ({"conversion_symbol": "OTC_USD_JPY"}, "leave it empty for a market quoted in USD"),
+])
+def test_bad_instrument_terms_are_refused_and_change_nothing(app, client, admin, markets, changes, says):
+    before = market(app)
+    response = admin.post(f"/admin/markets/{SYMBOL}", changes, htmx=True)
+    assert response.status_code == 400
+    assert says in response.get_data(as_text=True)
+    after = market(app)
+    assert {f: getattr(after, f) for f in INSTRUMENT} == {f: getattr(before, f) for f in INSTRUMENT}
+    assert audit_entries(app) == []

@@ -18,7 +18,8 @@ def market_detail(symbol: str):
     market = market_service.get_market(symbol)
     return render_template("admin/market_detail.html", market=market, quote=latest_quote(market.symbol),
                            fields=service.editable_fields(market), modes=[m.value for m in VolatilityMode],
-                           labels=service.LABELS, hints=service.HINTS)
+                           labels=service.LABELS, hints=service.HINTS, value=service.form_value,
+                           optional=service.OPTIONAL)
 
 
 @bp.post("/markets/<symbol>")
