@@ -213,6 +213,9 @@
     order_rejected: ["A pending order triggered but could not fill (not enough free margin).", "warning"],
     margin_call: ["Margin call: your margin level is under the margin-call level.", "warning"],
   };
+  var CLOSED_BY = { STOP_LOSS: "its stop-loss", TAKE_PROFIT: "its take-profit", STOP_OUT: "the stop-out",
+                    NEGATIVE_BALANCE: "negative-balance protection", COMPETITION_END: "the end of the competition",
+                    REBUY: "your rebuy" };
   var competitionId = Number(page.getAttribute("data-competition-id"));
   if (EduTradeX.socket) {
     EduTradeX.socket.on("cfd_account", function (frame) {
@@ -222,6 +225,9 @@
         showFigures(bar, Number(frame.equity), Number(frame.equity) - Number(frame.free_margin));
       }
       var news = ENGINE_NEWS[frame.event];
+      if (frame.event === "position_closed" && CLOSED_BY[frame.reason]) {
+        news = ["Position #" + frame.position_id + " closed by " + CLOSED_BY[frame.reason] + ".", "info"];
+      }
       if (news) EduTradeX.toast(news[0], news[1]);
       if (frame.event && frame.event !== "margin_call") refreshBook(100);
     });
