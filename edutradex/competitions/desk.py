@@ -221,9 +221,21 @@ def preview(competition: Competition, participant: Participant, form: Mapping[st
 
 # ---- what the book shows ---------------------------------------------------------------------
 
-def position_pnl(positions: list[CfdPosition]) -> dict[int, Decimal | None]:
-    """Each open position's unrealised P&L in USD at the latest quote (None without one)."""
-    return {p.id: holding(p, latest_at).profit if latest_at(p.symbol) is not None else None for p in positions}
+@dataclass(frozen=True)
+class Mark:
+    """An open position at the latest quote: the price it is valued at and its P&L in USD."""
+    price: Decimal
+    pnl: Decimal
+
+
+def marks(positions: list[CfdPosition]) -> dict[int, Mark]:
+    """Each open position valued at the latest quote (positions without one are left out)."""
+    found: dict[int, Mark] = {}
+    for position in positions:
+        if latest_at(position.symbol) is not None:
+            valued = holding(position, latest_at)
+            found[position.id] = Mark(valued.price, valued.profit)
+    return found
 
 
 SIDE_WORDS = {Side.BUY.value: "Buy", Side.SELL.value: "Sell"}

@@ -68,7 +68,7 @@ def _book(found: desk.Desk) -> dict:
     participant = found.participant
     positions = desk.open_positions(participant.id)
     return {"c": found.competition, "me": participant, "figures": desk.account_figures(participant),
-            "positions": positions, "pnl": desk.position_pnl(positions), "pending": desk.pending_orders(participant.id),
+            "positions": positions, "marks": desk.marks(positions), "pending": desk.pending_orders(participant.id),
             "fills": desk.recent_fills(participant.id), "now_ms": now_ms()}
 
 

@@ -266,6 +266,8 @@ def test_edit_sl_tp_then_close_in_part_and_in_full(app, client, desk):
     assert part.status_code == 200
     html = part.get_data(as_text=True)
     assert 'data-lots="0.2"' in html and "+20.00" in html  # (1.08710 - 1.08510) x 0.1 x 100,000
+    assert re.search(r'data-label="Now"[^>]*>1\.08710</td>', html)  # the rest valued at the bid
+    assert re.search(r'data-testid="position-pnl">\+40\.00</td>', html)
     full = client.post(url + "/close", headers=headers(client, desk))
     assert full.status_code == 200
     html = full.get_data(as_text=True)
