@@ -96,6 +96,7 @@ def test_the_terminal_of_a_live_competition_shows_ticket_chart_tabs_and_account(
     assert 'data-testid="balance">10,000.00' in html and 'data-testid="margin-level">—' in html
     assert 'data-account="competition"' in html  # the header badge shows the competition account
     assert KEY.search(html)
+    assert 'style="' not in html and "<script>" not in html  # the CSP forbids inline styles and scripts
 
 
 def test_the_competition_page_links_to_the_terminal_when_live(client, desk):
