@@ -308,6 +308,23 @@ def test_someone_elses_ids_are_404_and_change_nothing(app, client, desk):
         assert db.session.scalar(select(func.count()).select_from(CfdFill)) == 1
 
 
+def test_a_position_of_another_competition_is_not_found_through_this_one(app, client, desk):
+    from edutradex.competitions import lifecycle
+
+    with app.app_context():
+        second = open_competition(min_participants=1)
+        service.join_competition(second.id, desk["uid"])
+        assert lifecycle.start_competition(second.id, second.start_at) == "LIVE"
+        second_desk = {**desk, "url": f"/competitions/{second.slug}/trade"}
+    assert place(client, second_desk).status_code == 200
+    with app.app_context():
+        position_id = db.session.scalar(select(CfdPosition.id).where(CfdPosition.competition_id == second.id))
+    response = client.post(f"{desk['url']}/positions/{position_id}/close", headers=headers(client, desk))
+    assert response.status_code == 404
+    with app.app_context():
+        assert db.session.get(CfdPosition, position_id).status == "OPEN"
+
+
 def _email_in(app, user_id: int) -> str:
     with app.app_context():
         return _email(user_id)
