@@ -19,7 +19,7 @@ from tests.support.browser import sign_up
 from tests.support.live import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-START_IN_SECONDS = 6
+START_IN_SECONDS = 10
 
 
 @pytest.fixture
@@ -51,8 +51,8 @@ def test_join_buy_with_sl_tp_watch_pnl_close_and_read_the_proof(live_server, pag
     problems = []
     page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
-    cid, slug = competition_starting_soon(live_server)
     sign_up(page, base, "Desk Trader", "desk@example.com")
+    cid, slug = competition_starting_soon(live_server)  # joined within its registration window
     page.goto(f"{base}/competitions/{cid}")
     page.get_by_test_id("join").click()
     page.get_by_test_id("join-submit").click()
