@@ -16,15 +16,13 @@ from flask_login import current_user, login_required
 
 from ..errors import DomainError, NotFound
 from ..extensions import limiter
-from ..market.quotes import latest_quote, now_ms
+from ..market.quotes import latest_quote
 from ..trading_account import use_competition
 from ..types import utcnow
 from . import bp, desk, orders, pages
 from .desk import Access
 
 ORDERS_LIMIT = "120 per minute"
-
-
 REASON_LABELS = {"MARKET": "market order", "LIMIT": "limit order", "STOP": "stop order", "MANUAL": "closed by you",
                  "STOP_LOSS": "stop-loss", "TAKE_PROFIT": "take-profit", "STOP_OUT": "stop-out",
                  "NEGATIVE_BALANCE": "negative-balance protection", "COMPETITION_END": "competition end",
@@ -69,7 +67,7 @@ def _book(found: desk.Desk) -> dict:
     positions = desk.open_positions(participant.id)
     return {"c": found.competition, "me": participant, "figures": desk.account_figures(participant),
             "positions": positions, "marks": desk.marks(positions), "pending": desk.pending_orders(participant.id),
-            "fills": desk.recent_fills(participant.id), "now_ms": now_ms()}
+            "fills": desk.recent_fills(participant.id)}
 
 
 def _updated(found: desk.Desk, message: str = "", *, key: bool = False, category: str = "success"):
@@ -111,7 +109,11 @@ def terminal(slug: str):
 @bp.route("/<slug>/trade/book")
 @login_required
 def book(slug: str):
-    """The tabs and the account bar again (after a fill the engine made, or a reconnect)."""
+    """The tabs and the account bar again (after a fill the engine made, or a reconnect).
+    Once the competition is over, the page moves on to its results."""
+    found = desk.open_desk(slug, current_user.id, is_admin=current_user.is_admin)
+    if found.access == Access.OVER:
+        return "", 204, {"HX-Redirect": url_for("competitions.detail", competition_id=found.competition.id)}
     return _updated(_trading_desk(slug))
 
 

@@ -382,3 +382,6 @@ def test_a_competition_that_ends_stops_the_actions(app, client, desk):
         "HX-Request": "true", "X-CSRFToken": csrf_token(client, "/competitions")})
     assert response.status_code == 409 and "trading is closed" in response.get_data(as_text=True)
     assert count(app, CfdOrder) == 0
+    # A page left open moves on to the results at its next refresh.
+    refresh = client.get(desk["url"] + "/book", headers={"HX-Request": "true"})
+    assert refresh.status_code == 204 and refresh.headers["HX-Redirect"] == f"/competitions/{desk['cid']}"
