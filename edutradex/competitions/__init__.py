@@ -13,9 +13,12 @@ bp = Blueprint("competitions", __name__, url_prefix="/competitions")
 def init_app(app: Flask) -> None:
     from . import models, views  # noqa: F401 - the tables, the pages
     from .lifecycle import competition_clock
+    from .rise_fall import refuse_rebuy_while_trades_open, settle_trades_at_end
     from .verify import check_prize_pools
 
     app.extensions["background_services"].append(competition_clock)
+    app.extensions.setdefault("competition_closers", []).append(settle_trades_at_end)
+    app.extensions.setdefault("competition_rebuy_closers", []).append(refuse_rebuy_while_trades_open)
     app.extensions.setdefault("ledger_checks", []).append(check_prize_pools)
     if app.config["COMPETITIONS_OPEN"]:  # no trader page (nor link to one) until they open
         app.register_blueprint(bp)
