@@ -5,6 +5,7 @@ own expiry tick before the standings, rebuys refused while a trade is open."""
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,14 +19,24 @@ from edutradex.binary.service import place_trade
 from edutradex.binary.settlement import settle_due_trades
 from edutradex.competitions import lifecycle, service
 from edutradex.competitions.models import Competition, Participant
-from edutradex.competitions.rise_fall import SettlementPending, place_competition_trade
+from edutradex.competitions.rise_fall import SettlementPending, place_competition_trade, to_ms
 from edutradex.errors import DomainError
 from edutradex.extensions import db
 from edutradex.market.models import TickGap
+from edutradex.settings import set_setting
 from edutradex.types import utcnow
 from edutradex.wallet.models import LedgerEntry
-from tests.binary.conftest import _no_quotes_between_tests, add_tick, clock, make_market, tick_and_quote  # noqa: F401
+from tests.binary.conftest import (  # noqa: F401 - the fixtures
+    _no_quotes_between_tests,
+    add_tick,
+    clock,
+    live_quote,
+    make_market,
+    stored_through,
+    tick_and_quote,
+)
 from tests.competitions.conftest import assert_books_balance, open_competition, trader
+from tests.support.concurrency import run_in_threads
 
 D = Decimal
 SYMBOL = "OTC_EUR_USD"
@@ -280,3 +291,73 @@ def test_a_rebuy_is_refused_while_a_trade_is_open(ctx):
     settle_at(trade.expires_ms)
     assert service.rebuy(competition.id, user) == 1
     assert account(competition.id, user).cash == CAPITAL
+
+
+# ---- PostgreSQL: real races ------------------------------------------------------------
+
+def pg_competition(pg_app, users: int, **overrides) -> tuple[int, list[int]]:
+    with pg_app.app_context():
+        make_market(SYMBOL)
+        set_setting("max_open_trades", "1000")
+        db.session.commit()
+        user_ids = [trader() for _ in range(users)]
+        return live_rise_fall(user_ids, **overrides).id, user_ids
+
+
+@pytest.mark.postgres
+def test_parallel_placements_cannot_overdraw_the_competition_account(pg_app):
+    competition_id, [user] = pg_competition(pg_app, 1, starting_capital="100.00")  # covers 10 stakes of 10.00
+    with pg_app.app_context():
+        entries = ledger_count()
+    with live_quote(pg_app, SYMBOL):
+        outcomes = run_in_threads(pg_app, 30, lambda i: place_competition_trade(
+            competition_id, user, SYMBOL, "UP", "10.00", 60, f"parallel-{i:04d}").id)
+    placed = [o for o in outcomes if isinstance(o, int)]
+    refused = [o for o in outcomes if isinstance(o, DomainError)]
+    assert len(placed) == 10 and len(refused) == 20, [o for o in outcomes if not isinstance(o, int | DomainError)]
+    assert all("lower the stake" in e.message for e in refused)
+    with pg_app.app_context():
+        me = account(competition_id, user)
+        assert (me.cash, me.equity, me.trades_count) == (D("0.00"), D("0.00"), 10)
+        assert db.session.scalar(select(func.count()).select_from(Trade).where(Trade.participant_id == me.id)) == 10
+        assert demo(user) == D("10000.00") and ledger_count() == entries
+        assert_books_balance(pg_app)
+
+
+@pytest.mark.postgres
+def test_placements_racing_the_end_leave_no_trade_open(pg_app):
+    """The end's status UPDATE and a placement exclude each other (FOR SHARE): a trade is
+    either placed before the end, and settled by it, or refused after it."""
+    competition_id, users = pg_competition(pg_app, 4)
+    with pg_app.app_context():
+        end_at = utcnow() + timedelta(seconds=20)
+        db.session.execute(update(Competition).where(Competition.id == competition_id).values(end_at=end_at))
+        db.session.commit()
+        stored_through(to_ms(end_at) + 1)  # every expiry's price is final (no tick: a refunded tie)
+
+    def work(i: int):
+        if i == 0:
+            time.sleep(0.3)
+            return lifecycle.end_competition(competition_id, end_at)
+        placed = []  # each trader places until the end refuses them
+        for n in range(500):
+            try:
+                placed.append(place_competition_trade(competition_id, users[i % 4], SYMBOL, "UP", "1.00", 5,
+                                                       f"race-{i:02d}-{n:04d}").id)
+            except DomainError as refused:
+                assert "has ended" in refused.message, refused.message
+                return placed
+        return placed
+
+    with live_quote(pg_app, SYMBOL):
+        outcomes = run_in_threads(pg_app, 9, work)
+    assert outcomes[0] is True, outcomes[0]
+    assert all(isinstance(o, list) for o in outcomes[1:]), outcomes
+    placed = [trade for o in outcomes[1:] for trade in o]
+    assert placed and len(placed) < 8 * 500  # trades before the end, refusals after it
+    with pg_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Trade).where(Trade.status == "OPEN")) == 0
+        assert db.session.scalar(select(func.count()).select_from(Trade)) == len(placed)
+        for user in users:
+            me = account(competition_id, user)
+            assert me.cash == me.equity == me.final_equity == CAPITAL  # every stake back (no tick: a tie)
