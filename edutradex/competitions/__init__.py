@@ -11,7 +11,7 @@ bp = Blueprint("competitions", __name__, url_prefix="/competitions")
 
 
 def init_app(app: Flask) -> None:
-    from . import models, views  # noqa: F401 - the tables, the pages
+    from . import models, rise_fall_views, views  # noqa: F401 - the tables, the pages
     from .lifecycle import competition_clock
     from .rise_fall import refuse_rebuy_while_trades_open, settle_trades_at_end
     from .verify import check_prize_pools

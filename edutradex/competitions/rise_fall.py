@@ -96,6 +96,19 @@ def trading_account(competition_id: int, user_id: int) -> tuple[Competition, Par
     return competition, check_participant(_participant(competition_id, user_id))
 
 
+def account_of(competition_id: int, user_id: int) -> tuple[Competition, Participant]:
+    """A RISE_FALL competition and the trader's account in it, whatever its status (to
+    read the account's trades: after the end too)."""
+    competition = db.session.get(Competition, competition_id, populate_existing=True)
+    if competition is None or competition.status == S.DRAFT.value \
+            or competition.kind != CompetitionKind.RISE_FALL.value:
+        raise NotFound("This competition does not exist.")
+    participant = _participant(competition_id, user_id)
+    if participant is None or participant.status != ParticipantStatus.ACTIVE.value:
+        raise Forbidden("You are not in this competition.")
+    return competition, participant
+
+
 @dataclass(frozen=True)
 class CompetitionAccount:
     """A StakeAccount (binary/service.py): the participant's competition account."""
