@@ -90,6 +90,7 @@ def test_the_trade_page_trades_with_the_competition_account(client, joe):
     assert "Volatility 50 Index" not in html  # not an allowed market
     assert client.get(f"/competitions/{cid}/rise-fall/VOLATILITY_50").status_code == 404
     assert "full history" not in html
+    assert "a demo-balance reset does not touch them" in html and "Resetting your demo balance" not in html
 
 
 def test_htmx_placement_debits_the_competition_account_and_swaps_its_badge(app, client, auth, joe):
