@@ -330,6 +330,8 @@ def run_overdue(now: datetime | None = None) -> int:
             try:
                 if run_step(competition_id, action, now) is not None:
                     progressed += 1
+            except SettlementPending as pending:
+                log.info("%s; the clock retries the end", pending)
             except Exception:
                 log.exception("competition %s: overdue %s failed", competition_id, action)
         total += progressed

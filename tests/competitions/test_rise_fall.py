@@ -361,3 +361,20 @@ def test_placements_racing_the_end_leave_no_trade_open(pg_app):
         for user in users:
             me = account(competition_id, user)
             assert me.cash == me.equity == me.final_equity == CAPITAL  # every stake back (no tick: a tie)
+
+
+def test_an_end_passed_while_the_app_was_down_settles_each_trade_at_its_expiry_then_the_prizes(ctx):
+    winner, other = trader(), trader()
+    competition = live_rise_fall([winner, other], prize_table={1: "100"}, platform_fee_percent="0")
+    trade = trade_in(competition.id, winner, "DOWN", "40.00")
+    add_tick(SYMBOL, trade.expires_ms - 5, "1.09990")  # lower at expiry: DOWN wins
+    add_tick(SYMBOL, trade.expires_ms + 60_000, "1.50000")  # much later, while nothing ran
+    later = utcnow() + timedelta(hours=3)  # the app comes back after the end
+    assert lifecycle.run_overdue(later) >= 1
+    db.session.expire_all()
+    assert db.session.get(Competition, competition.id).status == "SETTLED"
+    assert (reload(trade.id).result, reload(trade.id).exit_price) == ("WIN", D("1.09990"))
+    w = account(competition.id, winner)
+    assert (w.cash, w.final_equity, w.final_rank, w.prize) == (D("1032.00"), D("1032.00"), 1, D("10.00"))
+    assert account(competition.id, other).final_rank is None  # no trade, no prize
+    assert_books_balance(ctx)
