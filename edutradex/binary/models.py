@@ -45,6 +45,7 @@ class Trade(db.Model):
         UniqueConstraint("user_id", "idempotency_key", name="uq_trades_user_idempotency_key"),
         Index("ix_trades_status_symbol_expires", "status", "symbol", "expires_ms"),
         Index("ix_trades_user_opened", "user_id", "opened_at"),
+        Index("ix_trades_participant_status", "participant_id", "status"),
         CheckConstraint("stake > 0", name="ck_trades_stake_positive"),
         CheckConstraint("direction IN ('UP', 'DOWN')", name="ck_trades_direction"),
         CheckConstraint("status IN ('OPEN', 'SETTLED', 'CANCELLED')", name="ck_trades_status"),
@@ -52,6 +53,10 @@ class Trade(db.Model):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The account the stake came from and the payout goes to: None = the user's demo
+    # balance; otherwise their competition account (a RISE_FALL competition's participant).
+    participant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("competition_participants.id", name="fk_trades_participant_id", ondelete="CASCADE"))
     symbol: Mapped[str] = mapped_column(String(32))
     direction: Mapped[str] = mapped_column(String(4))
     stake: Mapped[Decimal] = mapped_column(Money())

@@ -11,6 +11,11 @@ implemented here and in settlement.py:
 - the payout % is frozen at placement; potential payout = stake * (1 + payout%/100),
   rounded half-even to cents (POTENTIAL_PAYOUT_ROUNDING);
 - expiry = server time at receipt + duration.
+
+A trade names its account (``Trade.participant_id``): the demo balance (None), or a
+RISE_FALL competition's account (competitions/rise_fall.py builds that StakeAccount with
+its own rules: live, allowed markets, expiry within the contest). The engine is the same
+for both: one transaction, conditional debit, idempotency key, settlement.py.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Protocol
 
 from flask import current_app
 from sqlalchemy import Select, case, func, select, type_coerce, update
@@ -99,16 +105,55 @@ def existing_trade(user_id: int, idempotency_key: str) -> Trade | None:
     return db.session.scalar(select(Trade).where(Trade.user_id == user_id, Trade.idempotency_key == idempotency_key))
 
 
+class StakeAccount(Protocol):
+    """Where a stake comes from and the payout goes back to (settlement.py credits it)."""
+
+    participant_id: int | None
+
+    def admit(self, market: Market, expires_ms: int) -> None:
+        """In the placement's transaction, before the debit: the account's own rules
+        (may lock rows that must come before the account's own row); raises DomainError."""
+
+    def debit(self, amount: Decimal) -> None:
+        """One conditional UPDATE (no overdraft under concurrency); raises DomainError."""
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    user_id: int
+    participant_id: None = None
+
+    def admit(self, market: Market, expires_ms: int) -> None:
+        return None
+
+    def debit(self, amount: Decimal) -> None:
+        # Locks the user's row (PostgreSQL) or takes the write lock (SQLite).
+        users = User.__table__
+        debited = db.session.execute(
+            update(users)
+            .where(users.c.id == self.user_id, users.c.demo_balance >= amount)
+            .values(demo_balance=users.c.demo_balance - amount)
+        ).rowcount
+        if debited != 1:
+            raise TradeError("Insufficient balance for this stake.", status_code=409, field="stake")
+
+
+def of_account(participant_id: int | None):
+    """The WHERE clause for one account's trades (with Trade.user_id, one trader's)."""
+    return Trade.participant_id.is_(None) if participant_id is None else Trade.participant_id == participant_id
+
+
 def place_trade(user_id: int, symbol: str, direction: str, stake: str | Decimal, duration: str | int,
-                idempotency_key: str) -> Trade:
+                idempotency_key: str, account: StakeAccount | None = None) -> Trade:
     """Validate, debit the stake and record the trade in ONE transaction.
 
     A second submission with the same idempotency key returns the first trade and debits
     nothing (also when both arrive at once: the unique key decides)."""
     if not IDEMPOTENCY_KEY.match(idempotency_key or ""):
         raise TradeError("This form is missing its submission key. Reload the page and try again.")
+    account = account or DemoAccount(user_id)
     try:
-        return _place(user_id, symbol, direction, stake, duration, idempotency_key)
+        return _place(user_id, symbol, direction, stake, duration, idempotency_key, account)
     except DomainError:
         # A replay is looked up only when the new attempt fails (the market may have gone
         # stale, the stake may no longer be covered...): the common path saves a query.
@@ -119,7 +164,7 @@ def place_trade(user_id: int, symbol: str, direction: str, stake: str | Decimal,
 
 
 def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, duration: str | int,
-           idempotency_key: str) -> Trade:
+           idempotency_key: str, account: StakeAccount) -> Trade:
     market = tradable_market(symbol)
     side = parse_direction(direction)
     amount = stake_within_limits(market, stake)
@@ -135,26 +180,22 @@ def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, dura
         raise TradeError("Prices are updating, try again.", status_code=409)
     expires_ms = opened_ms + seconds * 1000
     payout_percent = market.payout_percent
-    users = User.__table__
     try:
-        # The debit comes first: it locks the user's row (PostgreSQL) or takes the write
-        # lock (SQLite), so the open-trade count below cannot race another placement. User
-        # row before trade rows is also the one lock order (see settlement.py).
-        debited = db.session.execute(
-            update(users)
-            .where(users.c.id == user_id, users.c.demo_balance >= amount)
-            .values(demo_balance=users.c.demo_balance - amount)
-        ).rowcount
-        if debited != 1:
-            raise TradeError("Insufficient balance for this stake.", status_code=409, field="stake")
+        account.admit(market, expires_ms)
+        # The debit comes first: it locks the account's row (PostgreSQL) or takes the write
+        # lock (SQLite), so the open-trade count below cannot race another placement.
+        # Account row before trade rows is also the one lock order (see settlement.py).
+        account.debit(amount)
         open_count = db.session.scalar(
-            select(func.count()).select_from(Trade).where(Trade.user_id == user_id, Trade.status == TradeStatus.OPEN.value)
+            select(func.count()).select_from(Trade).where(Trade.user_id == user_id, of_account(account.participant_id),
+                                                          Trade.status == TradeStatus.OPEN.value)
         )
         if open_count >= max_open:
             raise TradeError(f"You already have {open_count} open trades (the limit is {max_open}). "
                              "Wait for one to settle.", status_code=409)
         trade = Trade(
             user_id=user_id,
+            participant_id=account.participant_id,
             symbol=market.symbol,
             direction=side.value,
             stake=amount,
@@ -193,15 +234,16 @@ def ms_to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC).replace(microsecond=(ms % 1000) * 1000)
 
 
-def open_trades(user_id: int) -> list[Trade]:
+def open_trades(user_id: int, participant_id: int | None = None) -> list[Trade]:
     return list(db.session.scalars(
-        select(Trade).where(Trade.user_id == user_id, Trade.status == TradeStatus.OPEN.value).order_by(Trade.expires_ms)
+        select(Trade).where(Trade.user_id == user_id, of_account(participant_id), Trade.status == TradeStatus.OPEN.value)
+        .order_by(Trade.expires_ms)
     ))
 
 
-def recent_trades(user_id: int, limit: int = 8) -> list[Trade]:
+def recent_trades(user_id: int, limit: int = 8, participant_id: int | None = None) -> list[Trade]:
     return list(db.session.scalars(
-        select(Trade).where(Trade.user_id == user_id, Trade.status != TradeStatus.OPEN.value)
+        select(Trade).where(Trade.user_id == user_id, of_account(participant_id), Trade.status != TradeStatus.OPEN.value)
         .order_by(Trade.settled_at.desc(), Trade.id.desc()).limit(limit)
     ))
 
@@ -209,11 +251,13 @@ def recent_trades(user_id: int, limit: int = 8) -> list[Trade]:
 CHART_MARKS_LIMIT = 50
 
 
-def chart_trades(user_id: int, symbol: str, since_ms: int, limit: int = CHART_MARKS_LIMIT) -> list[Trade]:
-    """The user's newest trades on a symbol opened since `since_ms` (oldest first): what the
-    trade page's chart marks (entry, expiry and result)."""
+def chart_trades(user_id: int, symbol: str, since_ms: int, limit: int = CHART_MARKS_LIMIT,
+                 participant_id: int | None = None) -> list[Trade]:
+    """The user's newest trades of one account on a symbol opened since `since_ms` (oldest
+    first): what the trade page's chart marks (entry, expiry and result)."""
     newest = list(db.session.scalars(
-        select(Trade).where(Trade.user_id == user_id, Trade.symbol == symbol, Trade.entry_ts_ms >= since_ms,
+        select(Trade).where(Trade.user_id == user_id, of_account(participant_id), Trade.symbol == symbol,
+                            Trade.entry_ts_ms >= since_ms,
                             Trade.status != TradeStatus.CANCELLED.value)
         .order_by(Trade.entry_ts_ms.desc(), Trade.id.desc()).limit(limit)
     ))
@@ -268,7 +312,8 @@ class HistoryFilter:
         return cls(symbol, result, start, end)
 
     def apply(self, query: Select, user_id: int) -> Select:
-        query = query.where(Trade.user_id == user_id)
+        # The demo account's history: competition trades are in points of another account.
+        query = query.where(Trade.user_id == user_id, of_account(None))
         if self.symbol:
             query = query.where(Trade.symbol == self.symbol)
         if self.result in ("OPEN", "CANCELLED"):
@@ -335,13 +380,13 @@ def trade_stats(user_id: int, filters: HistoryFilter | None = None) -> TradeStat
 
 def cancel_open_trades_on_reset(user: User) -> None:
     """Hook for auth.service.reset_demo_balance (runs in its transaction, before the
-    balance is set to the default). Open trades are cancelled without a payout: the reset
+    balance is set to the default). Open demo trades (never competition ones) are cancelled without a payout: the reset
     balance is the whole new starting point, so a refund would be overwritten anyway.
     The status flip is gated on OPEN, so a settler racing the reset pays at most once."""
     trades = Trade.__table__
     db.session.execute(
         update(trades)
-        .where(trades.c.user_id == user.id, trades.c.status == TradeStatus.OPEN.value)
+        .where(trades.c.user_id == user.id, trades.c.participant_id.is_(None), trades.c.status == TradeStatus.OPEN.value)
         .values(status=TradeStatus.CANCELLED.value, rule=SettlementRule.RESET.value, payout=Decimal("0.00"),
                 settled_at=utcnow())
     )

@@ -22,8 +22,13 @@ COMMITTED; SQLite has one writer) and so returns, and pays, nothing. The due row
 locked when read (no SELECT ... FOR UPDATE): that would write a lock on every row of a
 10,000-trade burst for no extra safety.
 
-Lock order (the one order everywhere a transaction locks users and trades: placement,
-demo reset, settlement): the USERS rows first, in ascending id, then their TRADES rows.
+A trade's payout goes back to the account its stake came from (``participant_id``: None
+= the user's demo balance, else that competition account, whose cash and equity move
+together: see competitions/rise_fall.py).
+
+Lock order (the one order everywhere a transaction locks accounts and trades: placement,
+demo reset, settlement): the USERS rows first, in ascending id, then the competition
+PARTICIPANTS rows, in ascending id, then their TRADES rows.
 Placement debits the user before it writes the trade; a demo reset locks the user before
 it cancels the trades; so a batch locks the rows of every user it may pay before it flips
 a single trade. Flipping first and crediting after would take them in the opposite order,
@@ -43,6 +48,7 @@ from sqlalchemy import BigInteger, bindparam, column, select, update, values
 
 from .. import jobs
 from ..auth.models import User
+from ..competitions.models import Participant
 from ..core.events import user_room
 from ..extensions import db, socketio
 from ..market.models import Tick
@@ -67,6 +73,7 @@ ANNOUNCE_INLINE_MAX = 200
 class SettledTrade:
     id: int
     user_id: int
+    participant_id: int | None
     symbol: str
     direction: str
     stake: Decimal
@@ -136,40 +143,11 @@ def exit_ticks(symbol: str, expiries: list[int]) -> dict[int, Tick | None]:
 def settle_due_trades(symbol: str, up_to_ms: int) -> list[SettledTrade]:
     """Settle every OPEN trade of ``symbol`` that expired at or before ``up_to_ms`` and
     whose exit price is final. Safe to run concurrently and to repeat."""
-    now = now_ms()
-    up_to = min(up_to_ms, now)
-    due = (
-        select(Trade.id, Trade.user_id, Trade.direction, Trade.stake, Trade.potential_payout,
-               Trade.entry_price, Trade.entry_ts_ms, Trade.expires_ms)
-        .where(Trade.status == TradeStatus.OPEN.value, Trade.symbol == symbol, Trade.expires_ms <= up_to)
-        .order_by(Trade.id)
-    )
     try:
-        rows = db.session.execute(due).all()
-        if not rows:
+        settled, balances = settle_in_transaction(symbol, min(up_to_ms, now_ms()))
+        if not settled:
             db.session.rollback()
             return []
-        watermark = flushed_watermark()
-        final = [row for row in rows if watermark is not None and row.expires_ms <= watermark]
-        if not final:
-            db.session.rollback()
-            return []
-        ticks = exit_ticks(symbol, [row.expires_ms for row in final])
-        since = {row.id: max(row.entry_ts_ms, ticks[row.expires_ms].ts_ms if ticks[row.expires_ms] else row.entry_ts_ms)
-                 for row in final}
-        gaps = gaps_overlapping(symbol, min(since.values()) + 1, max(row.expires_ms for row in final))
-
-        groups: dict[tuple[str, str, int | None], list] = defaultdict(list)
-        for row in final:
-            tick = ticks[row.expires_ms]
-            across_gap = any(gap.from_ms <= row.expires_ms and gap.to_ms > since[row.id] for gap in gaps)
-            result, rule = decide(row.direction, row.entry_price, row.entry_ts_ms, tick, across_gap)
-            shown_tick = tick if rule == SettlementRule.COMPARE.value else None
-            groups[(result, rule, shown_tick.id if shown_tick else None)].append((row, shown_tick))
-
-        _lock_users(sorted({row.user_id for row in final}))
-        settled = _flip_and_collect(symbol, groups)
-        balances = _credit(settled)
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -182,16 +160,52 @@ def settle_due_trades(symbol: str, up_to_ms: int) -> list[SettledTrade]:
     return settled
 
 
-def _lock_users(user_ids: list[int]) -> None:
-    """Row-lock the batch's users, in id order, before any of their trades (the lock order
-    above). FOR NO KEY UPDATE, the lock the credit's UPDATE takes anyway: it does not block
-    inserts that merely reference a user. SQLite has no row locks (one writer at a time)."""
+def settle_in_transaction(symbol: str, up_to_ms: int, *where) -> tuple[list[SettledTrade], dict]:
+    """The settlement of settle_due_trades in the caller's transaction (no commit, no
+    announcement): every OPEN trade of ``symbol`` (and ``where``) expired at or before
+    ``up_to_ms`` whose exit price is final. Returns the trades settled here and the new
+    balances of their accounts (see _credit)."""
+    due = (
+        select(Trade.id, Trade.user_id, Trade.participant_id, Trade.direction, Trade.stake, Trade.potential_payout,
+               Trade.entry_price, Trade.entry_ts_ms, Trade.expires_ms)
+        .where(Trade.status == TradeStatus.OPEN.value, Trade.symbol == symbol, Trade.expires_ms <= up_to_ms, *where)
+        .order_by(Trade.id)
+    )
+    rows = db.session.execute(due).all()
+    if not rows:
+        return [], {}
+    watermark = flushed_watermark()
+    final = [row for row in rows if watermark is not None and row.expires_ms <= watermark]
+    if not final:
+        return [], {}
+    ticks = exit_ticks(symbol, [row.expires_ms for row in final])
+    since = {row.id: max(row.entry_ts_ms, ticks[row.expires_ms].ts_ms if ticks[row.expires_ms] else row.entry_ts_ms)
+             for row in final}
+    gaps = gaps_overlapping(symbol, min(since.values()) + 1, max(row.expires_ms for row in final))
+
+    groups: dict[tuple[str, str, int | None], list] = defaultdict(list)
+    for row in final:
+        tick = ticks[row.expires_ms]
+        across_gap = any(gap.from_ms <= row.expires_ms and gap.to_ms > since[row.id] for gap in gaps)
+        result, rule = decide(row.direction, row.entry_price, row.entry_ts_ms, tick, across_gap)
+        shown_tick = tick if rule == SettlementRule.COMPARE.value else None
+        groups[(result, rule, shown_tick.id if shown_tick else None)].append((row, shown_tick))
+
+    _lock_accounts(User.__table__, sorted({row.user_id for row in final if row.participant_id is None}))
+    _lock_accounts(Participant.__table__, sorted({row.participant_id for row in final if row.participant_id}))
+    settled = _flip_and_collect(symbol, groups)
+    return settled, _credit(settled)
+
+
+def _lock_accounts(table, ids: list[int]) -> None:
+    """Row-lock the batch's accounts, in id order, before any of their trades (the lock
+    order above). FOR NO KEY UPDATE, the lock the credit's UPDATE takes anyway: it does not
+    block inserts that merely reference the row. SQLite has no row locks (one writer)."""
     if db.engine.dialect.name == "sqlite":
         return
-    users = User.__table__
-    for offset in range(0, len(user_ids), ID_CHUNK):
-        db.session.execute(select(users.c.id).where(users.c.id.in_(user_ids[offset:offset + ID_CHUNK]))
-                           .order_by(users.c.id).with_for_update(key_share=True))
+    for offset in range(0, len(ids), ID_CHUNK):
+        db.session.execute(select(table.c.id).where(table.c.id.in_(ids[offset:offset + ID_CHUNK]))
+                           .order_by(table.c.id).with_for_update(key_share=True))
 
 
 def _flip_and_collect(symbol: str, groups: dict) -> list[SettledTrade]:
@@ -228,7 +242,7 @@ def _flip_and_collect(symbol: str, groups: dict) -> list[SettledTrade]:
                 row = by_id[trade_id]
                 payout = payout_of[result](row)
                 settled.append(SettledTrade(
-                    id=trade_id, user_id=row.user_id, symbol=symbol, direction=row.direction, stake=row.stake,
+                    id=trade_id, user_id=row.user_id, participant_id=row.participant_id, symbol=symbol, direction=row.direction, stake=row.stake,
                     result=result, rule=rule, payout=payout, entry_price=row.entry_price,
                     exit_price=tick.mid if tick else None, exit_tick_id=tick.id if tick else None,
                     exit_ts_ms=tick.ts_ms if tick else None, expires_ms=row.expires_ms,
@@ -236,16 +250,30 @@ def _flip_and_collect(symbol: str, groups: dict) -> list[SettledTrade]:
     return settled
 
 
-def _credit(settled: list[SettledTrade]) -> dict[int, Decimal]:
-    """Credit each user once with the sum of their payouts; returns the new balances of
-    every user with a settled trade. The rows are already locked (_lock_users)."""
-    if not settled:
-        return {}
-    owed: dict[int, Decimal] = defaultdict(lambda: ZERO)
+def _credit(settled: list[SettledTrade]) -> dict[str, dict[int, Decimal]]:
+    """Credit each account once with the sum of its payouts: {"demo": {user id: new demo
+    balance}, "competition": {participant id: new cash}} for every account with a settled
+    trade. The rows are already locked (_lock_accounts)."""
+    demo: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    competition: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for trade in settled:
-        owed[trade.user_id] += trade.payout
-    users = User.__table__
-    credits = [(uid, amount) for uid, amount in sorted(owed.items()) if amount > 0]
+        if trade.participant_id is None:
+            demo[trade.user_id] += trade.payout
+        else:
+            competition[trade.participant_id] += trade.payout
+    users, participants = User.__table__, Participant.__table__
+    # Rise/fall competition accounts: equity = cash (see competitions/rise_fall.py).
+    return {"demo": _credit_rows(users, demo, {"demo_balance": users.c.demo_balance}),
+            "competition": _credit_rows(participants, competition,
+                                        {"cash": participants.c.cash, "equity": participants.c.equity})}
+
+
+def _credit_rows(table, owed: dict[int, Decimal], columns: dict) -> dict[int, Decimal]:
+    """Add each row's amount to every column of ``columns``; returns {id: first column}."""
+    if not owed:
+        return {}
+    first = next(iter(columns.values()))
+    credits = [(row_id, amount) for row_id, amount in sorted(owed.items()) if amount > 0]
     balances: dict[int, Decimal] = {}
     if credits and db.engine.dialect.name == "postgresql":
         # One statement for the whole batch: UPDATE ... FROM (VALUES ...) RETURNING.
@@ -253,29 +281,30 @@ def _credit(settled: list[SettledTrade]) -> dict[int, Decimal]:
             amounts = values(column("uid", BigInteger), column("amount", Money()), name="credit").data(
                 credits[offset:offset + ID_CHUNK])
             balances.update(db.session.execute(
-                update(users).where(users.c.id == amounts.c.uid)
-                .values(demo_balance=users.c.demo_balance + amounts.c.amount)
-                .returning(users.c.id, users.c.demo_balance)
+                update(table).where(table.c.id == amounts.c.uid)
+                .values({name: col + amounts.c.amount for name, col in columns.items()})
+                .returning(table.c.id, first)
             ).all())
     elif credits:
         db.session.execute(
-            update(users).where(users.c.id == bindparam("uid"))
-            .values(demo_balance=users.c.demo_balance + bindparam("amount", type_=Money())),
+            update(table).where(table.c.id == bindparam("uid"))
+            .values({name: col + bindparam("amount", type_=Money()) for name, col in columns.items()}),
             [{"uid": uid, "amount": amount} for uid, amount in credits],
         )
-    user_ids = sorted(uid for uid in owed if uid not in balances)
-    for offset in range(0, len(user_ids), ID_CHUNK):
-        chunk = user_ids[offset:offset + ID_CHUNK]
-        balances.update(db.session.execute(select(users.c.id, users.c.demo_balance).where(users.c.id.in_(chunk))).all())
+    row_ids = sorted(uid for uid in owed if uid not in balances)
+    for offset in range(0, len(row_ids), ID_CHUNK):
+        chunk = row_ids[offset:offset + ID_CHUNK]
+        balances.update(db.session.execute(select(table.c.id, first).where(table.c.id.in_(chunk))).all())
     return balances
 
 
-def _announce(settled: list[SettledTrade], balances: dict[int, Decimal]) -> None:
-    """After the commit: the trader sees the result and the new balance live."""
+def _announce(settled: list[SettledTrade], balances: dict[str, dict[int, Decimal]]) -> None:
+    """After the commit: the trader sees the result and the new balance live (a
+    competition account's new cash comes with the refreshed trade panel)."""
     try:
         for trade in settled:
             socketio.emit("trade_settled", trade.as_event(), to=user_room(trade.user_id))
-        for user_id, balance in balances.items():
+        for user_id, balance in balances["demo"].items():
             socketio.emit("balance", {"demo_balance": str(balance)}, to=user_room(user_id))
     except Exception:
         log.exception("settled %d trades but could not announce them", len(settled))

@@ -6,6 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import Response, abort, redirect, render_template, request, stream_with_context, url_for
@@ -13,11 +15,13 @@ from flask_login import current_user, login_required
 
 from ..errors import DomainError
 from ..extensions import db
+from ..market.models import Market
 from ..market.quotes import latest_quote, now_ms
 from ..market.service import grouped_markets, list_markets, market_view, needs_provider
 from ..parsing import parse_page
 from ..settings import get_setting
 from . import bp
+from .models import Trade
 from .service import (
     HistoryFilter,
     chart_mark,
@@ -50,16 +54,31 @@ def with_server_time(body: str) -> tuple[str, dict[str, str]]:
     return body, {SERVER_TIME_HEADER: str(now_ms())}
 
 
-@bp.route("/trade")
-@bp.route("/trade/<symbol>")
-@login_required
-def trade(symbol: str | None = None):
-    markets = list_markets(active_only=True)
+@dataclass(frozen=True)
+class TradePageUrls:
+    """Where the trade page of one account sends its requests: the demo balance's own
+    routes here, a RISE_FALL competition account's in competitions/rise_fall_views.py."""
+    place: str
+    activity: str
+    trade: str  # with __SYMBOL__ in place of the symbol
+    marks: str  # with __SYMBOL__ in place of the symbol
+    history: str | None  # the full history (the demo account's only)
+
+
+def demo_urls() -> TradePageUrls:
+    return TradePageUrls(place=url_for("binary.place"), activity=url_for("binary.activity"),
+                         trade=url_for("binary.trade", symbol="__SYMBOL__"),
+                         marks=url_for("binary.chart_marks", symbol="__SYMBOL__"), history=url_for("binary.history"))
+
+
+def render_trade_page(symbol: str | None, markets: list[Market], urls: TradePageUrls,
+                      participant_id: int | None = None, **context):
+    """The trade page for one account (``participant_id``: None = the demo balance)."""
     if not markets:
-        return render_template("binary/trade.html", market=None, markets=[])
+        return render_template("binary/trade.html", market=None, markets=[], urls=urls, **context)
     if symbol is None:
         live = next((m for m in markets if latest_quote(m.symbol) is not None), markets[0])
-        return redirect(url_for("binary.trade", symbol=live.symbol))
+        return redirect(urls.trade.replace("__SYMBOL__", live.symbol))
     market = next((m for m in markets if m.symbol == symbol.upper()), None)
     if market is None:
         abort(404)
@@ -72,47 +91,71 @@ def trade(symbol: str | None = None):
         market_message=view.message if view.status != "live" else None, needs_provider=needs_provider,
         quick_stakes=stakes,
         default_stake=default_stake, durations=get_setting("allowed_durations"),
-        idempotency_key=new_idempotency_key(), open_trades=open_trades(current_user.id),
-        recent=recent_trades(current_user.id), now_ms=now_ms(),
+        idempotency_key=new_idempotency_key(), open_trades=open_trades(current_user.id, participant_id),
+        recent=recent_trades(current_user.id, participant_id=participant_id), now_ms=now_ms(), urls=urls, **context,
     )
+
+
+@bp.route("/trade")
+@bp.route("/trade/<symbol>")
+@login_required
+def trade(symbol: str | None = None):
+    return render_trade_page(symbol, list_markets(active_only=True), demo_urls())
+
+
+def placed_response(place: Callable[[], Trade], page_url: str):
+    """The answer to a placement: the new open-trade row (HTMX), or each refusal next to
+    what it is about in the ticket, with nothing else moving."""
+    try:
+        trade = place()
+    except DomainError as exc:
+        if not is_htmx():
+            raise
+        return render_template("binary/_ticket_errors.html", error=exc), exc.status_code, {"HX-Reswap": "none"}
+    # No toast: the new open-trade row is the confirmation (a toast would cover the ticket).
+    if not is_htmx():
+        return redirect(page_url.replace("__SYMBOL__", trade.symbol))
+    # Only the new row (appended to the list by the page): O(1) whatever the open trades.
+    return with_server_time(render_template("binary/_placed.html", trade=trade, idempotency_key=new_idempotency_key()))
 
 
 @bp.route("/trade/place", methods=["POST"])
 @login_required
 def place():
     form = request.form
-    try:
-        trade = place_trade(current_user.id, form.get("symbol", ""), form.get("direction", ""), form.get("stake", ""),
-                            form.get("duration", ""), form.get("idempotency_key", ""))
-    except DomainError as exc:
-        if not is_htmx():
-            raise
-        # Each message next to what it is about in the ticket; nothing else moves.
-        return render_template("binary/_ticket_errors.html", error=exc), exc.status_code, {"HX-Reswap": "none"}
-    # No toast: the new open-trade row is the confirmation (a toast would cover the ticket).
-    if not is_htmx():
-        return redirect(url_for("binary.trade", symbol=trade.symbol))
-    # Only the new row (appended to the list by the page): O(1) whatever the open trades.
-    return with_server_time(render_template("binary/_placed.html", trade=trade, idempotency_key=new_idempotency_key()))
+    return placed_response(lambda: place_trade(current_user.id, form.get("symbol", ""), form.get("direction", ""),
+                                               form.get("stake", ""), form.get("duration", ""),
+                                               form.get("idempotency_key", "")),
+                           url_for("binary.trade", symbol="__SYMBOL__"))
+
+
+def activity_response(participant_id: int | None = None):
+    return with_server_time(render_template("binary/_activity.html",
+                                            open_trades=open_trades(current_user.id, participant_id),
+                                            recent=recent_trades(current_user.id, participant_id=participant_id)))
 
 
 @bp.route("/trade/activity")
 @login_required
 def activity():
     """Open trades and recent results, refreshed by the page after a settlement."""
-    return with_server_time(render_template("binary/_activity.html", open_trades=open_trades(current_user.id),
-                                            recent=recent_trades(current_user.id)))
+    return activity_response()
 
 
 CHART_MARKS_SECONDS = 86_400
 
 
+def marks_response(symbol: str, participant_id: int | None = None) -> dict:
+    """One account's trades on a symbol over the last day, for the chart's markers."""
+    trades = chart_trades(current_user.id, symbol.upper(), now_ms() - CHART_MARKS_SECONDS * 1000,
+                          participant_id=participant_id)
+    return {"symbol": symbol.upper(), "trades": [chart_mark(t) for t in trades]}
+
+
 @bp.route("/trade/<symbol>/marks")
 @login_required
 def chart_marks(symbol: str):
-    """The user's trades on a symbol over the last day, for the chart's markers."""
-    trades = chart_trades(current_user.id, symbol.upper(), now_ms() - CHART_MARKS_SECONDS * 1000)
-    return {"symbol": symbol.upper(), "trades": [chart_mark(t) for t in trades]}
+    return marks_response(symbol)
 
 
 def _filters() -> HistoryFilter:

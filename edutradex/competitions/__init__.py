@@ -11,12 +11,16 @@ bp = Blueprint("competitions", __name__, url_prefix="/competitions")
 
 
 def init_app(app: Flask) -> None:
-    from . import engine, models, terminal, views  # noqa: F401 - the tables, the pages, the CFD terminal
+    from . import engine, models, rise_fall_views, terminal, views  # noqa: F401 - the tables, the pages, the terminals
     from .lifecycle import competition_clock
+    from .rise_fall import refuse_rebuy_while_trades_open, settle_trades_at_end
     from .verify import check_prize_pools
 
     app.extensions["background_services"].append(competition_clock)
     engine.init_app(app)  # the CFD engine: a tick listener of the price feed, the end / rebuy closers
+    # RISE_FALL competitions: the end settles every trade at its expiry tick; rebuys wait for open trades
+    app.extensions.setdefault("competition_closers", []).append(settle_trades_at_end)
+    app.extensions.setdefault("competition_rebuy_closers", []).append(refuse_rebuy_while_trades_open)
     app.extensions.setdefault("ledger_checks", []).append(check_prize_pools)
     if app.config["COMPETITIONS_OPEN"]:  # no trader page (nor link to one) until they open
         app.register_blueprint(bp)

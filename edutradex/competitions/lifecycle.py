@@ -48,6 +48,7 @@ from .notify import (
     emails_after_start,
 )
 from .prizes import Split, Standing, split_pool
+from .rise_fall import SettlementPending
 from .service import cancel_in_transaction, pool_account, pool_balance, revenue_account, schedule_next
 
 log = logging.getLogger(__name__)
@@ -308,6 +309,8 @@ def run_lifecycle_cycle(now: datetime | None = None) -> int:
             continue
         try:
             run_step(competition_id, action, now)
+        except SettlementPending as pending:
+            log.info("%s; the end is retried next cycle", pending)  # the usual wait for the tick store's flush
         except Exception:
             # The step rolled back; the competition keeps its status and is retried next cycle.
             log.exception("competition %s: %s failed", competition_id, action)
@@ -327,6 +330,8 @@ def run_overdue(now: datetime | None = None) -> int:
             try:
                 if run_step(competition_id, action, now) is not None:
                     progressed += 1
+            except SettlementPending as pending:
+                log.info("%s; the clock retries the end", pending)
             except Exception:
                 log.exception("competition %s: overdue %s failed", competition_id, action)
         total += progressed
