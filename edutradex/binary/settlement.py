@@ -133,9 +133,11 @@ def exit_ticks(symbol: str, expiries: list[int]) -> dict[int, Tick | None]:
     return found
 
 
-def settle_due_trades(symbol: str, up_to_ms: int) -> list[SettledTrade]:
+def settle_due_trades(symbol: str, up_to_ms: int, *, announce_later: bool = True) -> list[SettledTrade]:
     """Settle every OPEN trade of ``symbol`` that expired at or before ``up_to_ms`` and
-    whose exit price is final. Safe to run concurrently and to repeat."""
+    whose exit price is final. Safe to run concurrently and to repeat. ``announce_later``:
+    a burst's results may go out in a background task (not in an RQ job, whose process
+    ends with it)."""
     now = now_ms()
     up_to = min(up_to_ms, now)
     due = (
@@ -174,9 +176,10 @@ def settle_due_trades(symbol: str, up_to_ms: int) -> list[SettledTrade]:
     except BaseException:
         db.session.rollback()
         raise
-    if len(settled) > ANNOUNCE_INLINE_MAX:
-        # A burst: let the clock move on to the next batch while the results go out.
-        socketio.start_background_task(_announce, settled, balances)
+    if announce_later and len(settled) > ANNOUNCE_INLINE_MAX:
+        # A burst: let the clock move on to the next batch while the results go out, in
+        # this app's context (an event names the market).
+        socketio.start_background_task(_announce_in, current_app._get_current_object(), settled, balances)
     else:
         _announce(settled, balances)
     return settled
@@ -270,6 +273,11 @@ def _credit(settled: list[SettledTrade]) -> dict[int, Decimal]:
     return balances
 
 
+def _announce_in(app: Flask, settled: list[SettledTrade], balances: dict[int, Decimal]) -> None:
+    with app.app_context():
+        _announce(settled, balances)
+
+
 def _announce(settled: list[SettledTrade], balances: dict[int, Decimal]) -> None:
     """After the commit: the trader sees the result and the new balance live."""
     try:
@@ -307,8 +315,9 @@ def due_batches(now: int | None = None, limit: int = MAX_BATCHES_PER_CYCLE) -> l
 
 @jobs.job
 def settle_batch(symbol: str, second: int) -> int:
-    """RQ entry point: one job per (symbol, second), never per trade."""
-    return len(settle_due_trades(symbol, second * 1000 + 999))
+    """RQ entry point: one job per (symbol, second), never per trade. Its results go out
+    before it returns: a task left behind would die with the job's process."""
+    return len(settle_due_trades(symbol, second * 1000 + 999, announce_later=False))
 
 
 def batch_job_id(symbol: str, second: int) -> str:
