@@ -79,9 +79,9 @@ class SettledTrade:
     exit_ts_ms: int | None
     expires_ms: int
 
-    def as_event(self) -> dict:
+    def as_event(self, market_name: str) -> dict:
         return {
-            "id": self.id, "symbol": self.symbol, "market_name": market_name(self.symbol),
+            "id": self.id, "symbol": self.symbol, "market_name": market_name,
             "direction": self.direction, "stake": str(self.stake),
             "result": self.result, "rule": self.rule, "payout": str(self.payout),
             "profit": str(self.payout - self.stake), "entry_price": str(self.entry_price),
@@ -281,8 +281,10 @@ def _announce_in(app: Flask, settled: list[SettledTrade], balances: dict[int, De
 def _announce(settled: list[SettledTrade], balances: dict[int, Decimal]) -> None:
     """After the commit: the trader sees the result and the new balance live."""
     try:
+        # Once per market, not per trade: each look-up can be a Redis round trip.
+        names = {symbol: market_name(symbol) for symbol in {trade.symbol for trade in settled}}
         for trade in settled:
-            socketio.emit("trade_settled", trade.as_event(), to=user_room(trade.user_id))
+            socketio.emit("trade_settled", trade.as_event(names[trade.symbol]), to=user_room(trade.user_id))
         for user_id, balance in balances.items():
             socketio.emit("balance", {"demo_balance": str(balance)}, to=user_room(user_id))
     except Exception:

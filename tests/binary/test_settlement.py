@@ -335,6 +335,15 @@ def test_an_rq_job_announces_its_burst_before_it_returns(app, client, auth, cloc
     assert [event["id"] for event in received] == [trade_id] and not started
 
 
+def test_a_batch_looks_its_market_name_up_once_not_once_per_trade(ctx, monkeypatch):
+    looked_up = []
+    monkeypatch.setattr(settlement, "market_name", lambda symbol: looked_up.append(symbol) or "EUR/USD OTC")
+    trades = [entered(ctx, "UP") for _ in range(3)]
+    add_tick(SYMBOL, trades[-1].expires_ms + 1, "1.2")
+    assert len(settle_at(trades[-1].expires_ms)) == 3
+    assert looked_up == [SYMBOL]
+
+
 def test_clock_cycle_settles_due_batches(ctx):
     first = entered(ctx, "UP")
     second = entered(ctx, "DOWN", mid="1.10010")
