@@ -49,6 +49,7 @@ from ..market.models import Tick
 from ..market.quotes import now_ms
 from ..market.service import market_name
 from ..market.ticks import flushed_watermark, gaps_overlapping, tick_at_or_before
+from ..message_queue import one_round_trip
 from ..types import Money, utcnow
 from .models import Direction, SettlementRule, Trade, TradeResult, TradeStatus
 
@@ -283,10 +284,11 @@ def _announce(settled: list[SettledTrade], balances: dict[int, Decimal]) -> None
     try:
         # Once per market, not per trade: each look-up can be a Redis round trip.
         names = {symbol: market_name(symbol) for symbol in {trade.symbol for trade in settled}}
-        for trade in settled:
-            socketio.emit("trade_settled", trade.as_event(names[trade.symbol]), to=user_room(trade.user_id))
-        for user_id, balance in balances.items():
-            socketio.emit("balance", {"demo_balance": str(balance)}, to=user_room(user_id))
+        with one_round_trip():
+            for trade in settled:
+                socketio.emit("trade_settled", trade.as_event(names[trade.symbol]), to=user_room(trade.user_id))
+            for user_id, balance in balances.items():
+                socketio.emit("balance", {"demo_balance": str(balance)}, to=user_room(user_id))
     except Exception:
         log.exception("settled %d trades but could not announce them", len(settled))
 
