@@ -17,6 +17,7 @@ Jobs receive ids, never ORM objects, and run inside an app context of their own
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import time
 from collections.abc import Callable
@@ -47,31 +48,42 @@ def init_app(app: Flask) -> None:
     @click.option("--burst", is_flag=True, help="Quit once the queues are empty.")
     @click.option("--with-scheduler/--without-scheduler", default=True, show_default=True,
                   help="Also run RQ's scheduler (jobs enqueued with `at`, retries).")
-    def worker_command(queues, burst, with_scheduler):
+    @click.option("--fork/--no-fork", default=True, show_default=True,
+                  help="Each job in a fork of this process (a crash takes only the job down), or all "
+                       "jobs in this process (no fork, warm connections, faster; a crash stops the worker).")
+    def worker_command(queues, burst, with_scheduler, fork):
         """Work the RQ queues (default: the app's queue) with this app, built once here."""
         if app.config["JOBS_MODE"] != "rq":
             raise click.UsageError("flask worker needs REDIS_URL (and JOBS_MODE=rq, its default with REDIS_URL)")
-        run_worker(app, queues or (QUEUE_NAME,), burst=burst, with_scheduler=with_scheduler)
+        run_worker(app, queues or (QUEUE_NAME,), burst=burst, with_scheduler=with_scheduler, fork=fork)
 
 
-def run_worker(app: Flask, queue_names: tuple[str, ...], burst: bool = False, with_scheduler: bool = True) -> bool:
+def run_worker(app: Flask, queue_names: tuple[str, ...], burst: bool = False, with_scheduler: bool = True,
+               fork: bool = True) -> bool:
     with app.app_context():
         connection = redis_connection()
-        # Nothing opened while the app was built may reach a horse (see AppWorker).
+        # One connection sets up the database dialect here, once, for every job; then none
+        # stays open for a fork to inherit (see AppWorker).
         for engine in db.engines.values():
+            engine.connect().close()
             engine.dispose()
-    worker = app_worker_class()(list(queue_names), connection=connection, app=app)
+    worker = app_worker_class(fork)(list(queue_names), connection=connection, app=app)
+    if fork:
+        # The forks share this process's memory pages until they write to them: keep the
+        # collector from touching (and so copying) every object the app holds.
+        gc.freeze()
     return worker.work(burst=burst, with_scheduler=with_scheduler, logging_level="INFO")
 
 
-def app_worker_class():
-    from rq import Worker
+def app_worker_class(fork: bool = True):
+    from rq import SimpleWorker, Worker
 
-    class AppWorker(Worker):
-        """RQ's forking worker whose parent holds the imported code and the built app, so a
-        job's horse (a fork) starts ready: a job costs its work, not the ~1.3 s of imports
-        and create_app() that `rq worker` pays in every horse. A job that crashes still
-        takes only its horse down."""
+    class AppWorker(Worker if fork else SimpleWorker):
+        """RQ's worker with the imported code and the built app in its (parent) process, so
+        a job costs its work, not the ~1.3 s of imports and create_app() that `rq worker`
+        pays in every job's fork. Forking, a job runs in a fork that starts ready and a job
+        that crashes takes only that fork down; not forking, jobs run here, one after the
+        other, on warm connections."""
 
         def __init__(self, *args, app: Flask, **kwargs):
             super().__init__(*args, **kwargs)
