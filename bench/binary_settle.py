@@ -57,6 +57,7 @@ MAX_SECONDS = 60
 PROFILE = bool(os.environ.get("BENCH_PROFILE"))
 WORKER = os.environ.get("BENCH_WORKER", "")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
+PYSPY = os.environ.get("BENCH_PYSPY")  # a file: py-spy samples the workers and their forks into it
 RQ_WORKER = "rq worker --with-scheduler --url $REDIS_URL default"  # the Procfile's line before `flask worker`
 
 
@@ -139,13 +140,18 @@ def start_workers(app, database_url: str, redis_url: str, log_dir: Path) -> list
                 raise RuntimeError(f"the workers did not start: see {log_dir}")
             time.sleep(0.1)
     print(f"{WORKERS} x `{command}` registered (pids {[p.pid for p in processes]}; logs in {log_dir})")
+    if PYSPY:
+        processes += [subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--subprocesses",
+                                        "--format", "raw", "--rate", "200", "--output", f"{PYSPY}.{p.pid}", "--pid",
+                                        str(p.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       start_new_session=True) for p in processes]
     return processes
 
 
 def stop_workers(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
+    for process in reversed(processes):  # py-spy first: SIGINT writes its samples
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            os.killpg(process.pid, signal.SIGINT if "py-spy" in str(process.args) else signal.SIGTERM)
     for process in processes:
         try:
             process.wait(20)
