@@ -20,9 +20,12 @@ def rename_user(user_id: int, name: str) -> None:
 
 @job
 def record_horse(path: str) -> None:
-    """Write which process ran the job, its parent, and its database session's backend."""
+    """Write which process ran the job, its parent, its database session's backend, and
+    whether the ORM's mappers were configured before the job's first query."""
+    configured = not db.Model.registry._new_mappers
     backend = db.session.execute(text("SELECT pg_backend_pid()")).scalar()
-    Path(path).write_text(json.dumps({"pid": os.getpid(), "ppid": os.getppid(), "backend": backend}))
+    Path(path).write_text(json.dumps({"pid": os.getpid(), "ppid": os.getppid(), "backend": backend,
+                                      "mappers_configured": configured}))
 
 
 @job

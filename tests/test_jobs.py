@@ -177,7 +177,7 @@ def test_the_procfile_worker_builds_the_app_once_and_forks_a_ready_horse_per_job
     ran = [json.loads(path.read_text()) for path in records]
     assert {job["ppid"] for job in ran} == {int(builder)}  # every job in a horse of the builder
     assert len({job["pid"] for job in ran}) == len(ran) and int(builder) not in {job["pid"] for job in ran}
-    assert all(job["backend"] for job in ran)
+    assert all(job["backend"] and job["mappers_configured"] for job in ran)
     from rq.job import Job
 
     assert Job.fetch(crashed, connection=connection).get_status() == "failed"
