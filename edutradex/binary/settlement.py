@@ -80,9 +80,10 @@ class SettledTrade:
     exit_ts_ms: int | None
     expires_ms: int
 
-    def as_event(self, market_name: str) -> dict:
+    def as_event(self, name: str | None = None) -> dict:
+        """The trader's event; ``name``: the market's name when the caller has it."""
         return {
-            "id": self.id, "symbol": self.symbol, "market_name": market_name,
+            "id": self.id, "symbol": self.symbol, "market_name": market_name(self.symbol) if name is None else name,
             "direction": self.direction, "stake": str(self.stake),
             "result": self.result, "rule": self.rule, "payout": str(self.payout),
             "profit": str(self.payout - self.stake), "entry_price": str(self.entry_price),
