@@ -1,6 +1,11 @@
+import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -9,6 +14,7 @@ from edutradex.extensions import db
 from edutradex.types import utcnow
 from tests.conftest import build_app
 from tests.factories import make_user
+from tests.support.deploy import ROOT, procfile, production_env
 
 from . import job_targets
 
@@ -137,3 +143,74 @@ def test_in_process_jobs_with_the_same_id_run_once_at_a_time(tmp_path):
 def jobs_connection(app):
     with app.app_context():
         return jobs.redis_connection()
+
+
+# ---- the Procfile's worker: `flask worker`, a real process ----------------------------------
+
+def work_in_burst(tmp_path, postgres_url: str, redis_url: str, enqueue, *options: str) -> int:
+    """Enqueue with `enqueue(app)`, then run the Procfile's worker command (plus `options`)
+    until the queue is empty, as a deploy would, with an app factory that records each
+    build. Returns the pid of the one process that built an app."""
+    app = build_app(postgres_url, REDIS_URL=redis_url, JOBS_MODE="rq")
+    with app.app_context():
+        enqueue(app)
+        db.engine.dispose()
+    builds = tmp_path / "app-builds"
+    env = {**production_env(postgres_url, REDIS_URL=redis_url, FLASK_APP="tests.support.counted_app:create_app",
+                            APP_BUILDS_FILE=str(builds)),
+           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])}
+    done = subprocess.run(["sh", "-c", " ".join([procfile()["worker"], *options, "--burst"])], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    [builder] = builds.read_text().split()  # one app, built once
+    return int(builder)
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_procfile_worker_builds_the_app_once_and_forks_a_ready_horse_per_job(tmp_path, postgres_url, redis_url):
+    """`rq worker` built the app (~1.3 s of imports and create_app) in every job's forked
+    horse. `flask worker` builds it once, in the parent, before forking: every job runs in
+    a horse of that parent, none builds an app, and a horse that dies fails only its job."""
+    records = [tmp_path / f"job-{n}.json" for n in range(10)]
+    crashed = []
+
+    def enqueue(app):
+        for path in records[:5]:
+            jobs.enqueue(job_targets.record_horse, str(path))
+        crashed.append(jobs.queue().enqueue(job_targets.crash_horse).id)
+        for path in records[5:]:
+            jobs.enqueue(job_targets.record_horse, str(path))
+
+    builder = work_in_burst(tmp_path, postgres_url, redis_url, enqueue)
+    ran = [json.loads(path.read_text()) for path in records]
+    assert {job["ppid"] for job in ran} == {builder}  # every job in a horse of the builder
+    assert len({job["pid"] for job in ran}) == len(ran) and builder not in {job["pid"] for job in ran}
+    assert all(job["backend"] and job["mappers_configured"] for job in ran)
+    from redis import Redis
+    from rq.job import Job
+
+    assert Job.fetch(crashed[0], connection=Redis.from_url(redis_url)).get_status() == "failed"
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_flask_worker_no_fork_runs_every_job_in_itself_on_one_warm_connection(tmp_path, postgres_url, redis_url):
+    records = [tmp_path / f"job-{n}.json" for n in range(5)]
+
+    def enqueue(app):
+        for path in records:
+            jobs.enqueue(job_targets.record_horse, str(path))
+
+    builder = work_in_burst(tmp_path, postgres_url, redis_url, enqueue, "--no-fork")
+    ran = [json.loads(path.read_text()) for path in records]
+    assert {job["pid"] for job in ran} == {builder}
+    assert len({job["backend"] for job in ran}) == 1  # the pool's connection, reused
+
+
+def test_flask_worker_without_redis_says_what_it_needs(runner):
+    result = runner.invoke(args=["worker", "--burst"])
+    assert result.exit_code == 2
+    assert "flask worker needs REDIS_URL" in result.output

@@ -55,6 +55,7 @@ from ..market.models import Tick
 from ..market.quotes import now_ms
 from ..market.service import market_name
 from ..market.ticks import flushed_watermark, gaps_overlapping, tick_at_or_before
+from ..message_queue import one_round_trip
 from ..types import Money, utcnow
 from .models import Direction, SettlementRule, Trade, TradeResult, TradeStatus
 
@@ -86,9 +87,10 @@ class SettledTrade:
     exit_ts_ms: int | None
     expires_ms: int
 
-    def as_event(self) -> dict:
+    def as_event(self, name: str | None = None) -> dict:
+        """The trader's event; ``name``: the market's name when the caller has it."""
         return {
-            "id": self.id, "symbol": self.symbol, "market_name": market_name(self.symbol),
+            "id": self.id, "symbol": self.symbol, "market_name": market_name(self.symbol) if name is None else name,
             "direction": self.direction, "stake": str(self.stake),
             "result": self.result, "rule": self.rule, "payout": str(self.payout),
             "profit": str(self.payout - self.stake), "entry_price": str(self.entry_price),
@@ -140,9 +142,11 @@ def exit_ticks(symbol: str, expiries: list[int]) -> dict[int, Tick | None]:
     return found
 
 
-def settle_due_trades(symbol: str, up_to_ms: int) -> list[SettledTrade]:
+def settle_due_trades(symbol: str, up_to_ms: int, *, announce_later: bool = True) -> list[SettledTrade]:
     """Settle every OPEN trade of ``symbol`` that expired at or before ``up_to_ms`` and
-    whose exit price is final. Safe to run concurrently and to repeat."""
+    whose exit price is final. Safe to run concurrently and to repeat. ``announce_later``:
+    a burst's results may go out in a background task (not in an RQ job, whose process
+    ends with it)."""
     try:
         settled, balances = settle_in_transaction(symbol, min(up_to_ms, now_ms()))
         if not settled:
@@ -152,9 +156,10 @@ def settle_due_trades(symbol: str, up_to_ms: int) -> list[SettledTrade]:
     except BaseException:
         db.session.rollback()
         raise
-    if len(settled) > ANNOUNCE_INLINE_MAX:
-        # A burst: let the clock move on to the next batch while the results go out.
-        socketio.start_background_task(_announce, settled, balances)
+    if announce_later and len(settled) > ANNOUNCE_INLINE_MAX:
+        # A burst: let the clock move on to the next batch while the results go out, in
+        # this app's context (an event names the market).
+        socketio.start_background_task(_announce_in, current_app._get_current_object(), settled, balances)
     else:
         _announce(settled, balances)
     return settled
@@ -298,14 +303,22 @@ def _credit_rows(table, owed: dict[int, Decimal], columns: dict) -> dict[int, De
     return balances
 
 
+def _announce_in(app: Flask, settled: list[SettledTrade], balances: dict[str, dict[int, Decimal]]) -> None:
+    with app.app_context():
+        _announce(settled, balances)
+
+
 def _announce(settled: list[SettledTrade], balances: dict[str, dict[int, Decimal]]) -> None:
     """After the commit: the trader sees the result and the new balance live (a
     competition account's new cash comes with the refreshed trade panel)."""
     try:
-        for trade in settled:
-            socketio.emit("trade_settled", trade.as_event(), to=user_room(trade.user_id))
-        for user_id, balance in balances["demo"].items():
-            socketio.emit("balance", {"demo_balance": str(balance)}, to=user_room(user_id))
+        # Once per market, not per trade: each look-up can be a Redis round trip.
+        names = {symbol: market_name(symbol) for symbol in {trade.symbol for trade in settled}}
+        with one_round_trip():
+            for trade in settled:
+                socketio.emit("trade_settled", trade.as_event(names[trade.symbol]), to=user_room(trade.user_id))
+            for user_id, balance in balances["demo"].items():
+                socketio.emit("balance", {"demo_balance": str(balance)}, to=user_room(user_id))
     except Exception:
         log.exception("settled %d trades but could not announce them", len(settled))
 
@@ -336,8 +349,9 @@ def due_batches(now: int | None = None, limit: int = MAX_BATCHES_PER_CYCLE) -> l
 
 @jobs.job
 def settle_batch(symbol: str, second: int) -> int:
-    """RQ entry point: one job per (symbol, second), never per trade."""
-    return len(settle_due_trades(symbol, second * 1000 + 999))
+    """RQ entry point: one job per (symbol, second), never per trade. Its results go out
+    before it returns: a task left behind would die with the job's process."""
+    return len(settle_due_trades(symbol, second * 1000 + 999, announce_later=False))
 
 
 def batch_job_id(symbol: str, second: int) -> str:

@@ -3,12 +3,14 @@ set-based, with the result reaching the trader after the commit."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import event, func, select
 
 from edutradex.auth.models import User
+from edutradex.binary import settlement
 from edutradex.binary.models import Trade
 from edutradex.binary.service import place_trade
 from edutradex.binary.settlement import due_batches, run_clock_cycle, settle_due_trades, settle_overdue
@@ -283,6 +285,63 @@ def test_results_reach_the_trader_after_commit(app, client, auth, clock):
     assert received["trade_settled"]["result"] == "WIN" and received["trade_settled"]["payout"] == "18.00"
     assert received["balance"] == {"demo_balance": "10008.00"}
     assert user_room(user_id) == f"user:{user_id}"
+
+
+def settled_event(sio, timeout: float = 5.0) -> dict | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in sio.get_received():
+            if message["name"] == "trade_settled":
+                return message["args"][0]
+        time.sleep(0.02)
+    return None
+
+
+def test_a_burst_is_announced_in_the_background_with_the_market_named(app, client, auth, clock, monkeypatch):
+    monkeypatch.setattr(settlement, "ANNOUNCE_INLINE_MAX", 0)  # one trade counts as a burst
+    global _clock
+    _clock = clock
+    with app.app_context():
+        make_market(SYMBOL)
+        user_id = make_user("trader@example.com").id
+    auth.login("trader@example.com")
+    sio = socketio.test_client(app, flask_test_client=client)
+    with app.app_context():
+        trade = entered(user_id, "UP")
+        add_tick(SYMBOL, trade.expires_ms + 1, "1.2")
+        settle_at(trade.expires_ms)
+        trade_id = trade.id
+    event = settled_event(sio)
+    assert event is not None and event["id"] == trade_id and event["market_name"]
+
+
+def test_an_rq_job_announces_its_burst_before_it_returns(app, client, auth, clock, monkeypatch):
+    """A job's process ends with the job: a background task would be cut off."""
+    monkeypatch.setattr(settlement, "ANNOUNCE_INLINE_MAX", 0)
+    started = []
+    monkeypatch.setattr(socketio, "start_background_task", lambda *args: started.append(args))
+    with app.app_context():
+        make_market(SYMBOL)
+        user_id = make_user("trader@example.com").id
+    auth.login("trader@example.com")
+    sio = socketio.test_client(app, flask_test_client=client)
+    with app.app_context():
+        trade = entered(user_id, "UP")
+        add_tick(SYMBOL, trade.expires_ms + 1, "1.2")
+        clock.ms = trade.expires_ms + 1000
+        assert settlement.settle_batch(SYMBOL, trade.expires_ms // 1000) == 1
+        trade_id = trade.id
+    received = [m["args"][0] for m in sio.get_received() if m["name"] == "trade_settled"]
+    assert [event["id"] for event in received] == [trade_id] and not started
+
+
+def test_a_batch_looks_its_market_name_up_once_not_once_per_trade(ctx, monkeypatch):
+    looked_up = []
+    monkeypatch.setattr(settlement, "market_name", lambda symbol: looked_up.append(symbol) or "EUR/USD OTC")
+    trades = [entered(ctx, "UP") for _ in range(3)]
+    add_tick(SYMBOL, trades[-1].expires_ms + 1, "1.2")
+    assert len(settle_at(trades[-1].expires_ms)) == 3
+    assert looked_up == [SYMBOL]
 
 
 def test_clock_cycle_settles_due_batches(ctx):
