@@ -12,10 +12,15 @@ bp = Blueprint("competitions", __name__, url_prefix="/competitions")
 
 def init_app(app: Flask) -> None:
     from . import models, views  # noqa: F401 - the tables, the pages
+    from .leaderboard import board_publisher, publish_boards
     from .lifecycle import competition_clock
     from .verify import check_prize_pools
 
     app.extensions["background_services"].append(competition_clock)
+    # Re-ranks each live competition once a second, next to the engine in the price
+    # authority. publish_boards is also listed for an engine that would rather call it itself.
+    app.extensions["background_services"].append(board_publisher)
+    app.extensions.setdefault("board_publishers", []).append(publish_boards)
     app.extensions.setdefault("ledger_checks", []).append(check_prize_pools)
     if app.config["COMPETITIONS_OPEN"]:  # no trader page (nor link to one) until they open
         app.register_blueprint(bp)

@@ -1,0 +1,608 @@
+"""The live ranking of each competition: by equity, ties to whoever reached that equity first.
+
+Who writes, who reads:
+- The price authority (the CFD engine) calls ``note_equity(competition_id, updates)`` as it
+  re-values accounts: a dict write per update, nothing re-ranked. ``publish_boards(app)``,
+  run once a second (``board_publisher`` is the background service), re-ranks each live
+  competition: it writes the changed equities and reach times to the database (the truth),
+  then to the shared board, builds one ``leaderboard`` frame (top 100 plus counts) for
+  room ``competition:<id>``, and sends each participant whose rank or equity moved their own
+  ``leaderboard_me`` frame over ``user:<id>``.
+- Web processes read the shared board: ``top``, ``rank_of``, ``counts``, ``frame``.
+
+The shared board is a Redis sorted set per competition when REDIS_URL is set, the same
+interface in process otherwise (the embedded default). In Redis:
+- the score is minus the equity in integer cents: exact (every integer below 2^53 is a
+  double), asserted by ``to_cents``; the reach time is never packed into it;
+- the member is ``<reach time ms, 15 digits>:<participant id, 10 digits>``: Redis orders
+  equal scores by member, so equal equity ranks by reach time, then by participant id,
+  never by a name; a companion hash maps participant id -> current member.
+The database is the truth: if Redis loses a board (flushed, restarted), the next publish
+rebuilds it from the participants' rows, identical, within a second.
+
+The freeze (``Competition.freeze_minutes``): when it begins, the first publish copies each
+participant's equity and reach time to ``frozen_equity`` / ``frozen_equity_at_ms`` (once,
+with ``Competition.frozen_at``), and the "frozen" board is built from those columns. The
+public pages read the view ``public_view(competition)`` returns; admins read "live"; a
+trader's own equity is always live (their participant row).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from flask import Flask, current_app
+from sortedcontainers import SortedList
+from sqlalchemy import bindparam, case, func, select, update
+
+from ..extensions import db, socketio
+from ..types import utcnow
+from .events import competition_room
+from .models import CfdPosition, Competition, CompetitionStatus, Participant, ParticipantStatus, PositionStatus
+from .returns import return_percent
+
+log = logging.getLogger(__name__)
+
+LIVE, FROZEN = "live", "frozen"
+FRAME_SIZE = 100
+EXACT_LIMIT = 2 ** 53
+PUBLISH_SECONDS = 1.0
+
+
+class InexactEquity(ValueError):
+    """An equity that a double score would not hold exactly."""
+
+
+def to_cents(equity: Decimal) -> int:
+    """Equity as integer cents, refused unless exact and below 2^53 in size."""
+    cents = Decimal(equity) * 100
+    if cents != cents.to_integral_value():
+        raise InexactEquity(f"equity {equity} is not a whole number of cents")
+    value = int(cents)
+    if abs(value) >= EXACT_LIMIT:
+        raise InexactEquity(f"equity {equity} is too large for an exact score")
+    return value
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Entry:
+    participant_id: int
+    cents: int
+    at_ms: int  # when the account reached this equity
+
+    @property
+    def equity(self) -> Decimal:
+        return Decimal(self.cents).scaleb(-2)
+
+
+@dataclass(frozen=True)
+class Counts:
+    participants: int
+    above_start: int  # equity above the starting capital
+
+
+class Ranking:
+    """One board in process: equity descending, then reach time, then participant id."""
+
+    def __init__(self, entries: Iterable[Entry] = ()):
+        self._by_id = {e.participant_id: (-e.cents, e.at_ms, e.participant_id) for e in entries}
+        self._keys = SortedList(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def cents_of(self, participant_id: int) -> int | None:
+        key = self._by_id.get(participant_id)
+        return None if key is None else -key[0]
+
+    def put(self, entry: Entry) -> None:
+        old = self._by_id.get(entry.participant_id)
+        if old is not None:
+            self._keys.remove(old)
+        key = (-entry.cents, entry.at_ms, entry.participant_id)
+        self._by_id[entry.participant_id] = key
+        self._keys.add(key)
+
+    def remove(self, participant_id: int) -> None:
+        old = self._by_id.pop(participant_id, None)
+        if old is not None:
+            self._keys.remove(old)
+
+    def top(self, offset: int, limit: int) -> list[Entry]:
+        return [Entry(pid, -neg, at) for neg, at, pid in self._keys.islice(offset, offset + limit)]
+
+    def rank_of(self, participant_id: int) -> tuple[int, Entry] | None:
+        key = self._by_id.get(participant_id)
+        if key is None:
+            return None
+        return self._keys.index(key) + 1, Entry(participant_id, -key[0], key[1])
+
+    def counts(self, start_cents: int) -> Counts:
+        return Counts(len(self._keys), self._keys.bisect_left((-start_cents,)))
+
+    def entries(self) -> list[Entry]:
+        return [Entry(pid, -neg, at) for neg, at, pid in self._keys]
+
+
+# ---- the shared boards ------------------------------------------------------------------
+
+class MemoryBoards:
+    """The embedded default: every reader is in this process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._boards: dict[tuple[int, str], Ranking] = {}
+        self._frames: dict[tuple[int, str], str] = {}
+
+    def exists(self, competition_id: int, view: str) -> bool:
+        return (competition_id, view) in self._boards
+
+    def replace(self, competition_id: int, view: str, entries: list[Entry]) -> None:
+        ranking = Ranking(entries)
+        with self._lock:
+            self._boards[(competition_id, view)] = ranking
+
+    def apply(self, competition_id: int, view: str, entries: list[Entry]) -> None:
+        with self._lock:
+            ranking = self._boards[(competition_id, view)]
+            for entry in entries:
+                ranking.put(entry)
+
+    def top(self, competition_id: int, view: str, offset: int, limit: int) -> list[Entry]:
+        with self._lock:
+            ranking = self._boards.get((competition_id, view))
+            return ranking.top(offset, limit) if ranking else []
+
+    def rank_of(self, competition_id: int, view: str, participant_id: int) -> tuple[int, Entry] | None:
+        with self._lock:
+            ranking = self._boards.get((competition_id, view))
+            return ranking.rank_of(participant_id) if ranking else None
+
+    def counts(self, competition_id: int, view: str, start_cents: int) -> Counts:
+        with self._lock:
+            ranking = self._boards.get((competition_id, view))
+            return ranking.counts(start_cents) if ranking else Counts(0, 0)
+
+    def set_frame(self, competition_id: int, view: str, frame: str) -> None:
+        self._frames[(competition_id, view)] = frame
+
+    def frame(self, competition_id: int, view: str) -> str | None:
+        return self._frames.get((competition_id, view))
+
+    def drop(self, competition_id: int) -> None:
+        with self._lock:
+            for view in (LIVE, FROZEN):
+                self._boards.pop((competition_id, view), None)
+                self._frames.pop((competition_id, view), None)
+
+
+# KEYS: sorted set, hash; ARGV: (participant id, member, score) triples.
+APPLY = """
+for i = 1, #ARGV, 3 do
+  local old = redis.call('hget', KEYS[2], ARGV[i])
+  if old then redis.call('zrem', KEYS[1], old) end
+  redis.call('zadd', KEYS[1], ARGV[i + 2], ARGV[i + 1])
+  redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+return #ARGV / 3
+"""
+# KEYS: sorted set, hash; ARGV: participant id -> {rank from 0, member} or nil.
+RANK_OF = """
+local member = redis.call('hget', KEYS[2], ARGV[1])
+if not member then return nil end
+return {redis.call('zrank', KEYS[1], member), member}
+"""
+APPLY_CHUNK = 1000
+
+
+class RedisBoards:
+    """A sorted set and a companion hash per competition and view (see the module docstring)."""
+
+    def __init__(self, redis):
+        self.redis = redis
+        self._apply = redis.register_script(APPLY)
+        self._rank_of = redis.register_script(RANK_OF)
+
+    @staticmethod
+    def _keys(competition_id: int, view: str) -> tuple[str, str, str, str]:
+        base = f"edutradex:board:{competition_id}:{view}"
+        return f"{base}:rank", f"{base}:member", f"{base}:built", f"{base}:frame"
+
+    @staticmethod
+    def member(entry: Entry) -> str:
+        return f"{entry.at_ms:015d}:{entry.participant_id:010d}"
+
+    @staticmethod
+    def _entry(member: bytes | str, score: float) -> Entry:
+        text = member.decode() if isinstance(member, bytes) else member
+        at, pid = text.split(":")
+        return Entry(int(pid), -int(score), int(at))
+
+    def exists(self, competition_id: int, view: str) -> bool:
+        return bool(self.redis.exists(self._keys(competition_id, view)[2]))
+
+    def replace(self, competition_id: int, view: str, entries: list[Entry]) -> None:
+        ranks, members, built, _ = self._keys(competition_id, view)
+        pipe = self.redis.pipeline(transaction=True)  # readers never see half a board
+        pipe.delete(ranks, members)
+        for start in range(0, len(entries), APPLY_CHUNK):
+            chunk = entries[start:start + APPLY_CHUNK]
+            pipe.zadd(ranks, {self.member(e): -e.cents for e in chunk})
+            pipe.hset(members, mapping={e.participant_id: self.member(e) for e in chunk})
+        pipe.set(built, 1)
+        pipe.execute()
+
+    def apply(self, competition_id: int, view: str, entries: list[Entry]) -> None:
+        ranks, members, _, _ = self._keys(competition_id, view)
+        for start in range(0, len(entries), APPLY_CHUNK):
+            args: list = []
+            for e in entries[start:start + APPLY_CHUNK]:
+                args += [e.participant_id, self.member(e), -e.cents]
+            self._apply(keys=[ranks, members], args=args)
+
+    def top(self, competition_id: int, view: str, offset: int, limit: int) -> list[Entry]:
+        ranks = self._keys(competition_id, view)[0]
+        rows = self.redis.zrange(ranks, offset, offset + limit - 1, withscores=True)
+        return [self._entry(member, score) for member, score in rows]
+
+    def rank_of(self, competition_id: int, view: str, participant_id: int) -> tuple[int, Entry] | None:
+        ranks, members, _, _ = self._keys(competition_id, view)
+        found = self._rank_of(keys=[ranks, members], args=[participant_id])
+        if not found:
+            return None
+        rank, member = found
+        at, _ = (member.decode() if isinstance(member, bytes) else member).split(":")
+        score = self.redis.zscore(ranks, member)
+        return int(rank) + 1, Entry(participant_id, -int(score), int(at))
+
+    def counts(self, competition_id: int, view: str, start_cents: int) -> Counts:
+        ranks = self._keys(competition_id, view)[0]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(ranks)
+        pipe.zcount(ranks, "-inf", -start_cents - 1)
+        total, above = pipe.execute()
+        return Counts(int(total), int(above))
+
+    def set_frame(self, competition_id: int, view: str, frame: str) -> None:
+        self.redis.set(self._keys(competition_id, view)[3], frame)
+
+    def frame(self, competition_id: int, view: str) -> str | None:
+        raw = self.redis.get(self._keys(competition_id, view)[3])
+        return raw.decode() if raw is not None else None
+
+    def drop(self, competition_id: int) -> None:
+        self.redis.delete(*self._keys(competition_id, LIVE), *self._keys(competition_id, FROZEN))
+
+
+def boards(app: Flask | None = None):
+    """This app's shared boards (Redis when REDIS_URL is set)."""
+    app = app or current_app
+    store = app.extensions.get("leaderboards")
+    if store is None:
+        if app.config["REDIS_URL"]:
+            from redis import Redis
+
+            store = RedisBoards(Redis.from_url(app.config["REDIS_URL"]))
+        else:
+            store = MemoryBoards()
+        app.extensions["leaderboards"] = store
+    return store
+
+
+# ---- reading (web processes) ------------------------------------------------------------
+
+def public_view(competition: Competition) -> str:
+    """What the public sees of a live competition: the snapshot once the freeze began."""
+    return FROZEN if competition.frozen_at is not None else LIVE
+
+
+def top(competition_id: int, offset: int, limit: int, view: str = LIVE) -> list[Entry]:
+    return boards().top(competition_id, view, offset, limit)
+
+
+def rank_of(competition_id: int, participant_id: int, view: str = LIVE) -> tuple[int, Entry] | None:
+    return boards().rank_of(competition_id, view, participant_id)
+
+
+def counts(competition_id: int, starting_capital: Decimal, view: str = LIVE) -> Counts:
+    return boards().counts(competition_id, view, to_cents(starting_capital))
+
+
+def frame(competition_id: int, view: str = LIVE) -> dict | None:
+    raw = boards().frame(competition_id, view)
+    return json.loads(raw) if raw else None
+
+
+# ---- the authority: noting equity, re-ranking once a second -----------------------------
+
+class Publisher:
+    """The authority's side, in one process: each live competition's ranking as of the last
+    publish, the equities noted since, and what each participant was last sent."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rankings: dict[int, Ranking] = {}
+        self.users: dict[int, dict[int, int]] = {}  # competition -> participant -> user
+        self.pending: dict[int, dict[int, tuple[int, int]]] = {}  # competition -> participant -> (cents, at)
+        self.last_rank: dict[int, dict[int, int]] = {}
+        self.move: dict[int, dict[int, int]] = {}  # the last rank change: + up, - down
+        self.sent: dict[int, dict[int, tuple[int, int]]] = {}  # (rank, cents) last sent to the user
+        self.frozen_ranks: dict[int, dict[int, int]] = {}
+
+    def forget(self, competition_id: int) -> None:
+        for table in (self.rankings, self.users, self.pending, self.last_rank, self.move, self.sent,
+                      self.frozen_ranks):
+            table.pop(competition_id, None)
+
+
+def publisher(app: Flask | None = None) -> Publisher:
+    app = app or current_app
+    return app.extensions.setdefault("leaderboard_publisher", Publisher())
+
+
+def _start_ms(competition: Competition) -> int:
+    return ms(competition.started_at or competition.start_at)
+
+
+def _rows(competition: Competition, frozen: bool) -> tuple[list[Entry], dict[int, int]]:
+    """The ranked participants from the database: active, not disqualified."""
+    p = Participant
+    equity, at = (p.frozen_equity, p.frozen_equity_at_ms) if frozen else (p.equity, p.equity_at_ms)
+    rows = db.session.execute(select(p.id, p.user_id, equity, at).where(
+        p.competition_id == competition.id, p.status == ParticipantStatus.ACTIVE.value, p.disqualified.is_(False),
+        equity.is_not(None))).all()
+    start = _start_ms(competition)
+    entries = [Entry(pid, to_cents(value), reached if reached is not None else start) for pid, _, value, reached in rows]
+    return entries, {pid: uid for pid, uid, _, _ in rows}
+
+
+def rebuild(competition_id: int) -> None:
+    """Build the competition's boards again from the database (live, and frozen if the
+    freeze began); the authority's ranking too, dropping what it had not yet published."""
+    competition = db.session.get(Competition, competition_id)
+    entries, users = _rows(competition, frozen=False)
+    pub = publisher()
+    with pub.lock:
+        pub.rankings[competition_id] = Ranking(entries)
+        pub.users[competition_id] = users
+        pub.pending[competition_id] = {}
+    boards().replace(competition_id, LIVE, entries)
+    if competition.frozen_at is not None:
+        boards().replace(competition_id, FROZEN, _rows(competition, frozen=True)[0])
+
+
+def _load(competition_id: int) -> Ranking:
+    pub = publisher()
+    ranking = pub.rankings.get(competition_id)
+    if ranking is None:
+        competition = db.session.get(Competition, competition_id)
+        entries, users = _rows(competition, frozen=False)
+        ranking = pub.rankings.setdefault(competition_id, Ranking(entries))
+        pub.users.setdefault(competition_id, users)
+        pub.pending.setdefault(competition_id, {})
+    return ranking
+
+
+def note_equity(competition_id: int, updates: Iterable[tuple[int, Decimal, int]]) -> None:
+    """The engine's call: (participant id, equity, at ms) for accounts it re-valued. The reach
+    time is recorded only when the equity changes; ranking waits for the next publish."""
+    pub = publisher()
+    with pub.lock:
+        ranking = _load(competition_id)
+        pending = pub.pending[competition_id]
+        for participant_id, equity, at_ms in updates:
+            cents = to_cents(equity)
+            noted = pending.get(participant_id)
+            if noted is None:
+                if ranking.cents_of(participant_id) in (cents, None):  # unchanged, or not ranked
+                    continue
+                pending[participant_id] = (cents, at_ms)
+            elif noted[0] != cents:
+                pending[participant_id] = (cents, at_ms)
+
+
+def _persist(changed: list[Entry]) -> None:
+    if not changed:
+        return
+    table = Participant.__table__
+    db.session.execute(
+        update(table).where(table.c.id == bindparam("pid"))
+        .values(equity=bindparam("value"), equity_at_ms=bindparam("at")),
+        [{"pid": e.participant_id, "value": e.equity, "at": e.at_ms} for e in changed])
+
+
+def _freeze(competition: Competition, now: datetime) -> bool:
+    """Take the snapshot once, when the freeze window begins."""
+    if not competition.freeze_minutes or competition.frozen_at is not None:
+        return False
+    if now < competition.end_at - timedelta(minutes=competition.freeze_minutes):
+        return False
+    taken = db.session.execute(update(Competition).where(Competition.id == competition.id,
+                                                         Competition.frozen_at.is_(None))
+                               .values(frozen_at=now)).rowcount
+    if taken:
+        db.session.execute(update(Participant).where(Participant.competition_id == competition.id)
+                           .values(frozen_equity=Participant.equity, frozen_equity_at_ms=Participant.equity_at_ms))
+    return bool(taken)
+
+
+def _details(competition: Competition, ids: list[int], now: datetime) -> dict[int, dict]:
+    """Name, trades, return and win rate of the participants a frame shows."""
+    from ..auth.models import User
+
+    if not ids:
+        return {}
+    p = Participant
+    rows = db.session.execute(select(p.id, User.name, p.trades_count, p.topped_up, p.topped_up_cent_seconds)
+                              .join(User, User.id == p.user_id).where(p.id.in_(ids))).all()
+    closed = db.session.execute(
+        select(CfdPosition.participant_id, func.count(), func.sum(case((CfdPosition.realized_pnl > 0, 1), else_=0)))
+        .where(CfdPosition.participant_id.in_(ids), CfdPosition.status == PositionStatus.CLOSED.value)
+        .group_by(CfdPosition.participant_id)).all()
+    wins = {pid: win_rate(won, total) for pid, total, won in closed}
+    elapsed = max(0, int((now - (competition.started_at or competition.start_at)).total_seconds()))
+    return {pid: {"name": name, "trades": trades, "topped_up": topped, "cent_seconds": cent_seconds,
+                  "win_rate": wins.get(pid),
+                  "elapsed": elapsed}
+            for pid, name, trades, topped, cent_seconds in rows}
+
+
+def win_rate(won: int, closed: int) -> str | None:
+    """Percent of closed positions that made money; None before the first close."""
+    if not closed:
+        return None
+    return str((Decimal(int(won)) * 100 / closed).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
+
+
+def build_frame(competition: Competition, view: str, entries: list[Entry], moves: dict[int, int], counts_: Counts,
+                now: datetime) -> dict:
+    details = _details(competition, [e.participant_id for e in entries], now)
+    rows = []
+    for rank, entry in enumerate(entries, start=1):
+        info = details.get(entry.participant_id, {})
+        rows.append({
+            "rank": rank, "participant_id": entry.participant_id, "name": info.get("name", "?"),
+            "equity": f"{entry.equity:.2f}", "move": moves.get(entry.participant_id, 0),
+            "return_percent": str(return_percent(entry.equity, competition.starting_capital,
+                                                 info.get("topped_up", Decimal("0.00")),
+                                                 info.get("cent_seconds", 0), info.get("elapsed", 0))),
+            "trades": info.get("trades", 0), "win_rate": info.get("win_rate"),
+        })
+    return {"id": competition.id, "view": view, "at": now.isoformat(),
+            "counts": {"participants": counts_.participants, "above_start": counts_.above_start}, "rows": rows}
+
+
+def _ranks_and_moves(pub: Publisher, competition_id: int, ranking: Ranking) -> dict[int, int]:
+    last = pub.last_rank.setdefault(competition_id, {})
+    move = pub.move.setdefault(competition_id, {})
+    ranks = {}
+    for rank, entry in enumerate(ranking.entries(), start=1):
+        pid = entry.participant_id
+        ranks[pid] = rank
+        before = last.get(pid)
+        if before is not None and before != rank:
+            move[pid] = before - rank
+        last[pid] = rank
+    return ranks
+
+
+def publish_competition(competition: Competition, now: datetime) -> dict:
+    """One re-rank of one live competition (see the module docstring). Returns the public frame."""
+    pub = publisher()
+    store = boards()
+    with pub.lock:
+        ranking = _load(competition.id)
+        noted, pub.pending[competition.id] = pub.pending[competition.id], {}
+        changed = [Entry(pid, cents, at) for pid, (cents, at) in noted.items()]
+        for entry in changed:
+            ranking.put(entry)
+        ranks = _ranks_and_moves(pub, competition.id, ranking)
+        entries_top = ranking.top(0, FRAME_SIZE)
+        live_counts = ranking.counts(to_cents(competition.starting_capital))
+        moves = dict(pub.move.get(competition.id, {}))
+        users = dict(pub.users.get(competition.id, {}))
+    _persist(changed)
+    froze = _freeze(competition, now)
+    db.session.commit()  # the database first: a board rebuilt from it is the one published
+    if not store.exists(competition.id, LIVE):
+        store.replace(competition.id, LIVE, ranking_entries(competition.id))
+    elif changed:
+        store.apply(competition.id, LIVE, changed)
+    if competition.frozen_at is not None and (froze or not store.exists(competition.id, FROZEN)):
+        frozen_entries = _rows(competition, frozen=True)[0]
+        store.replace(competition.id, FROZEN, frozen_entries)
+        with pub.lock:
+            pub.frozen_ranks[competition.id] = {e.participant_id: rank for rank, e in
+                                                enumerate(Ranking(frozen_entries).entries(), start=1)}
+        frozen_top = store.top(competition.id, FROZEN, 0, FRAME_SIZE)
+        frozen_counts = store.counts(competition.id, FROZEN, to_cents(competition.starting_capital))
+        store.set_frame(competition.id, FROZEN, json.dumps(
+            build_frame(competition, FROZEN, frozen_top, {}, frozen_counts, now)))
+    live_frame = build_frame(competition, LIVE, entries_top, moves, live_counts, now)
+    store.set_frame(competition.id, LIVE, json.dumps(live_frame))
+    db.session.rollback()  # end the reading transaction
+    public = live_frame if competition.frozen_at is None else frame(competition.id, FROZEN)
+    if competition.frozen_at is None:
+        _emit("leaderboard", live_frame, competition_room(competition.id))
+    _send_own(pub, competition, ranks, users, ranking)
+    return public
+
+
+def ranking_entries(competition_id: int) -> list[Entry]:
+    pub = publisher()
+    with pub.lock:
+        return pub.rankings[competition_id].entries()
+
+
+def _send_own(pub: Publisher, competition: Competition, ranks: dict[int, int], users: dict[int, int],
+              ranking: Ranking) -> None:
+    """Each participant's own rank and live equity, when either moved. During the freeze the
+    rank is the frozen one (the live rank would tell others' moves); the equity stays live."""
+    from ..core.events import user_room
+
+    frozen = competition.frozen_at is not None
+    if frozen and competition.id not in pub.frozen_ranks:  # this process started during the freeze
+        entries = _rows(competition, frozen=True)[0]
+        pub.frozen_ranks[competition.id] = {e.participant_id: rank for rank, e in
+                                            enumerate(Ranking(entries).entries(), start=1)}
+    frozen_ranks = pub.frozen_ranks.get(competition.id, {})
+    sent = pub.sent.setdefault(competition.id, {})
+    for pid, rank in ranks.items():
+        cents = ranking.cents_of(pid)
+        shown = frozen_ranks.get(pid) if frozen else rank
+        if sent.get(pid) == (shown, cents) or pid not in users:
+            continue
+        sent[pid] = (shown, cents)
+        _emit("leaderboard_me", {"id": competition.id, "rank": shown, "frozen": frozen, "of": len(ranks),
+                                 "equity": f"{Decimal(cents).scaleb(-2):.2f}"}, user_room(users[pid]))
+
+
+def _emit(event: str, payload: dict, room: str) -> None:
+    try:
+        socketio.emit(event, payload, to=room)
+    except Exception:
+        log.exception("could not emit %s to %s", event, room)
+
+
+def publish_boards(app: Flask, now: datetime | None = None) -> int:
+    """Re-rank every live competition once (the price authority calls this each second).
+    Returns how many were published."""
+    now = now or utcnow()
+    done = 0
+    with app.app_context():
+        try:
+            live = list(db.session.scalars(select(Competition).where(
+                Competition.status == CompetitionStatus.LIVE.value)))
+            pub = publisher()
+            for stale in set(pub.rankings) - {c.id for c in live}:  # ended or cancelled
+                with pub.lock:
+                    pub.forget(stale)
+            for competition in live:
+                try:
+                    publish_competition(competition, now)
+                    done += 1
+                except Exception:
+                    db.session.rollback()
+                    log.exception("could not publish the board of competition %s", competition.id)
+        finally:
+            db.session.remove()
+    return done
+
+
+def board_publisher(app: Flask) -> None:
+    """The background service: publish every second (the lead may instead call
+    publish_boards from the engine's tick loop; see app.extensions['board_publishers'])."""
+    stop = app.extensions.get("board_publisher_stop")  # an Event, set to stop the loop (tests)
+    while stop is None or not stop.is_set():
+        publish_boards(app)
+        socketio.sleep(PUBLISH_SECONDS)
