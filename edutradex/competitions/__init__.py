@@ -11,7 +11,7 @@ bp = Blueprint("competitions", __name__, url_prefix="/competitions")
 
 
 def init_app(app: Flask) -> None:
-    from . import models, views  # noqa: F401 - the tables, the pages
+    from . import board_views, models, views  # noqa: F401 - the tables, the pages
     from .leaderboard import board_publisher, publish_boards
     from .lifecycle import competition_clock
     from .verify import check_prize_pools

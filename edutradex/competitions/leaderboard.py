@@ -465,10 +465,12 @@ def win_rate(won: int, closed: int) -> str | None:
 
 
 def build_frame(competition: Competition, view: str, entries: list[Entry], moves: dict[int, int], counts_: Counts,
-                now: datetime) -> dict:
+                now: datetime, first_rank: int = 1) -> dict:
+    """The public rows of a board: built once per publish for the top 100 (the frame), or
+    for a page further down by the page itself. Nothing in it depends on who reads it."""
     details = _details(competition, [e.participant_id for e in entries], now)
     rows = []
-    for rank, entry in enumerate(entries, start=1):
+    for rank, entry in enumerate(entries, start=first_rank):
         info = details.get(entry.participant_id, {})
         rows.append({
             "rank": rank, "participant_id": entry.participant_id, "name": info.get("name", "?"),

@@ -30,10 +30,12 @@ def live_competition(n: int, *, ends_in: timedelta = timedelta(hours=1), **overr
 
 
 def login(client, user_id: int) -> None:
-    """Log the client in as this user, through the real form."""
+    """Log the client in as this user, through the real form. Call it outside an app
+    context: requests made inside one share its `g`, and so the logged-in user."""
     from edutradex.auth.models import User
     from tests.factories import PASSWORD
     from tests.support.web import AuthActions
 
-    email = db.session.get(User, user_id).email
+    with client.application.app_context():
+        email = db.session.get(User, user_id).email
     assert AuthActions(client).login(email, PASSWORD).status_code == 302

@@ -134,7 +134,7 @@ def test_one_frame_per_publish_to_the_room_and_each_participant_their_own(app):
     with app.app_context():
         cid, people = live_competition(2)
         (a, user_a), (b, _) = people
-        login(flask_client, user_a)
+    login(flask_client, user_a)
     watcher = socketio.test_client(app, flask_test_client=flask_client)
     assert watcher.emit("competition_watch", {"id": cid}, callback=True)["id"] == cid
     with app.app_context():
