@@ -2,12 +2,14 @@
 
 Who writes, who reads:
 - The price authority (the CFD engine) calls ``note_equity(competition_id, updates)`` as it
-  re-values accounts: a dict write per update, nothing re-ranked. ``publish_boards(app)``,
-  run once a second (``board_publisher`` is the background service), re-ranks each live
-  competition: it writes the changed equities and reach times to the database (the truth),
-  then to the shared board, builds one ``leaderboard`` frame (top 100 plus counts) for
-  room ``competition:<id>``, and sends each participant whose rank or equity moved their own
-  ``leaderboard_me`` frame over ``user:<id>``.
+  re-values accounts: a comparison and a dict write per update, nothing re-ranked.
+  ``publish_boards(app)``, run once a second (``board_publisher`` is the background
+  service), re-ranks each live competition in memory, writes the changes to the shared
+  board, builds one ``leaderboard`` frame (top 100 plus counts) for room
+  ``competition:<id>``, and sends each participant whose rank or equity moved their own
+  ``leaderboard_me`` frame over ``user:<id>``. Every LEADERBOARD_PERSIST_SECONDS it writes
+  the changed equities and reach times to the participants' rows (the truth), 1,000 rows a
+  transaction, and always before the freeze snapshot.
 - Web processes read the shared board: ``top``, ``rank_of``, ``counts``, ``frame``.
 
 The shared board is a Redis sorted set per competition when REDIS_URL is set, the same
@@ -17,8 +19,10 @@ interface in process otherwise (the embedded default). In Redis:
 - the member is ``<reach time ms, 15 digits>:<participant id, 10 digits>``: Redis orders
   equal scores by member, so equal equity ranks by reach time, then by participant id,
   never by a name; a companion hash maps participant id -> current member.
-The database is the truth: if Redis loses a board (flushed, restarted), the next publish
-rebuilds it from the participants' rows, identical, within a second.
+The database is the truth, the authority's memory at most LEADERBOARD_PERSIST_SECONDS
+ahead of it: if Redis loses a board (flushed, restarted), the next publish writes it again
+from the authority's ranking, identical, within a second; an authority that restarts loads
+the participants' rows (``rebuild``), and the engine's next valuations bring them up to date.
 
 The freeze (``Competition.freeze_minutes``): when it begins, the first publish copies each
 participant's equity and reach time to ``frozen_equity`` / ``frozen_equity_at_ms`` (once,
@@ -39,7 +43,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from flask import Flask, current_app
 from sortedcontainers import SortedList
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import bindparam, case, func, select, text, update
 
 from ..extensions import db, socketio
 from ..types import utcnow
@@ -53,6 +57,7 @@ LIVE, FROZEN = "live", "frozen"
 FRAME_SIZE = 100
 EXACT_LIMIT = 2 ** 53
 PUBLISH_SECONDS = 1.0
+INLINE_MAX = 200  # own frames sent inline; more go out from a background task
 
 
 class InexactEquity(ValueError):
@@ -68,6 +73,12 @@ def to_cents(equity: Decimal) -> int:
     if abs(value) >= EXACT_LIMIT:
         raise InexactEquity(f"equity {equity} is too large for an exact score")
     return value
+
+
+def cents_text(cents: int) -> str:
+    """12345 -> "123.45", -5 -> "-0.05" (as f"{Decimal:.2f}" would, without the Decimal)."""
+    sign, value = ("-", -cents) if cents < 0 else ("", cents)
+    return f"{sign}{value // 100}.{value % 100:02d}"
 
 
 def ms(moment: datetime) -> int:
@@ -113,6 +124,17 @@ class Ranking:
         self._by_id[entry.participant_id] = key
         self._keys.add(key)
 
+    def put_many(self, entries: list[Entry]) -> None:
+        """Many at once: when a good part of the board moved (every tick moves most
+        accounts), sorting it again (C's sort) is cheaper than moving each entry."""
+        if len(entries) * 8 < len(self._keys):
+            for entry in entries:
+                self.put(entry)
+            return
+        for e in entries:
+            self._by_id[e.participant_id] = (-e.cents, e.at_ms, e.participant_id)
+        self._keys = SortedList(self._by_id.values())
+
     def remove(self, participant_id: int) -> None:
         old = self._by_id.pop(participant_id, None)
         if old is not None:
@@ -132,6 +154,10 @@ class Ranking:
 
     def entries(self) -> list[Entry]:
         return [Entry(pid, -neg, at) for neg, at, pid in self._keys]
+
+    def ids(self) -> list[int]:
+        """Participant ids, best first."""
+        return [key[2] for key in self._keys]
 
 
 # ---- the shared boards ------------------------------------------------------------------
@@ -154,9 +180,7 @@ class MemoryBoards:
 
     def apply(self, competition_id: int, view: str, entries: list[Entry]) -> None:
         with self._lock:
-            ranking = self._boards[(competition_id, view)]
-            for entry in entries:
-                ranking.put(entry)
+            self._boards[(competition_id, view)].put_many(entries)
 
     def top(self, competition_id: int, view: str, offset: int, limit: int) -> list[Entry]:
         with self._lock:
@@ -196,11 +220,11 @@ for i = 1, #ARGV, 3 do
 end
 return #ARGV / 3
 """
-# KEYS: sorted set, hash; ARGV: participant id -> {rank from 0, member} or nil.
+# KEYS: sorted set, hash; ARGV: participant id -> {rank from 0, member, score} or nil.
 RANK_OF = """
 local member = redis.call('hget', KEYS[2], ARGV[1])
 if not member then return nil end
-return {redis.call('zrank', KEYS[1], member), member}
+return {redis.call('zrank', KEYS[1], member), member, redis.call('zscore', KEYS[1], member)}
 """
 APPLY_CHUNK = 1000
 
@@ -260,9 +284,8 @@ class RedisBoards:
         found = self._rank_of(keys=[ranks, members], args=[participant_id])
         if not found:
             return None
-        rank, member = found
+        rank, member, score = found
         at, _ = (member.decode() if isinstance(member, bytes) else member).split(":")
-        score = self.redis.zscore(ranks, member)
         return int(rank) + 1, Entry(participant_id, -int(score), int(at))
 
     def counts(self, competition_id: int, view: str, start_cents: int) -> Counts:
@@ -333,15 +356,19 @@ class Publisher:
         self.lock = threading.Lock()
         self.rankings: dict[int, Ranking] = {}
         self.users: dict[int, dict[int, int]] = {}  # competition -> participant -> user
-        self.pending: dict[int, dict[int, tuple[int, int]]] = {}  # competition -> participant -> (cents, at)
+        self.equities: dict[int, dict[int, Decimal]] = {}  # competition -> participant -> equity published
+        self.pending: dict[int, dict[int, tuple[Decimal, int]]] = {}  # competition -> participant -> (equity, at)
+        self.sending: set[int] = set()  # competitions whose own frames are still going out
+        self.unsaved: dict[int, dict[int, Entry]] = {}  # changed since the last database write
+        self.saved_at: dict[int, float] = {}
         self.last_rank: dict[int, dict[int, int]] = {}
         self.move: dict[int, dict[int, int]] = {}  # the last rank change: + up, - down
         self.sent: dict[int, dict[int, tuple[int, int]]] = {}  # (rank, cents) last sent to the user
         self.frozen_ranks: dict[int, dict[int, int]] = {}
 
     def forget(self, competition_id: int) -> None:
-        for table in (self.rankings, self.users, self.pending, self.last_rank, self.move, self.sent,
-                      self.frozen_ranks):
+        for table in (self.rankings, self.users, self.equities, self.pending, self.last_rank, self.move,
+                      self.sent, self.frozen_ranks, self.unsaved, self.saved_at):
             table.pop(competition_id, None)
 
 
@@ -369,12 +396,16 @@ def _rows(competition: Competition, frozen: bool) -> tuple[list[Entry], dict[int
 def rebuild(competition_id: int) -> None:
     """Build the competition's boards again from the database (live, and frozen if the
     freeze began); the authority's ranking too, dropping what it had not yet published."""
+    pub = publisher()
+    with pub.lock:
+        unsaved = list(pub.unsaved.pop(competition_id, {}).values())
+    _persist(unsaved)
     competition = db.session.get(Competition, competition_id)
     entries, users = _rows(competition, frozen=False)
-    pub = publisher()
     with pub.lock:
         pub.rankings[competition_id] = Ranking(entries)
         pub.users[competition_id] = users
+        pub.equities[competition_id] = {e.participant_id: e.equity for e in entries}
         pub.pending[competition_id] = {}
     boards().replace(competition_id, LIVE, entries)
     if competition.frozen_at is not None:
@@ -389,6 +420,7 @@ def _load(competition_id: int) -> Ranking:
         entries, users = _rows(competition, frozen=False)
         ranking = pub.rankings.setdefault(competition_id, Ranking(entries))
         pub.users.setdefault(competition_id, users)
+        pub.equities.setdefault(competition_id, {e.participant_id: e.equity for e in entries})
         pub.pending.setdefault(competition_id, {})
     return ranking
 
@@ -398,35 +430,70 @@ def note_equity(competition_id: int, updates: Iterable[tuple[int, Decimal, int]]
     time is recorded only when the equity changes; ranking waits for the next publish."""
     pub = publisher()
     with pub.lock:
-        ranking = _load(competition_id)
-        pending = pub.pending[competition_id]
-        for participant_id, equity, at_ms in updates:
-            cents = to_cents(equity)
+        _load(competition_id)
+        published, pending = pub.equities[competition_id], pub.pending[competition_id]
+        for participant_id, equity, at_ms in updates:  # a Decimal comparison and a dict write: no ranking here
             noted = pending.get(participant_id)
             if noted is None:
-                if ranking.cents_of(participant_id) in (cents, None):  # unchanged, or not ranked
+                before = published.get(participant_id)
+                if before is None or before == equity:  # not ranked, or unchanged
                     continue
-                pending[participant_id] = (cents, at_ms)
-            elif noted[0] != cents:
-                pending[participant_id] = (cents, at_ms)
+                pending[participant_id] = (equity, at_ms)
+            elif noted[0] != equity:
+                pending[participant_id] = (equity, at_ms)
+
+
+PERSIST_CHUNK = 1000
+# Three arrays, unnested side by side; only while the competition is live (the end writes
+# the final equities; a late save must not overwrite them).
+PERSIST_PG = text(
+    "UPDATE competition_participants AS p SET equity = v.equity, equity_at_ms = v.at "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:equities AS numeric[]), CAST(:ats AS bigint[])) AS v(id, equity, at) "
+    "WHERE p.id = v.id AND p.competition_id IN (SELECT id FROM competitions WHERE status = 'LIVE')")
+
+
+def _persist_seconds() -> float:
+    return current_app.config.get("LEADERBOARD_PERSIST_SECONDS", 5.0)
 
 
 def _persist(changed: list[Entry]) -> None:
-    if not changed:
-        return
+    """The changed equities and reach times, PERSIST_CHUNK rows a transaction: on PostgreSQL
+    one set-based UPDATE each (an executemany is a round trip per row there); on SQLite, in
+    process, an executemany."""
     table = Participant.__table__
-    db.session.execute(
-        update(table).where(table.c.id == bindparam("pid"))
-        .values(equity=bindparam("value"), equity_at_ms=bindparam("at")),
-        [{"pid": e.participant_id, "value": e.equity, "at": e.at_ms} for e in changed])
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    for start in range(0, len(changed), PERSIST_CHUNK):
+        chunk = changed[start:start + PERSIST_CHUNK]
+        if postgres:
+            db.session.execute(PERSIST_PG, {"ids": [e.participant_id for e in chunk],
+                                            "equities": [e.equity for e in chunk], "ats": [e.at_ms for e in chunk]})
+        else:
+            live = select(Competition.id).where(Competition.status == CompetitionStatus.LIVE.value)
+            db.session.execute(update(table).where(table.c.id == bindparam("pid"), table.c.competition_id.in_(live))
+                               .values(equity=bindparam("value"), equity_at_ms=bindparam("at")),
+                               [{"pid": e.participant_id, "value": e.equity, "at": e.at_ms} for e in chunk])
+        db.session.commit()
+
+
+def _exact(competition_id: int, noted: dict[int, tuple[Decimal, int]]) -> list[Entry]:
+    """The noted equities as exact cents; an inexact one is an engine bug: logged, left out."""
+    changed = []
+    for pid, (equity, at) in noted.items():
+        try:
+            changed.append(Entry(pid, to_cents(equity), at))
+        except InexactEquity:
+            log.error("competition %s participant %s: equity %s is not exact cents; not ranked", competition_id,
+                      pid, equity)
+    return changed
+
+
+def _freeze_due(competition: Competition, now: datetime) -> bool:
+    return bool(competition.freeze_minutes) and competition.frozen_at is None and (
+        now >= competition.end_at - timedelta(minutes=competition.freeze_minutes))
 
 
 def _freeze(competition: Competition, now: datetime) -> bool:
-    """Take the snapshot once, when the freeze window begins."""
-    if not competition.freeze_minutes or competition.frozen_at is not None:
-        return False
-    if now < competition.end_at - timedelta(minutes=competition.freeze_minutes):
-        return False
+    """Take the snapshot once, when the freeze window begins (every equity saved just before)."""
     taken = db.session.execute(update(Competition).where(Competition.id == competition.id,
                                                          Competition.frozen_at.is_(None))
                                .values(frozen_at=now)).rowcount
@@ -488,8 +555,7 @@ def _ranks_and_moves(pub: Publisher, competition_id: int, ranking: Ranking) -> d
     last = pub.last_rank.setdefault(competition_id, {})
     move = pub.move.setdefault(competition_id, {})
     ranks = {}
-    for rank, entry in enumerate(ranking.entries(), start=1):
-        pid = entry.participant_id
+    for rank, pid in enumerate(ranking.ids(), start=1):
         ranks[pid] = rank
         before = last.get(pid)
         if before is not None and before != rank:
@@ -505,18 +571,29 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
     with pub.lock:
         ranking = _load(competition.id)
         noted, pub.pending[competition.id] = pub.pending[competition.id], {}
-        changed = [Entry(pid, cents, at) for pid, (cents, at) in noted.items()]
-        for entry in changed:
-            ranking.put(entry)
+        changed = _exact(competition.id, noted)
+        published = pub.equities[competition.id]
+        ranking.put_many(changed)
+        for pid, (equity, _) in noted.items():
+            published[pid] = equity
+        whole = len(changed) * 4 >= len(ranking)
         ranks = _ranks_and_moves(pub, competition.id, ranking)
         entries_top = ranking.top(0, FRAME_SIZE)
         live_counts = ranking.counts(to_cents(competition.starting_capital))
         moves = dict(pub.move.get(competition.id, {}))
         users = dict(pub.users.get(competition.id, {}))
-    _persist(changed)
-    froze = _freeze(competition, now)
-    db.session.commit()  # the database first: a board rebuilt from it is the one published
-    if not store.exists(competition.id, LIVE):
+    with pub.lock:
+        unsaved = pub.unsaved.setdefault(competition.id, {})
+        unsaved.update((e.participant_id, e) for e in changed)
+        freezing = _freeze_due(competition, now)
+        due = freezing or now.timestamp() - pub.saved_at.get(competition.id, 0) >= _persist_seconds()
+        to_save = list(unsaved.values()) if due else []
+        if due:
+            pub.unsaved[competition.id], pub.saved_at[competition.id] = {}, now.timestamp()
+    _persist(to_save)  # commits in chunks: an order waits for a row lock a few ms at most
+    froze = _freeze(competition, now) if freezing else False
+    db.session.commit()
+    if whole or not store.exists(competition.id, LIVE):  # most moved (or Redis lost it): write it whole
         store.replace(competition.id, LIVE, ranking_entries(competition.id))
     elif changed:
         store.apply(competition.id, LIVE, changed)
@@ -557,16 +634,32 @@ def _send_own(pub: Publisher, competition: Competition, ranks: dict[int, int], u
         entries = _rows(competition, frozen=True)[0]
         pub.frozen_ranks[competition.id] = {e.participant_id: rank for rank, e in
                                             enumerate(Ranking(entries).entries(), start=1)}
+    if competition.id in pub.sending:  # last second's are still going out: these wait a second
+        return
     frozen_ranks = pub.frozen_ranks.get(competition.id, {})
     sent = pub.sent.setdefault(competition.id, {})
+    messages = []
     for pid, rank in ranks.items():
         cents = ranking.cents_of(pid)
         shown = frozen_ranks.get(pid) if frozen else rank
         if sent.get(pid) == (shown, cents) or pid not in users:
             continue
         sent[pid] = (shown, cents)
-        _emit("leaderboard_me", {"id": competition.id, "rank": shown, "frozen": frozen, "of": len(ranks),
-                                 "equity": f"{Decimal(cents).scaleb(-2):.2f}"}, user_room(users[pid]))
+        messages.append((user_room(users[pid]), {"id": competition.id, "rank": shown, "frozen": frozen,
+                                                 "of": len(ranks), "equity": cents_text(cents)}))
+    if len(messages) <= INLINE_MAX:
+        _send_all(pub, competition.id, messages)
+    else:  # thousands of emits (one Redis publish each): off the re-rank, one batch at a time
+        pub.sending.add(competition.id)
+        socketio.start_background_task(_send_all, pub, competition.id, messages)
+
+
+def _send_all(pub: Publisher, competition_id: int, messages: list[tuple[str, dict]]) -> None:
+    try:
+        for room, payload in messages:
+            _emit("leaderboard_me", payload, room)
+    finally:
+        pub.sending.discard(competition_id)
 
 
 def _emit(event: str, payload: dict, room: str) -> None:

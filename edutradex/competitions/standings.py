@@ -69,11 +69,14 @@ def participant_return(competition: Competition, participant: Participant, equit
 
 
 def my_row(competition: Competition, participant: Participant, view: str) -> dict:
-    """A trader's own pinned row: their live equity (the database, written each second);
-    the rank as the public board shows it (frozen during a freeze)."""
+    """A trader's own pinned row: their live equity (the live board, re-ranked each second;
+    the database if they are not on it); the rank as the public board shows it (frozen
+    during a freeze: the live rank would tell the others' moves)."""
     found = lb.rank_of(competition.id, participant.id, view)
-    return {"rank": found[0] if found else None, "equity": f"{participant.equity:.2f}",
-            "return_percent": str(participant_return(competition, participant, participant.equity)),
+    live = found if view == lb.LIVE else lb.rank_of(competition.id, participant.id, lb.LIVE)
+    equity = live[1].equity if live else participant.equity
+    return {"rank": found[0] if found else None, "equity": f"{equity:.2f}",
+            "return_percent": str(participant_return(competition, participant, equity)),
             "trades": participant.trades_count, "participant_id": participant.id}
 
 

@@ -10,12 +10,13 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from edutradex.competitions import leaderboard as lb
 from edutradex.competitions.leaderboard import Entry, MemoryBoards, RedisBoards
-from edutradex.competitions.models import Participant
+from edutradex.competitions.models import Competition, Participant
 from edutradex.extensions import db, socketio
+from edutradex.types import utcnow
 from tests.competitions.board_helpers import live_competition, login
 from tests.conftest import build_app
 
@@ -29,6 +30,26 @@ def test_scores_are_exact_integer_cents():
         lb.to_cents(D("1.005"))
     with pytest.raises(lb.InexactEquity):
         lb.to_cents(D(2 ** 53) / 100)
+
+
+def test_moving_a_few_or_most_entries_gives_the_same_order_as_sorting_afresh():
+    import random
+
+    rng = random.Random(7)
+    entries = [Entry(pid, rng.randint(0, 50) * 100, rng.randint(0, 5)) for pid in range(1, 41)]
+    for moved in (1, 3, 30):  # one by one below 1/8 of the board, a fresh sort above
+        ranking = lb.Ranking(entries)
+        changes = [Entry(pid, rng.randint(0, 50) * 100, 10) for pid in rng.sample(range(1, 41), moved)]
+        ranking.put_many(changes)
+        final = {e.participant_id: e for e in entries} | {e.participant_id: e for e in changes}
+        expected = sorted(final.values(), key=lambda e: (-e.cents, e.at_ms, e.participant_id))
+        assert ranking.entries() == expected
+        assert [ranking.rank_of(e.participant_id)[0] for e in expected] == list(range(1, 41))
+
+
+def test_cents_text_matches_decimal_formatting():
+    for cents in (0, 5, -5, 100, -100, 1_234_567, -1_234_567, 2 ** 53 - 1):
+        assert lb.cents_text(cents) == f"{Decimal(cents).scaleb(-2):.2f}"
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -62,7 +83,9 @@ def test_scores_near_the_exact_limit_come_back_exact(store):
     assert [(e.participant_id, e.cents) for e in store.top(1, lb.LIVE, 0, 3)] == [(1, big), (2, big - 1), (3, -big)]
 
 
-def test_reach_time_is_recorded_only_when_the_equity_changes(app):
+def test_reach_time_is_recorded_only_when_the_equity_changes(db_app):
+    app = db_app  # the database write is set-based on PostgreSQL, an executemany on SQLite
+    app.config["LEADERBOARD_PERSIST_SECONDS"] = 0
     with app.app_context():
         cid, people = live_competition(3)
         (a, _), (b, _), (c, _) = people
@@ -82,8 +105,34 @@ def test_reach_time_is_recorded_only_when_the_equity_changes(app):
         assert [e.participant_id for e in lb.top(cid, 0, 2)] == [b, a]
 
 
-def _board(cid):
-    return lb.top(cid, 0, 1000), lb.top(cid, 0, 1000, lb.FROZEN)
+def saved(cid: int) -> dict[int, tuple[Decimal, int | None]]:
+    db.session.expire_all()
+    return {pid: (equity, at) for pid, equity, at in db.session.execute(
+        select(Participant.id, Participant.equity, Participant.equity_at_ms)
+        .where(Participant.competition_id == cid))}
+
+
+def test_the_ranked_equities_reach_the_database_every_few_seconds_and_never_after_the_end(db_app):
+    app = db_app
+    now = utcnow()
+    with app.app_context():
+        cid, people = live_competition(2)
+        (a, _), (b, _) = people
+        lb.publish_boards(app, now)  # the first publish saves (nothing changed yet)
+        lb.note_equity(cid, [(a, D("10100.00"), 1_000)])
+        lb.publish_boards(app, now + timedelta(seconds=1))
+        assert lb.rank_of(cid, a)[0] == 1  # ranked at once
+        assert saved(cid)[a] == (D("10000.00"), None)  # saved later
+        lb.note_equity(cid, [(b, D("10200.00"), 2_000)])
+        lb.publish_boards(app, now + timedelta(seconds=5))
+        assert saved(cid)[a] == (D("10100.00"), 1_000) and saved(cid)[b] == (D("10200.00"), 2_000)
+
+        lb.note_equity(cid, [(a, D("10300.00"), 3_000)])
+        db.session.execute(update(Participant).where(Participant.id == a).values(equity=D("9000.00")))
+        db.session.execute(update(Competition).where(Competition.id == cid).values(status="ENDED"))
+        db.session.commit()
+        lb.publish_competition(db.session.get(Competition, cid), now + timedelta(seconds=10))
+        assert saved(cid)[a][0] == D("9000.00")  # what the end wrote stays
 
 
 def test_a_redis_flush_mid_contest_rebuilds_an_identical_board_within_a_second(tmp_path, redis_url):
