@@ -33,9 +33,11 @@ def leaderboard_page(competition_id: int):
     if competition.status in standings.FINISHED:
         return redirect(url_for("competitions.standings_page", competition_id=competition.id))
     view = _view(competition)
-    board = standings.board_page(competition, view, parse_page(request.args.get("page")))
     me = _me(competition)
-    mine = standings.my_row(competition, me, view) if me is not None and competition.status == S.LIVE.value else None
+    if competition.status != S.LIVE.value:
+        me = None
+    board = standings.board_page(competition, view, parse_page(request.args.get("page")), me.id if me else None)
+    mine = standings.my_row(competition, me, view, board) if me is not None else None
     template = "competitions/_board.html" if _is_htmx() else "competitions/leaderboard.html"
     return render_template(template, c=competition, board=board, mine=mine, live=competition.status == S.LIVE.value,
                            admin_view=current_user.is_admin and competition.frozen_at is not None)

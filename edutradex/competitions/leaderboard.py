@@ -155,6 +155,9 @@ class Ranking:
     def entries(self) -> list[Entry]:
         return [Entry(pid, -neg, at) for neg, at, pid in self._keys]
 
+    def cents_snapshot(self) -> dict[int, int]:
+        return {pid: -key[0] for pid, key in self._by_id.items()}
+
     def ids(self) -> list[int]:
         """Participant ids, best first."""
         return [key[2] for key in self._keys]
@@ -200,6 +203,9 @@ class MemoryBoards:
     def set_frame(self, competition_id: int, view: str, frame: str) -> None:
         self._frames[(competition_id, view)] = frame
 
+    def frame_and_rank(self, competition_id: int, view: str, participant_id: int):
+        return self.frame(competition_id, view), self.rank_of(competition_id, view, participant_id)
+
     def frame(self, competition_id: int, view: str) -> str | None:
         return self._frames.get((competition_id, view))
 
@@ -226,6 +232,26 @@ local member = redis.call('hget', KEYS[2], ARGV[1])
 if not member then return nil end
 return {redis.call('zrank', KEYS[1], member), member, redis.call('zscore', KEYS[1], member)}
 """
+# KEYS: sorted set, hash, built marker; ARGV[1]: "<pid> <member> <score>\n" per entry. One
+# string: packing 40,000 arguments costs the client more than Redis takes to parse this.
+REPLACE = r"""
+redis.call('del', KEYS[1], KEYS[2])
+local zargs, hargs, n = {}, {}, 0
+for pid, member, score in string.gmatch(ARGV[1], '(%d+) (%S+) (%S+)\n') do
+  zargs[#zargs + 1] = score; zargs[#zargs + 1] = member
+  hargs[#hargs + 1] = pid; hargs[#hargs + 1] = member
+  n = n + 1
+  if #zargs >= 2000 then
+    redis.call('zadd', KEYS[1], unpack(zargs)); redis.call('hset', KEYS[2], unpack(hargs))
+    zargs, hargs = {}, {}
+  end
+end
+if #zargs > 0 then
+  redis.call('zadd', KEYS[1], unpack(zargs)); redis.call('hset', KEYS[2], unpack(hargs))
+end
+redis.call('set', KEYS[3], 1)
+return n
+"""
 APPLY_CHUNK = 1000
 
 
@@ -236,6 +262,7 @@ class RedisBoards:
         self.redis = redis
         self._apply = redis.register_script(APPLY)
         self._rank_of = redis.register_script(RANK_OF)
+        self._replace = redis.register_script(REPLACE)
 
     @staticmethod
     def _keys(competition_id: int, view: str) -> tuple[str, str, str, str]:
@@ -257,14 +284,8 @@ class RedisBoards:
 
     def replace(self, competition_id: int, view: str, entries: list[Entry]) -> None:
         ranks, members, built, _ = self._keys(competition_id, view)
-        pipe = self.redis.pipeline(transaction=True)  # readers never see half a board
-        pipe.delete(ranks, members)
-        for start in range(0, len(entries), APPLY_CHUNK):
-            chunk = entries[start:start + APPLY_CHUNK]
-            pipe.zadd(ranks, {self.member(e): -e.cents for e in chunk})
-            pipe.hset(members, mapping={e.participant_id: self.member(e) for e in chunk})
-        pipe.set(built, 1)
-        pipe.execute()
+        payload = "".join(f"{e.participant_id} {e.at_ms:015d}:{e.participant_id:010d} {-e.cents}\n" for e in entries)
+        self._replace(keys=[ranks, members, built], args=[payload])  # a script: readers never see half a board
 
     def apply(self, competition_id: int, view: str, entries: list[Entry]) -> None:
         ranks, members, _, _ = self._keys(competition_id, view)
@@ -281,7 +302,19 @@ class RedisBoards:
 
     def rank_of(self, competition_id: int, view: str, participant_id: int) -> tuple[int, Entry] | None:
         ranks, members, _, _ = self._keys(competition_id, view)
-        found = self._rank_of(keys=[ranks, members], args=[participant_id])
+        return self._ranked(participant_id, self._rank_of(keys=[ranks, members], args=[participant_id]))
+
+    def frame_and_rank(self, competition_id: int, view: str, participant_id: int):
+        """The top 100 frame and one participant's rank in one round trip (the board page)."""
+        ranks, members, _, frame_key = self._keys(competition_id, view)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(frame_key)
+        self._rank_of(keys=[ranks, members], args=[participant_id], client=pipe)
+        raw, found = pipe.execute()
+        return (raw.decode() if raw is not None else None), self._ranked(participant_id, found)
+
+    @staticmethod
+    def _ranked(participant_id: int, found) -> tuple[int, Entry] | None:
         if not found:
             return None
         rank, member, score = found
@@ -344,6 +377,13 @@ def counts(competition_id: int, starting_capital: Decimal, view: str = LIVE) -> 
 def frame(competition_id: int, view: str = LIVE) -> dict | None:
     raw = boards().frame(competition_id, view)
     return json.loads(raw) if raw else None
+
+
+def frame_and_rank(competition_id: int, participant_id: int, view: str = LIVE) -> tuple[dict | None,
+                                                                                      tuple[int, Entry] | None]:
+    """The top-100 frame and a participant's rank, together (one Redis round trip)."""
+    raw, found = boards().frame_and_rank(competition_id, view, participant_id)
+    return (json.loads(raw) if raw else None), found
 
 
 # ---- the authority: noting equity, re-ranking once a second -----------------------------
@@ -626,38 +666,39 @@ def ranking_entries(competition_id: int) -> list[Entry]:
 def _send_own(pub: Publisher, competition: Competition, ranks: dict[int, int], users: dict[int, int],
               ranking: Ranking) -> None:
     """Each participant's own rank and live equity, when either moved. During the freeze the
-    rank is the frozen one (the live rank would tell others' moves); the equity stays live."""
-    from ..core.events import user_room
-
+    rank is the frozen one (the live rank would tell others' moves); the equity stays live.
+    Beyond INLINE_MAX participants they are built and sent by a background task, one batch
+    at a time: while one is going out, the next re-ranks skip theirs (the latest wins)."""
     frozen = competition.frozen_at is not None
     if frozen and competition.id not in pub.frozen_ranks:  # this process started during the freeze
         entries = _rows(competition, frozen=True)[0]
         pub.frozen_ranks[competition.id] = {e.participant_id: rank for rank, e in
                                             enumerate(Ranking(entries).entries(), start=1)}
-    if competition.id in pub.sending:  # last second's are still going out: these wait a second
+    if competition.id in pub.sending:
         return
-    frozen_ranks = pub.frozen_ranks.get(competition.id, {})
-    sent = pub.sent.setdefault(competition.id, {})
-    messages = []
-    for pid, rank in ranks.items():
-        cents = ranking.cents_of(pid)
-        shown = frozen_ranks.get(pid) if frozen else rank
-        if sent.get(pid) == (shown, cents) or pid not in users:
-            continue
-        sent[pid] = (shown, cents)
-        messages.append((user_room(users[pid]), {"id": competition.id, "rank": shown, "frozen": frozen,
-                                                 "of": len(ranks), "equity": cents_text(cents)}))
-    if len(messages) <= INLINE_MAX:
-        _send_all(pub, competition.id, messages)
-    else:  # thousands of emits (one Redis publish each): off the re-rank, one batch at a time
+    batch = (competition.id, frozen, pub.frozen_ranks.get(competition.id, {}), ranks, users,
+             {pid: ranking.cents_of(pid) for pid in ranks} if len(ranks) <= INLINE_MAX else ranking.cents_snapshot())
+    if len(ranks) <= INLINE_MAX:
+        _send_batch(pub, *batch)
+    else:
         pub.sending.add(competition.id)
-        socketio.start_background_task(_send_all, pub, competition.id, messages)
+        socketio.start_background_task(_send_batch, pub, *batch)
 
 
-def _send_all(pub: Publisher, competition_id: int, messages: list[tuple[str, dict]]) -> None:
+def _send_batch(pub: Publisher, competition_id: int, frozen: bool, frozen_ranks: dict[int, int],
+                ranks: dict[int, int], users: dict[int, int], cents_of: dict[int, int]) -> None:
+    from ..core.events import user_room
+
     try:
-        for room, payload in messages:
-            _emit("leaderboard_me", payload, room)
+        sent = pub.sent.setdefault(competition_id, {})
+        for pid, rank in ranks.items():
+            cents = cents_of.get(pid)
+            shown = frozen_ranks.get(pid) if frozen else rank
+            if sent.get(pid) == (shown, cents) or pid not in users:
+                continue
+            sent[pid] = (shown, cents)
+            _emit("leaderboard_me", {"id": competition_id, "rank": shown, "frozen": frozen, "of": len(ranks),
+                                     "equity": cents_text(cents)}, user_room(users[pid]))
     finally:
         pub.sending.discard(competition_id)
 

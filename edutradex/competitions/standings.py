@@ -35,12 +35,18 @@ class BoardPage:
     page: int
     pages: int
     frozen_at: datetime | None
+    reader_rank: tuple[int, lb.Entry] | None = None  # the reader's own, read with the frame
 
 
-def board_page(competition: Competition, view: str, page: int) -> BoardPage:
+def board_page(competition: Competition, view: str, page: int, reader_id: int | None = None) -> BoardPage:
     """A page of the board as ``view`` shows it: page 1 is the shared frame (built once a
-    second); further pages are read from the shared board."""
-    shared = lb.frame(competition.id, view)
+    second); further pages are read from the shared board. With ``reader_id`` (a
+    participant), their rank in this view comes in the same round trip."""
+    reader_rank = None
+    if reader_id is None:
+        shared = lb.frame(competition.id, view)
+    else:
+        shared, reader_rank = lb.frame_and_rank(competition.id, reader_id, view)
     if shared is not None:
         counts = shared["counts"]
     else:
@@ -54,7 +60,8 @@ def board_page(competition: Competition, view: str, page: int) -> BoardPage:
         offset = (page - 1) * PER_PAGE
         entries = lb.top(competition.id, offset, PER_PAGE, view)
         rows = lb.build_frame(competition, view, entries, {}, lb.Counts(0, 0), utcnow(), first_rank=offset + 1)["rows"]
-    return BoardPage(view, rows, counts, page, pages, competition.frozen_at if view == lb.FROZEN else None)
+    return BoardPage(view, rows, counts, page, pages, competition.frozen_at if view == lb.FROZEN else None,
+                     reader_rank)
 
 
 def _elapsed(competition: Competition, now: datetime) -> int:
@@ -68,11 +75,11 @@ def participant_return(competition: Competition, participant: Participant, equit
                           participant.topped_up_cent_seconds, _elapsed(competition, now or utcnow()))
 
 
-def my_row(competition: Competition, participant: Participant, view: str) -> dict:
+def my_row(competition: Competition, participant: Participant, view: str, board: BoardPage | None = None) -> dict:
     """A trader's own pinned row: their live equity (the live board, re-ranked each second;
     the database if they are not on it); the rank as the public board shows it (frozen
     during a freeze: the live rank would tell the others' moves)."""
-    found = lb.rank_of(competition.id, participant.id, view)
+    found = board.reader_rank if board is not None else lb.rank_of(competition.id, participant.id, view)
     live = found if view == lb.LIVE else lb.rank_of(competition.id, participant.id, lb.LIVE)
     equity = live[1].equity if live else participant.equity
     return {"rank": found[0] if found else None, "equity": f"{equity:.2f}",

@@ -176,6 +176,8 @@ def test_two_web_processes_on_one_redis_serve_the_same_board(tmp_path, redis_url
     with web.app_context():
         assert (lb.top(cid, 0, 10), lb.frame(cid)) == seen_by_authority
         assert lb.rank_of(cid, people[2][0])[0] == 1
+        assert lb.frame_and_rank(cid, people[2][0]) == (lb.frame(cid), lb.rank_of(cid, people[2][0]))
+        assert lb.frame_and_rank(cid, 999_999)[1] is None
 
 
 def test_one_frame_per_publish_to_the_room_and_each_participant_their_own(app):
@@ -202,6 +204,26 @@ def test_one_frame_per_publish_to_the_room_and_each_participant_their_own(app):
     received = watcher.get_received()
     assert [m["name"] for m in received] == ["leaderboard"]
     watcher.disconnect()
+
+
+def test_many_own_frames_go_out_from_a_background_task_latest_values_only(app, monkeypatch):
+    monkeypatch.setattr(lb, "INLINE_MAX", 1)
+    flask_client = app.test_client()
+    with app.app_context():
+        cid, people = live_competition(2)
+        (a, user_a), (b, _) = people
+    login(flask_client, user_a)
+    mine = socketio.test_client(app, flask_test_client=flask_client)
+    with app.app_context():
+        lb.note_equity(cid, [(a, D("10001.00"), 5), (b, D("10002.00"), 5)])
+        lb.publish_boards(app)
+        deadline = time.monotonic() + 5
+        while cid in lb.publisher(app).sending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cid not in lb.publisher(app).sending
+    own = [m["args"][0] for m in mine.get_received() if m["name"] == "leaderboard_me"]
+    assert own == [{"id": cid, "rank": 2, "frozen": False, "of": 2, "equity": "10001.00"}]
+    mine.disconnect()
 
 
 def test_the_freeze_snapshot_is_taken_once_when_the_window_begins(app):
