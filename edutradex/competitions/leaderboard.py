@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 LIVE, FROZEN = "live", "frozen"
 FRAME_SIZE = 100
 EXACT_LIMIT = 2 ** 53
+HUNDRED = Decimal(100)
 PUBLISH_SECONDS = 1.0
 INLINE_MAX = 200  # own frames sent inline; more go out from a background task
 
@@ -66,10 +67,10 @@ class InexactEquity(ValueError):
 
 def to_cents(equity: Decimal) -> int:
     """Equity as integer cents, refused unless exact and below 2^53 in size."""
-    cents = Decimal(equity) * 100
-    if cents != cents.to_integral_value():
-        raise InexactEquity(f"equity {equity} is not a whole number of cents")
+    cents = equity * HUNDRED
     value = int(cents)
+    if cents != value:
+        raise InexactEquity(f"equity {equity} is not a whole number of cents")
     if abs(value) >= EXACT_LIMIT:
         raise InexactEquity(f"equity {equity} is too large for an exact score")
     return value
