@@ -212,6 +212,8 @@ class MemoryBoards:
 
     def drop(self, competition_id: int) -> None:
         with self._lock:
+            for key in [k for k in self._frames if k[0] == competition_id]:
+                self._frames.pop(key)
             for view in (LIVE, FROZEN):
                 self._boards.pop((competition_id, view), None)
                 self._frames.pop((competition_id, view), None)
@@ -338,7 +340,9 @@ class RedisBoards:
         return raw.decode() if raw is not None else None
 
     def drop(self, competition_id: int) -> None:
-        self.redis.delete(*self._keys(competition_id, LIVE), *self._keys(competition_id, FROZEN))
+        keys = list(self.redis.scan_iter(match=f"edutradex:board:{competition_id}:*", count=1000))
+        if keys:
+            self.redis.delete(*keys)
 
 
 def boards(app: Flask | None = None):
@@ -641,13 +645,10 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
     if competition.frozen_at is not None and (froze or not store.exists(competition.id, FROZEN)):
         frozen_entries = _rows(competition, frozen=True)[0]
         store.replace(competition.id, FROZEN, frozen_entries)
+        ordered = Ranking(frozen_entries)
         with pub.lock:
-            pub.frozen_ranks[competition.id] = {e.participant_id: rank for rank, e in
-                                                enumerate(Ranking(frozen_entries).entries(), start=1)}
-        frozen_top = store.top(competition.id, FROZEN, 0, FRAME_SIZE)
-        frozen_counts = store.counts(competition.id, FROZEN, to_cents(competition.starting_capital))
-        store.set_frame(competition.id, FROZEN, json.dumps(
-            build_frame(competition, FROZEN, frozen_top, {}, frozen_counts, now)))
+            pub.frozen_ranks[competition.id] = {pid: rank for rank, pid in enumerate(ordered.ids(), start=1)}
+        _freeze_pages(competition, ordered, now)
     live_frame = build_frame(competition, LIVE, entries_top, moves, live_counts, now)
     store.set_frame(competition.id, LIVE, json.dumps(live_frame))
     db.session.rollback()  # end the reading transaction
@@ -656,6 +657,22 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
         _emit("leaderboard", live_frame, competition_room(competition.id))
     _send_own(pub, competition, ranks, users, ranking)
     return public
+
+
+def frozen_page_view(page: int) -> str:
+    return FROZEN if page == 1 else f"{FROZEN}:{page}"
+
+
+def _freeze_pages(competition: Competition, ordered: Ranking, now: datetime) -> None:
+    """Every page of the frozen board, built once: trades, win rate and return as they were
+    when the freeze began (a page built later would show activity since)."""
+    store = boards()
+    found = ordered.counts(to_cents(competition.starting_capital))
+    entries = ordered.entries()
+    for start in range(0, max(len(entries), 1), FRAME_SIZE):
+        page = start // FRAME_SIZE + 1
+        store.set_frame(competition.id, frozen_page_view(page), json.dumps(
+            build_frame(competition, FROZEN, entries[start:start + FRAME_SIZE], {}, found, now, first_rank=start + 1)))
 
 
 def ranking_entries(competition_id: int) -> list[Entry]:
@@ -721,9 +738,10 @@ def publish_boards(app: Flask, now: datetime | None = None) -> int:
             live = list(db.session.scalars(select(Competition).where(
                 Competition.status == CompetitionStatus.LIVE.value)))
             pub = publisher()
-            for stale in set(pub.rankings) - {c.id for c in live}:  # ended or cancelled
+            for stale in set(pub.rankings) - {c.id for c in live}:  # ended or cancelled: the standings page now
                 with pub.lock:
                     pub.forget(stale)
+                boards().drop(stale)
             for competition in live:
                 try:
                     publish_competition(competition, now)

@@ -54,8 +54,11 @@ def board_page(competition: Competition, view: str, page: int, reader_id: int | 
         counts = {"participants": found.participants, "above_start": found.above_start}
     pages = max(1, -(-counts["participants"] // PER_PAGE))
     page = min(page, pages)
+    frozen_page = lb.frame(competition.id, lb.frozen_page_view(page)) if view == lb.FROZEN and page > 1 else None
     if page == 1 and shared is not None:
         rows = shared["rows"]
+    elif frozen_page is not None:  # built when the freeze began
+        rows = frozen_page["rows"]
     else:
         offset = (page - 1) * PER_PAGE
         entries = lb.top(competition.id, offset, PER_PAGE, view)
@@ -171,10 +174,15 @@ def trader_card(competition: Competition, participant_id: int) -> Card:
     snapshot during a freeze). After the end: the final result, the equity curve, the trades."""
     participant, name = _participant(competition, participant_id)
     if competition.status not in FINISHED:
-        found = lb.rank_of(competition.id, participant.id, lb.public_view(competition))
+        view = lb.public_view(competition)
+        found = lb.rank_of(competition.id, participant.id, view)
         equity = found[1].equity if found else None
-        return Card(participant, name, False, found[0] if found else None, equity,
-                    participant_return(competition, participant, equity) if equity is not None else None)
+        returned = participant_return(competition, participant, equity) if equity is not None else None
+        if found and view == lb.FROZEN:  # the return as the frozen board shows it (rebuys since are not in it)
+            page = lb.frame(competition.id, lb.frozen_page_view((found[0] - 1) // PER_PAGE + 1))
+            row = next((r for r in (page or {}).get("rows", []) if r["participant_id"] == participant.id), None)
+            returned = Decimal(row["return_percent"]) if row else returned
+        return Card(participant, name, False, found[0] if found else None, equity, returned)
     curve = realised_curve(competition, participant.id)
     trades = list(db.session.scalars(select(CfdPosition).where(CfdPosition.participant_id == participant.id)
                                      .order_by(CfdPosition.opened_at, CfdPosition.id)))

@@ -92,6 +92,9 @@ def test_during_the_freeze_every_public_endpoint_serves_the_same_snapshot(app, m
     with app.app_context():  # a overtakes everyone, c falls below the start, after the freeze began
         lb.note_equity(cid, [(a, D("12000.00"), 10), (c, D("9000.00"), 11)])
         lb.publish_boards(app)
+        db.session.execute(update(Participant).where(Participant.id == a).values(  # a trades and rebuys meanwhile
+            trades_count=7, topped_up=D("500.00"), topped_up_cent_seconds=50_000 * 60))
+        db.session.commit()
     assert public() == before  # board pages, fragment, cards, counts: the snapshot
 
     mine = board_html(trader_client.get(f"/competitions/{cid}/leaderboard"))
