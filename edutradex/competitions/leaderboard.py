@@ -440,7 +440,8 @@ def _rows(competition: Competition, frozen: bool) -> tuple[list[Entry], dict[int
 
 def rebuild(competition_id: int) -> None:
     """Build the competition's boards again from the database (live, and frozen if the
-    freeze began); the authority's ranking too, dropping what it had not yet published."""
+    freeze began), and the authority's ranking; what was noted since the last publish is
+    kept for the next one."""
     pub = publisher()
     with pub.lock:
         unsaved = list(pub.unsaved.pop(competition_id, {}).values())
@@ -451,10 +452,24 @@ def rebuild(competition_id: int) -> None:
         pub.rankings[competition_id] = Ranking(entries)
         pub.users[competition_id] = users
         pub.equities[competition_id] = {e.participant_id: e.equity for e in entries}
-        pub.pending[competition_id] = {}
+        # equities noted since the last publish are newer than the database: kept
+        pub.pending[competition_id] = {pid: noted for pid, noted in pub.pending.get(competition_id, {}).items()
+                                       if pid in users}
     boards().replace(competition_id, LIVE, entries)
-    if competition.frozen_at is not None:
-        boards().replace(competition_id, FROZEN, _rows(competition, frozen=True)[0])
+    if competition.frozen_at is not None:  # the snapshot without whoever left the ranking
+        frozen_entries = _rows(competition, frozen=True)[0]
+        boards().replace(competition_id, FROZEN, frozen_entries)
+        ordered = Ranking(frozen_entries)
+        with pub.lock:
+            pub.frozen_ranks[competition_id] = {pid: rank for rank, pid in enumerate(ordered.ids(), start=1)}
+        _freeze_pages(competition, ordered, utcnow())
+
+
+def _ranked_count(competition_id: int) -> int:
+    p = Participant
+    return db.session.scalar(select(func.count()).select_from(p).where(
+        p.competition_id == competition_id, p.status == ParticipantStatus.ACTIVE.value,
+        p.disqualified.is_(False))) or 0
 
 
 def _load(competition_id: int) -> Ranking:
@@ -613,6 +628,8 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
     """One re-rank of one live competition (see the module docstring). Returns the public frame."""
     pub = publisher()
     store = boards()
+    if competition.id in pub.rankings and _ranked_count(competition.id) != len(pub.rankings[competition.id]):
+        rebuild(competition.id)  # someone was disqualified (or left the ranking): from the database again
     with pub.lock:
         ranking = _load(competition.id)
         noted, pub.pending[competition.id] = pub.pending[competition.id], {}

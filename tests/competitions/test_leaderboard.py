@@ -206,6 +206,21 @@ def test_one_frame_per_publish_to_the_room_and_each_participant_their_own(app):
     watcher.disconnect()
 
 
+def test_a_disqualified_trader_leaves_the_board_at_the_next_publish(app):
+    from edutradex.competitions import service
+
+    with app.app_context():
+        cid, people = live_competition(3)
+        (a, user_a), (b, _), (c, _) = people
+        lb.note_equity(cid, [(a, D("10500.00"), 1), (b, D("10400.00"), 2)])
+        lb.publish_boards(app)
+        service.disqualify(cid, user_a, "Two accounts of one person.")
+        lb.note_equity(cid, [(b, D("10450.00"), 3)])
+        lb.publish_boards(app)
+        assert [(e.participant_id, e.equity) for e in lb.top(cid, 0, 10)] == [(b, D("10450.00")), (c, D("10000.00"))]
+        assert lb.rank_of(cid, a) is None and lb.frame(cid)["counts"]["participants"] == 2
+
+
 def test_many_own_frames_go_out_from_a_background_task_latest_values_only(app, monkeypatch):
     monkeypatch.setattr(lb, "INLINE_MAX", 1)
     flask_client = app.test_client()
