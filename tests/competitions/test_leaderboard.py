@@ -221,6 +221,19 @@ def test_a_disqualified_trader_leaves_the_board_at_the_next_publish(app):
         assert lb.rank_of(cid, a) is None and lb.frame(cid)["counts"]["participants"] == 2
 
 
+def test_the_frame_shows_each_row_s_last_rank_change(app):
+    with app.app_context():
+        cid, people = live_competition(3)
+        (a, _), (b, _), (c, _) = people
+        lb.note_equity(cid, [(a, D("10300.00"), 1), (b, D("10200.00"), 1), (c, D("10100.00"), 1)])
+        lb.publish_boards(app)
+        lb.note_equity(cid, [(c, D("10400.00"), 2)])  # c from 3rd to 1st
+        lb.publish_boards(app)
+        assert [(r["participant_id"], r["move"]) for r in lb.frame(cid)["rows"]] == [(c, 2), (a, -1), (b, -1)]
+        lb.publish_boards(app)  # nothing moved: the arrows keep the last change
+        assert [r["move"] for r in lb.frame(cid)["rows"]] == [2, -1, -1]
+
+
 def test_many_own_frames_go_out_from_a_background_task_latest_values_only(app, monkeypatch):
     monkeypatch.setattr(lb, "INLINE_MAX", 1)
     flask_client = app.test_client()
