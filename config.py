@@ -97,6 +97,8 @@ class Config:
     SETTLEMENT_INTERVAL_SECONDS = float(os.environ.get("SETTLEMENT_INTERVAL_SECONDS", "0.2"))
     # How often the competition clock starts, ends and settles competitions that are due.
     COMPETITION_CLOCK_INTERVAL_SECONDS = float(os.environ.get("COMPETITION_CLOCK_INTERVAL_SECONDS", "1"))
+    # How often the leaderboard writes the equities it ranked to the participants' rows.
+    LEADERBOARD_PERSIST_SECONDS = float(os.environ.get("LEADERBOARD_PERSIST_SECONDS", "5"))
     # Tests only: the named crash point SIGKILLs the process (e.g. "competition-prize").
     COMPETITION_CRASH_POINT = os.environ.get("COMPETITION_CRASH_POINT") or None
     PASSWORD_MIN_LENGTH = int(os.environ.get("PASSWORD_MIN_LENGTH", "10"))

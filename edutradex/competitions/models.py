@@ -94,6 +94,11 @@ class Competition(db.Model):
     guaranteed_pool: Mapped[Decimal] = mapped_column(Money(), default=ZERO)  # 0 = none
     prize_requires_trade: Mapped[bool] = mapped_column(default=True)
 
+    # Minutes before the end during which the public board shows the snapshot taken when
+    # the freeze began (0 = no freeze); each trader still sees their own live equity.
+    freeze_minutes: Mapped[int] = mapped_column(default=0)
+    frozen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # set once, with the snapshot
+
     rebuys_allowed: Mapped[bool] = mapped_column(default=False)
     max_rebuys: Mapped[int] = mapped_column(default=0)
     rebuy_fee: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
@@ -163,6 +168,16 @@ class Participant(db.Model):
     # The competition account (points in the account currency, never credits).
     cash: Mapped[Decimal] = mapped_column(Money())  # balance: starting capital + realised P&L
     equity: Mapped[Decimal] = mapped_column(Money())  # cash + unrealised P&L, as last valued
+    # When the account reached this equity (ms since the epoch): who got there first ranks
+    # higher while the contest runs (leaderboard.py). None: not moved since the start.
+    equity_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # The leaderboard's freeze snapshot (leaderboard.py), written once when the freeze begins.
+    frozen_equity: Mapped[Decimal | None] = mapped_column(Money())
+    frozen_equity_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # Money paid in by rebuys, for the time-weighted return (returns.py): the sum of the
+    # top-ups (starting capital - equity given up) and of top-up cents x seconds since the start.
+    topped_up: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
+    topped_up_cent_seconds: Mapped[int] = mapped_column(BigInteger, default=0)
     used_margin: Mapped[Decimal] = mapped_column(Money(), default=ZERO)  # sum of the open positions' margin
     # Bumped by every change to the account's positions: the first statement of an order's
     # transaction, so it takes the row lock (PostgreSQL) / the write lock (SQLite) and two

@@ -35,6 +35,7 @@ from ..wallet.models import EntryType, PlatformAccount, PlatformAccountKind
 from .events import announce_participants, announce_status
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, Repeats, pool_reference
 from .notify import email_joined, emails_after_cancel
+from .returns import top_up_cent_seconds
 from .terms import TermsError, current_terms, parse_terms
 
 log = logging.getLogger(__name__)
@@ -564,11 +565,22 @@ def rebuy(competition_id: int, user_id: int, *, now: datetime | None = None) -> 
         close_positions_for_rebuy(participant)
         number = participant.rebuys + 1
         fee = competition.rebuy_fee
+        # What the reset pays in (for the time-weighted return, returns.py): the equity given
+        # up, as it is after the closers ran; the UPDATE re-checks it.
+        given_up = db.session.scalar(select(Participant.equity).where(Participant.id == participant.id)
+                                     .execution_options(**FRESH))
+        if given_up >= competition.starting_capital:
+            raise Conflict("A rebuy is possible only while your equity is below the starting capital.")
+        top_up = competition.starting_capital - given_up
+        since_start = int((now - (competition.started_at or competition.start_at)).total_seconds())
         done = db.session.execute(
             update(Participant).where(Participant.id == participant.id, Participant.rebuys == number - 1,
-                                      Participant.equity < competition.starting_capital)
+                                      Participant.equity == given_up)
             .values(rebuys=number, cash=competition.starting_capital, equity=competition.starting_capital,
-                    fees_paid=Participant.fees_paid + fee).returning(Participant.id)).scalar_one_or_none()
+                    equity_at_ms=int(now.timestamp() * 1000), fees_paid=Participant.fees_paid + fee,
+                    topped_up=Participant.topped_up + top_up,
+                    topped_up_cent_seconds=Participant.topped_up_cent_seconds
+                    + top_up_cent_seconds(top_up, since_start)).returning(Participant.id)).scalar_one_or_none()
         if done is None:
             raise Conflict("This rebuy was already made.")
         if fee > 0:

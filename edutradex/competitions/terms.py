@@ -24,6 +24,7 @@ MAX_FEE = Decimal("1000000")  # credits
 MAX_LEVERAGE = 1000
 MAX_REBUYS = 100
 MAX_PRIZE_RANKS = 1000
+MAX_FREEZE_MINUTES = 7 * 24 * 60
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 ESMA_MAJOR_CURRENCIES = {"USD", "EUR", "JPY", "GBP", "CAD", "CHF"}
 
@@ -32,7 +33,7 @@ TERM_FIELDS = (
     "name", "slug", "description", "kind", "entry_fee", "starting_capital", "min_participants", "max_participants",
     "registration_opens_at", "registration_closes_at", "start_at", "end_at", "allowed_markets", "max_leverage",
     "stop_out_percent", "margin_call_percent", "platform_fee_percent", "prize_table", "guaranteed_pool",
-    "prize_requires_trade", "rebuys_allowed", "max_rebuys", "rebuy_fee", "repeats",
+    "prize_requires_trade", "rebuys_allowed", "max_rebuys", "rebuy_fee", "repeats", "freeze_minutes",
 )
 
 
@@ -227,6 +228,9 @@ def parse_terms(raw: Mapping[str, Any], current: Mapping[str, Any] | None = None
     if not terms["rebuys_allowed"]:
         terms["max_rebuys"], terms["rebuy_fee"] = 0, Decimal("0.00")
     terms["repeats"] = _repeats(given.get("repeats"))
+    terms["freeze_minutes"] = _int(given.get("freeze_minutes") or 0, "Leaderboard freeze", low=0, high=MAX_FREEZE_MINUTES)
+    if terms["freeze_minutes"] * 60 >= (terms["end_at"] - terms["start_at"]).total_seconds():
+        raise TermsError("Leaderboard freeze: it must be shorter than the competition.")
     return terms
 
 

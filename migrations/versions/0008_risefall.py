@@ -3,14 +3,14 @@
 account the stake came from and the payout goes back to).
 
 Revision ID: 0008_risefall
-Revises: 0006_recurring
+Revises: 0007_cfd
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_risefall"
-down_revision = "0006_recurring"
+down_revision = "0007_cfd"
 branch_labels = None
 depends_on = None
 

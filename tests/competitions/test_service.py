@@ -72,6 +72,8 @@ BAD_TERMS = [
     ({"rebuy_fee": "-1", "rebuys_allowed": True, "max_rebuys": 1}, "Rebuy fee: must be at least 0."),
     ({"start_at": "tomorrow"}, "Start: enter a date and time"),
     ({"colour": "red"}, "Unknown term 'colour'"),
+    ({"freeze_minutes": "-1"}, "Leaderboard freeze: between 0 and 10,080"),
+    ({"freeze_minutes": "60"}, "Leaderboard freeze: it must be shorter than the competition"),
 ]
 
 
@@ -135,6 +137,8 @@ def test_terms_lock_when_the_first_entrant_joins_except_the_description(app):
         before = snapshot()
         with pytest.raises(Conflict, match="terms are locked"):
             service.update_competition(competition.id, {"entry_fee": "1.00"})
+        with pytest.raises(Conflict, match="terms are locked"):
+            service.update_competition(competition.id, {"freeze_minutes": "5"})
         assert snapshot() == before
         service.update_competition(competition.id, {"description": "Trade FX majors only."})
         assert db.session.get(Competition, competition.id).description == "Trade FX majors only."

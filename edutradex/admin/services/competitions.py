@@ -33,6 +33,7 @@ FIELD_OF_MESSAGE = (
     ("The stop-out level", "stop_out_percent"), ("Platform fee:", "platform_fee_percent"),
     ("Prize", "prize_table"), ("Add a prize table", "prize_table"), ("Guaranteed pool:", "guaranteed_pool"),
     ("Rebuy fee:", "rebuy_fee"), ("Rebuys:", "max_rebuys"), ("Repeats:", "repeats"),
+    ("Leaderboard freeze:", "freeze_minutes"),
 )
 
 
@@ -67,7 +68,7 @@ def form_values(competition: Competition | None) -> dict[str, str]:
         return {"kind": "CFD", "entry_fee": "0.00", "starting_capital": "10000.00", "min_participants": "2",
                 "max_participants": "100", "margin_call_percent": "100.00", "stop_out_percent": "50.00",
                 "platform_fee_percent": "0.00", "guaranteed_pool": "0.00", "prize_requires_trade": "on",
-                "max_rebuys": "0", "rebuy_fee": "0.00",
+                "max_rebuys": "0", "rebuy_fee": "0.00", "freeze_minutes": "0",
                 **{f"lev_{cls}": str(value) for cls, value in DEFAULT_LEVERAGE.items()}}
     values = {name: "" if getattr(competition, name) is None else str(getattr(competition, name))
               for name in TERM_FIELDS if name not in ("max_leverage", "prize_table", "allowed_markets") + CHECKBOXES}

@@ -1,0 +1,780 @@
+"""The live ranking of each competition: by equity, ties to whoever reached that equity first.
+
+Who writes, who reads:
+- The price authority (the CFD engine) calls ``note_equity(competition_id, updates)`` as it
+  re-values accounts: a comparison and a dict write per update, nothing re-ranked.
+  ``publish_boards(app)``, run once a second (``board_publisher`` is the background
+  service), re-ranks each live competition in memory, writes the changes to the shared
+  board, builds one ``leaderboard`` frame (top 100 plus counts) for room
+  ``competition:<id>``, and sends each participant whose rank or equity moved their own
+  ``leaderboard_me`` frame over ``user:<id>``. Every LEADERBOARD_PERSIST_SECONDS it writes
+  the changed equities and reach times to the participants' rows (the truth), 1,000 rows a
+  transaction, and always before the freeze snapshot.
+- Web processes read the shared board: ``top``, ``rank_of``, ``counts``, ``frame``.
+
+The shared board is a Redis sorted set per competition when REDIS_URL is set, the same
+interface in process otherwise (the embedded default). In Redis:
+- the score is minus the equity in integer cents: exact (every integer below 2^53 is a
+  double), asserted by ``to_cents``; the reach time is never packed into it;
+- the member is ``<reach time ms, 15 digits>:<participant id, 10 digits>``: Redis orders
+  equal scores by member, so equal equity ranks by reach time, then by participant id,
+  never by a name; a companion hash maps participant id -> current member.
+The database is the truth, the authority's memory at most LEADERBOARD_PERSIST_SECONDS
+ahead of it: if Redis loses a board (flushed, restarted), the next publish writes it again
+from the authority's ranking, identical, within a second; an authority that restarts loads
+the participants' rows (``rebuild``), and the engine's next valuations bring them up to date.
+
+The freeze (``Competition.freeze_minutes``): when it begins, the first publish copies each
+participant's equity and reach time to ``frozen_equity`` / ``frozen_equity_at_ms`` (once,
+with ``Competition.frozen_at``), and the "frozen" board is built from those columns. The
+public pages read the view ``public_view(competition)`` returns; admins read "live"; a
+trader's own equity is always live (their participant row).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from flask import Flask, current_app
+from sortedcontainers import SortedList
+from sqlalchemy import bindparam, case, func, select, text, update
+
+from ..extensions import db, socketio
+from ..types import utcnow
+from .events import competition_room
+from .models import CfdPosition, Competition, CompetitionStatus, Participant, ParticipantStatus, PositionStatus
+from .returns import return_percent
+
+log = logging.getLogger(__name__)
+
+LIVE, FROZEN = "live", "frozen"
+FRAME_SIZE = 100
+EXACT_LIMIT = 2 ** 53
+HUNDRED = Decimal(100)
+PUBLISH_SECONDS = 1.0
+INLINE_MAX = 200  # own frames sent inline; more go out from a background task
+
+
+class InexactEquity(ValueError):
+    """An equity that a double score would not hold exactly."""
+
+
+def to_cents(equity: Decimal) -> int:
+    """Equity as integer cents, refused unless exact and below 2^53 in size."""
+    cents = equity * HUNDRED
+    value = int(cents)
+    if cents != value:
+        raise InexactEquity(f"equity {equity} is not a whole number of cents")
+    if abs(value) >= EXACT_LIMIT:
+        raise InexactEquity(f"equity {equity} is too large for an exact score")
+    return value
+
+
+def cents_text(cents: int) -> str:
+    """12345 -> "123.45", -5 -> "-0.05" (as f"{Decimal:.2f}" would, without the Decimal)."""
+    sign, value = ("-", -cents) if cents < 0 else ("", cents)
+    return f"{sign}{value // 100}.{value % 100:02d}"
+
+
+def ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass(frozen=True)
+class Entry:
+    participant_id: int
+    cents: int
+    at_ms: int  # when the account reached this equity
+
+    @property
+    def equity(self) -> Decimal:
+        return Decimal(self.cents).scaleb(-2)
+
+
+@dataclass(frozen=True)
+class Counts:
+    participants: int
+    above_start: int  # equity above the starting capital
+
+
+class Ranking:
+    """One board in process: equity descending, then reach time, then participant id."""
+
+    def __init__(self, entries: Iterable[Entry] = ()):
+        self._by_id = {e.participant_id: (-e.cents, e.at_ms, e.participant_id) for e in entries}
+        self._keys = SortedList(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def cents_of(self, participant_id: int) -> int | None:
+        key = self._by_id.get(participant_id)
+        return None if key is None else -key[0]
+
+    def put(self, entry: Entry) -> None:
+        old = self._by_id.get(entry.participant_id)
+        if old is not None:
+            self._keys.remove(old)
+        key = (-entry.cents, entry.at_ms, entry.participant_id)
+        self._by_id[entry.participant_id] = key
+        self._keys.add(key)
+
+    def put_many(self, entries: list[Entry]) -> None:
+        """Many at once: when a good part of the board moved (every tick moves most
+        accounts), sorting it again (C's sort) is cheaper than moving each entry."""
+        if len(entries) * 8 < len(self._keys):
+            for entry in entries:
+                self.put(entry)
+            return
+        for e in entries:
+            self._by_id[e.participant_id] = (-e.cents, e.at_ms, e.participant_id)
+        self._keys = SortedList(self._by_id.values())
+
+    def remove(self, participant_id: int) -> None:
+        old = self._by_id.pop(participant_id, None)
+        if old is not None:
+            self._keys.remove(old)
+
+    def top(self, offset: int, limit: int) -> list[Entry]:
+        return [Entry(pid, -neg, at) for neg, at, pid in self._keys.islice(offset, offset + limit)]
+
+    def rank_of(self, participant_id: int) -> tuple[int, Entry] | None:
+        key = self._by_id.get(participant_id)
+        if key is None:
+            return None
+        return self._keys.index(key) + 1, Entry(participant_id, -key[0], key[1])
+
+    def counts(self, start_cents: int) -> Counts:
+        return Counts(len(self._keys), self._keys.bisect_left((-start_cents,)))
+
+    def entries(self) -> list[Entry]:
+        return [Entry(pid, -neg, at) for neg, at, pid in self._keys]
+
+    def cents_snapshot(self) -> dict[int, int]:
+        return {pid: -key[0] for pid, key in self._by_id.items()}
+
+    def ids(self) -> list[int]:
+        """Participant ids, best first."""
+        return [key[2] for key in self._keys]
+
+
+# ---- the shared boards ------------------------------------------------------------------
+
+class MemoryBoards:
+    """The embedded default: every reader is in this process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._boards: dict[tuple[int, str], Ranking] = {}
+        self._frames: dict[tuple[int, str], str] = {}
+
+    def exists(self, competition_id: int, view: str) -> bool:
+        return (competition_id, view) in self._boards
+
+    def replace(self, competition_id: int, view: str, entries: list[Entry]) -> None:
+        ranking = Ranking(entries)
+        with self._lock:
+            self._boards[(competition_id, view)] = ranking
+
+    def apply(self, competition_id: int, view: str, entries: list[Entry]) -> None:
+        with self._lock:
+            self._boards[(competition_id, view)].put_many(entries)
+
+    def top(self, competition_id: int, view: str, offset: int, limit: int) -> list[Entry]:
+        with self._lock:
+            ranking = self._boards.get((competition_id, view))
+            return ranking.top(offset, limit) if ranking else []
+
+    def rank_of(self, competition_id: int, view: str, participant_id: int) -> tuple[int, Entry] | None:
+        with self._lock:
+            ranking = self._boards.get((competition_id, view))
+            return ranking.rank_of(participant_id) if ranking else None
+
+    def counts(self, competition_id: int, view: str, start_cents: int) -> Counts:
+        with self._lock:
+            ranking = self._boards.get((competition_id, view))
+            return ranking.counts(start_cents) if ranking else Counts(0, 0)
+
+    def set_frame(self, competition_id: int, view: str, frame: str) -> None:
+        self._frames[(competition_id, view)] = frame
+
+    def frame_and_rank(self, competition_id: int, view: str, participant_id: int):
+        return self.frame(competition_id, view), self.rank_of(competition_id, view, participant_id)
+
+    def frame(self, competition_id: int, view: str) -> str | None:
+        return self._frames.get((competition_id, view))
+
+    def drop(self, competition_id: int) -> None:
+        with self._lock:
+            for key in [k for k in self._frames if k[0] == competition_id]:
+                self._frames.pop(key)
+            for view in (LIVE, FROZEN):
+                self._boards.pop((competition_id, view), None)
+                self._frames.pop((competition_id, view), None)
+
+
+# KEYS: sorted set, hash; ARGV: (participant id, member, score) triples.
+APPLY = """
+for i = 1, #ARGV, 3 do
+  local old = redis.call('hget', KEYS[2], ARGV[i])
+  if old then redis.call('zrem', KEYS[1], old) end
+  redis.call('zadd', KEYS[1], ARGV[i + 2], ARGV[i + 1])
+  redis.call('hset', KEYS[2], ARGV[i], ARGV[i + 1])
+end
+return #ARGV / 3
+"""
+# KEYS: sorted set, hash; ARGV: participant id -> {rank from 0, member, score} or nil.
+RANK_OF = """
+local member = redis.call('hget', KEYS[2], ARGV[1])
+if not member then return nil end
+return {redis.call('zrank', KEYS[1], member), member, redis.call('zscore', KEYS[1], member)}
+"""
+# KEYS: sorted set, hash, built marker; ARGV[1]: "<pid> <member> <score>\n" per entry. One
+# string: packing 40,000 arguments costs the client more than Redis takes to parse this.
+REPLACE = r"""
+redis.call('del', KEYS[1], KEYS[2])
+local zargs, hargs, n = {}, {}, 0
+for pid, member, score in string.gmatch(ARGV[1], '(%d+) (%S+) (%S+)\n') do
+  zargs[#zargs + 1] = score; zargs[#zargs + 1] = member
+  hargs[#hargs + 1] = pid; hargs[#hargs + 1] = member
+  n = n + 1
+  if #zargs >= 2000 then
+    redis.call('zadd', KEYS[1], unpack(zargs)); redis.call('hset', KEYS[2], unpack(hargs))
+    zargs, hargs = {}, {}
+  end
+end
+if #zargs > 0 then
+  redis.call('zadd', KEYS[1], unpack(zargs)); redis.call('hset', KEYS[2], unpack(hargs))
+end
+redis.call('set', KEYS[3], 1)
+return n
+"""
+APPLY_CHUNK = 1000
+
+
+class RedisBoards:
+    """A sorted set and a companion hash per competition and view (see the module docstring)."""
+
+    def __init__(self, redis):
+        self.redis = redis
+        self._apply = redis.register_script(APPLY)
+        self._rank_of = redis.register_script(RANK_OF)
+        self._replace = redis.register_script(REPLACE)
+
+    @staticmethod
+    def _keys(competition_id: int, view: str) -> tuple[str, str, str, str]:
+        base = f"edutradex:board:{competition_id}:{view}"
+        return f"{base}:rank", f"{base}:member", f"{base}:built", f"{base}:frame"
+
+    @staticmethod
+    def member(entry: Entry) -> str:
+        return f"{entry.at_ms:015d}:{entry.participant_id:010d}"
+
+    @staticmethod
+    def _entry(member: bytes | str, score: float) -> Entry:
+        text = member.decode() if isinstance(member, bytes) else member
+        at, pid = text.split(":")
+        return Entry(int(pid), -int(score), int(at))
+
+    def exists(self, competition_id: int, view: str) -> bool:
+        return bool(self.redis.exists(self._keys(competition_id, view)[2]))
+
+    def replace(self, competition_id: int, view: str, entries: list[Entry]) -> None:
+        ranks, members, built, _ = self._keys(competition_id, view)
+        payload = "".join(f"{e.participant_id} {e.at_ms:015d}:{e.participant_id:010d} {-e.cents}\n" for e in entries)
+        self._replace(keys=[ranks, members, built], args=[payload])  # a script: readers never see half a board
+
+    def apply(self, competition_id: int, view: str, entries: list[Entry]) -> None:
+        ranks, members, _, _ = self._keys(competition_id, view)
+        for start in range(0, len(entries), APPLY_CHUNK):
+            args: list = []
+            for e in entries[start:start + APPLY_CHUNK]:
+                args += [e.participant_id, self.member(e), -e.cents]
+            self._apply(keys=[ranks, members], args=args)
+
+    def top(self, competition_id: int, view: str, offset: int, limit: int) -> list[Entry]:
+        ranks = self._keys(competition_id, view)[0]
+        rows = self.redis.zrange(ranks, offset, offset + limit - 1, withscores=True)
+        return [self._entry(member, score) for member, score in rows]
+
+    def rank_of(self, competition_id: int, view: str, participant_id: int) -> tuple[int, Entry] | None:
+        ranks, members, _, _ = self._keys(competition_id, view)
+        return self._ranked(participant_id, self._rank_of(keys=[ranks, members], args=[participant_id]))
+
+    def frame_and_rank(self, competition_id: int, view: str, participant_id: int):
+        """The top 100 frame and one participant's rank in one round trip (the board page)."""
+        ranks, members, _, frame_key = self._keys(competition_id, view)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.get(frame_key)
+        self._rank_of(keys=[ranks, members], args=[participant_id], client=pipe)
+        raw, found = pipe.execute()
+        return (raw.decode() if raw is not None else None), self._ranked(participant_id, found)
+
+    @staticmethod
+    def _ranked(participant_id: int, found) -> tuple[int, Entry] | None:
+        if not found:
+            return None
+        rank, member, score = found
+        at, _ = (member.decode() if isinstance(member, bytes) else member).split(":")
+        return int(rank) + 1, Entry(participant_id, -int(score), int(at))
+
+    def counts(self, competition_id: int, view: str, start_cents: int) -> Counts:
+        ranks = self._keys(competition_id, view)[0]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zcard(ranks)
+        pipe.zcount(ranks, "-inf", -start_cents - 1)
+        total, above = pipe.execute()
+        return Counts(int(total), int(above))
+
+    def set_frame(self, competition_id: int, view: str, frame: str) -> None:
+        self.redis.set(self._keys(competition_id, view)[3], frame)
+
+    def frame(self, competition_id: int, view: str) -> str | None:
+        raw = self.redis.get(self._keys(competition_id, view)[3])
+        return raw.decode() if raw is not None else None
+
+    def drop(self, competition_id: int) -> None:
+        keys = list(self.redis.scan_iter(match=f"edutradex:board:{competition_id}:*", count=1000))
+        if keys:
+            self.redis.delete(*keys)
+
+
+def boards(app: Flask | None = None):
+    """This app's shared boards (Redis when REDIS_URL is set)."""
+    app = app or current_app
+    store = app.extensions.get("leaderboards")
+    if store is None:
+        if app.config["REDIS_URL"]:
+            from redis import Redis
+
+            store = RedisBoards(Redis.from_url(app.config["REDIS_URL"]))
+        else:
+            store = MemoryBoards()
+        app.extensions["leaderboards"] = store
+    return store
+
+
+# ---- reading (web processes) ------------------------------------------------------------
+
+def public_view(competition: Competition) -> str:
+    """What the public sees of a live competition: the snapshot once the freeze began."""
+    return FROZEN if competition.frozen_at is not None else LIVE
+
+
+def top(competition_id: int, offset: int, limit: int, view: str = LIVE) -> list[Entry]:
+    return boards().top(competition_id, view, offset, limit)
+
+
+def rank_of(competition_id: int, participant_id: int, view: str = LIVE) -> tuple[int, Entry] | None:
+    return boards().rank_of(competition_id, view, participant_id)
+
+
+def counts(competition_id: int, starting_capital: Decimal, view: str = LIVE) -> Counts:
+    return boards().counts(competition_id, view, to_cents(starting_capital))
+
+
+def frame(competition_id: int, view: str = LIVE) -> dict | None:
+    raw = boards().frame(competition_id, view)
+    return json.loads(raw) if raw else None
+
+
+def frame_and_rank(competition_id: int, participant_id: int, view: str = LIVE) -> tuple[dict | None,
+                                                                                      tuple[int, Entry] | None]:
+    """The top-100 frame and a participant's rank, together (one Redis round trip)."""
+    raw, found = boards().frame_and_rank(competition_id, view, participant_id)
+    return (json.loads(raw) if raw else None), found
+
+
+# ---- the authority: noting equity, re-ranking once a second -----------------------------
+
+class Publisher:
+    """The authority's side, in one process: each live competition's ranking as of the last
+    publish, the equities noted since, and what each participant was last sent."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.rankings: dict[int, Ranking] = {}
+        self.users: dict[int, dict[int, int]] = {}  # competition -> participant -> user
+        self.equities: dict[int, dict[int, Decimal]] = {}  # competition -> participant -> equity published
+        self.pending: dict[int, dict[int, tuple[Decimal, int]]] = {}  # competition -> participant -> (equity, at)
+        self.sending: set[int] = set()  # competitions whose own frames are still going out
+        self.unsaved: dict[int, dict[int, Entry]] = {}  # changed since the last database write
+        self.saved_at: dict[int, float] = {}
+        self.last_rank: dict[int, dict[int, int]] = {}
+        self.move: dict[int, dict[int, int]] = {}  # the last rank change: + up, - down
+        self.sent: dict[int, dict[int, tuple[int, int]]] = {}  # (rank, cents) last sent to the user
+        self.frozen_ranks: dict[int, dict[int, int]] = {}
+
+    def forget(self, competition_id: int) -> None:
+        for table in (self.rankings, self.users, self.equities, self.pending, self.last_rank, self.move,
+                      self.sent, self.frozen_ranks, self.unsaved, self.saved_at):
+            table.pop(competition_id, None)
+
+
+def publisher(app: Flask | None = None) -> Publisher:
+    app = app or current_app
+    return app.extensions.setdefault("leaderboard_publisher", Publisher())
+
+
+def _start_ms(competition: Competition) -> int:
+    return ms(competition.started_at or competition.start_at)
+
+
+def _rows(competition: Competition, frozen: bool) -> tuple[list[Entry], dict[int, int]]:
+    """The ranked participants from the database: active, not disqualified."""
+    p = Participant
+    equity, at = (p.frozen_equity, p.frozen_equity_at_ms) if frozen else (p.equity, p.equity_at_ms)
+    rows = db.session.execute(select(p.id, p.user_id, equity, at).where(
+        p.competition_id == competition.id, p.status == ParticipantStatus.ACTIVE.value, p.disqualified.is_(False),
+        equity.is_not(None))).all()
+    start = _start_ms(competition)
+    entries = [Entry(pid, to_cents(value), reached if reached is not None else start) for pid, _, value, reached in rows]
+    return entries, {pid: uid for pid, uid, _, _ in rows}
+
+
+def rebuild(competition_id: int) -> None:
+    """Build the competition's boards again from the database (live, and frozen if the
+    freeze began), and the authority's ranking; what was noted since the last publish is
+    kept for the next one."""
+    pub = publisher()
+    with pub.lock:
+        unsaved = list(pub.unsaved.pop(competition_id, {}).values())
+    _persist(unsaved)
+    competition = db.session.get(Competition, competition_id)
+    entries, users = _rows(competition, frozen=False)
+    with pub.lock:
+        pub.rankings[competition_id] = Ranking(entries)
+        pub.users[competition_id] = users
+        pub.equities[competition_id] = {e.participant_id: e.equity for e in entries}
+        # equities noted since the last publish are newer than the database: kept
+        pub.pending[competition_id] = {pid: noted for pid, noted in pub.pending.get(competition_id, {}).items()
+                                       if pid in users}
+    boards().replace(competition_id, LIVE, entries)
+    if competition.frozen_at is not None:  # the snapshot without whoever left the ranking
+        frozen_entries = _rows(competition, frozen=True)[0]
+        boards().replace(competition_id, FROZEN, frozen_entries)
+        ordered = Ranking(frozen_entries)
+        with pub.lock:
+            pub.frozen_ranks[competition_id] = {pid: rank for rank, pid in enumerate(ordered.ids(), start=1)}
+        _freeze_pages(competition, ordered, utcnow())
+
+
+def _ranked_count(competition_id: int) -> int:
+    p = Participant
+    return db.session.scalar(select(func.count()).select_from(p).where(
+        p.competition_id == competition_id, p.status == ParticipantStatus.ACTIVE.value,
+        p.disqualified.is_(False))) or 0
+
+
+def _load(competition_id: int) -> Ranking:
+    pub = publisher()
+    ranking = pub.rankings.get(competition_id)
+    if ranking is None:
+        competition = db.session.get(Competition, competition_id)
+        entries, users = _rows(competition, frozen=False)
+        ranking = pub.rankings.setdefault(competition_id, Ranking(entries))
+        pub.users.setdefault(competition_id, users)
+        pub.equities.setdefault(competition_id, {e.participant_id: e.equity for e in entries})
+        pub.pending.setdefault(competition_id, {})
+    return ranking
+
+
+def note_equity(competition_id: int, updates: Iterable[tuple[int, Decimal, int]]) -> None:
+    """The engine's call: (participant id, equity, at ms) for accounts it re-valued. The reach
+    time is recorded only when the equity changes; ranking waits for the next publish."""
+    pub = publisher()
+    with pub.lock:
+        _load(competition_id)
+        published, pending = pub.equities[competition_id], pub.pending[competition_id]
+        for participant_id, equity, at_ms in updates:  # a Decimal comparison and a dict write: no ranking here
+            noted = pending.get(participant_id)
+            if noted is None:
+                before = published.get(participant_id)
+                if before is None or before == equity:  # not ranked, or unchanged
+                    continue
+                pending[participant_id] = (equity, at_ms)
+            elif noted[0] != equity:
+                pending[participant_id] = (equity, at_ms)
+
+
+PERSIST_CHUNK = 1000
+# Three arrays, unnested side by side; only while the competition is live (the end writes
+# the final equities; a late save must not overwrite them).
+PERSIST_PG = text(
+    "UPDATE competition_participants AS p SET equity = v.equity, equity_at_ms = v.at "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:equities AS numeric[]), CAST(:ats AS bigint[])) AS v(id, equity, at) "
+    "WHERE p.id = v.id AND p.competition_id IN (SELECT id FROM competitions WHERE status = 'LIVE')")
+
+
+def _persist_seconds() -> float:
+    return current_app.config.get("LEADERBOARD_PERSIST_SECONDS", 5.0)
+
+
+def _persist(changed: list[Entry]) -> None:
+    """The changed equities and reach times, PERSIST_CHUNK rows a transaction: on PostgreSQL
+    one set-based UPDATE each (an executemany is a round trip per row there); on SQLite, in
+    process, an executemany."""
+    table = Participant.__table__
+    postgres = db.session.get_bind().dialect.name == "postgresql"
+    for start in range(0, len(changed), PERSIST_CHUNK):
+        chunk = changed[start:start + PERSIST_CHUNK]
+        if postgres:
+            db.session.execute(PERSIST_PG, {"ids": [e.participant_id for e in chunk],
+                                            "equities": [e.equity for e in chunk], "ats": [e.at_ms for e in chunk]})
+        else:
+            live = select(Competition.id).where(Competition.status == CompetitionStatus.LIVE.value)
+            db.session.execute(update(table).where(table.c.id == bindparam("pid"), table.c.competition_id.in_(live))
+                               .values(equity=bindparam("value"), equity_at_ms=bindparam("at")),
+                               [{"pid": e.participant_id, "value": e.equity, "at": e.at_ms} for e in chunk])
+        db.session.commit()
+
+
+def _exact(competition_id: int, noted: dict[int, tuple[Decimal, int]]) -> list[Entry]:
+    """The noted equities as exact cents; an inexact one is an engine bug: logged, left out."""
+    changed = []
+    for pid, (equity, at) in noted.items():
+        try:
+            changed.append(Entry(pid, to_cents(equity), at))
+        except InexactEquity:
+            log.error("competition %s participant %s: equity %s is not exact cents; not ranked", competition_id,
+                      pid, equity)
+    return changed
+
+
+def _freeze_due(competition: Competition, now: datetime) -> bool:
+    return bool(competition.freeze_minutes) and competition.frozen_at is None and (
+        now >= competition.end_at - timedelta(minutes=competition.freeze_minutes))
+
+
+def _freeze(competition: Competition, now: datetime) -> bool:
+    """Take the snapshot once, when the freeze window begins (every equity saved just before)."""
+    taken = db.session.execute(update(Competition).where(Competition.id == competition.id,
+                                                         Competition.frozen_at.is_(None))
+                               .values(frozen_at=now)).rowcount
+    if taken:
+        db.session.execute(update(Participant).where(Participant.competition_id == competition.id)
+                           .values(frozen_equity=Participant.equity, frozen_equity_at_ms=Participant.equity_at_ms))
+    return bool(taken)
+
+
+def _details(competition: Competition, ids: list[int], now: datetime) -> dict[int, dict]:
+    """Name, trades, return and win rate of the participants a frame shows."""
+    from ..auth.models import User
+
+    if not ids:
+        return {}
+    p = Participant
+    rows = db.session.execute(select(p.id, User.name, p.trades_count, p.topped_up, p.topped_up_cent_seconds)
+                              .join(User, User.id == p.user_id).where(p.id.in_(ids))).all()
+    closed = db.session.execute(
+        select(CfdPosition.participant_id, func.count(), func.sum(case((CfdPosition.realized_pnl > 0, 1), else_=0)))
+        .where(CfdPosition.participant_id.in_(ids), CfdPosition.status == PositionStatus.CLOSED.value)
+        .group_by(CfdPosition.participant_id)).all()
+    wins = {pid: win_rate(won, total) for pid, total, won in closed}
+    elapsed = max(0, int((now - (competition.started_at or competition.start_at)).total_seconds()))
+    return {pid: {"name": name, "trades": trades, "topped_up": topped, "cent_seconds": cent_seconds,
+                  "win_rate": wins.get(pid),
+                  "elapsed": elapsed}
+            for pid, name, trades, topped, cent_seconds in rows}
+
+
+def win_rate(won: int, closed: int) -> str | None:
+    """Percent of closed positions that made money; None before the first close."""
+    if not closed:
+        return None
+    return str((Decimal(int(won)) * 100 / closed).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
+
+
+def build_frame(competition: Competition, view: str, entries: list[Entry], moves: dict[int, int], counts_: Counts,
+                now: datetime, first_rank: int = 1) -> dict:
+    """The public rows of a board: built once per publish for the top 100 (the frame), or
+    for a page further down by the page itself. Nothing in it depends on who reads it."""
+    details = _details(competition, [e.participant_id for e in entries], now)
+    rows = []
+    for rank, entry in enumerate(entries, start=first_rank):
+        info = details.get(entry.participant_id, {})
+        rows.append({
+            "rank": rank, "participant_id": entry.participant_id, "name": info.get("name", "?"),
+            "equity": f"{entry.equity:.2f}", "move": moves.get(entry.participant_id, 0),
+            "return_percent": str(return_percent(entry.equity, competition.starting_capital,
+                                                 info.get("topped_up", Decimal("0.00")),
+                                                 info.get("cent_seconds", 0), info.get("elapsed", 0))),
+            "trades": info.get("trades", 0), "win_rate": info.get("win_rate"),
+        })
+    return {"id": competition.id, "view": view, "at": now.isoformat(),
+            "counts": {"participants": counts_.participants, "above_start": counts_.above_start}, "rows": rows}
+
+
+def _ranks_and_moves(pub: Publisher, competition_id: int, ranking: Ranking) -> dict[int, int]:
+    last = pub.last_rank.setdefault(competition_id, {})
+    move = pub.move.setdefault(competition_id, {})
+    ranks = {}
+    for rank, pid in enumerate(ranking.ids(), start=1):
+        ranks[pid] = rank
+        before = last.get(pid)
+        if before is not None and before != rank:
+            move[pid] = before - rank
+        last[pid] = rank
+    return ranks
+
+
+def publish_competition(competition: Competition, now: datetime) -> dict:
+    """One re-rank of one live competition (see the module docstring). Returns the public frame."""
+    pub = publisher()
+    store = boards()
+    if competition.id in pub.rankings and _ranked_count(competition.id) != len(pub.rankings[competition.id]):
+        rebuild(competition.id)  # someone was disqualified (or left the ranking): from the database again
+    with pub.lock:
+        ranking = _load(competition.id)
+        noted, pub.pending[competition.id] = pub.pending[competition.id], {}
+        changed = _exact(competition.id, noted)
+        published = pub.equities[competition.id]
+        ranking.put_many(changed)
+        for pid, (equity, _) in noted.items():
+            published[pid] = equity
+        whole = len(changed) * 4 >= len(ranking)
+        ranks = _ranks_and_moves(pub, competition.id, ranking)
+        entries_top = ranking.top(0, FRAME_SIZE)
+        live_counts = ranking.counts(to_cents(competition.starting_capital))
+        moves = dict(pub.move.get(competition.id, {}))
+        users = dict(pub.users.get(competition.id, {}))
+    with pub.lock:
+        unsaved = pub.unsaved.setdefault(competition.id, {})
+        unsaved.update((e.participant_id, e) for e in changed)
+        freezing = _freeze_due(competition, now)
+        due = freezing or now.timestamp() - pub.saved_at.get(competition.id, 0) >= _persist_seconds()
+        to_save = list(unsaved.values()) if due else []
+        if due:
+            pub.unsaved[competition.id], pub.saved_at[competition.id] = {}, now.timestamp()
+    _persist(to_save)  # commits in chunks: an order waits for a row lock a few ms at most
+    froze = _freeze(competition, now) if freezing else False
+    db.session.commit()
+    if whole or not store.exists(competition.id, LIVE):  # most moved (or Redis lost it): write it whole
+        store.replace(competition.id, LIVE, ranking_entries(competition.id))
+    elif changed:
+        store.apply(competition.id, LIVE, changed)
+    if competition.frozen_at is not None and (froze or not store.exists(competition.id, FROZEN)):
+        frozen_entries = _rows(competition, frozen=True)[0]
+        store.replace(competition.id, FROZEN, frozen_entries)
+        ordered = Ranking(frozen_entries)
+        with pub.lock:
+            pub.frozen_ranks[competition.id] = {pid: rank for rank, pid in enumerate(ordered.ids(), start=1)}
+        _freeze_pages(competition, ordered, now)
+    live_frame = build_frame(competition, LIVE, entries_top, moves, live_counts, now)
+    store.set_frame(competition.id, LIVE, json.dumps(live_frame))
+    db.session.rollback()  # end the reading transaction
+    public = live_frame if competition.frozen_at is None else frame(competition.id, FROZEN)
+    if competition.frozen_at is None:
+        _emit("leaderboard", live_frame, competition_room(competition.id))
+    _send_own(pub, competition, ranks, users, ranking)
+    return public
+
+
+def frozen_page_view(page: int) -> str:
+    return FROZEN if page == 1 else f"{FROZEN}:{page}"
+
+
+def _freeze_pages(competition: Competition, ordered: Ranking, now: datetime) -> None:
+    """Every page of the frozen board, built once: trades, win rate and return as they were
+    when the freeze began (a page built later would show activity since)."""
+    store = boards()
+    found = ordered.counts(to_cents(competition.starting_capital))
+    entries = ordered.entries()
+    for start in range(0, max(len(entries), 1), FRAME_SIZE):
+        page = start // FRAME_SIZE + 1
+        store.set_frame(competition.id, frozen_page_view(page), json.dumps(
+            build_frame(competition, FROZEN, entries[start:start + FRAME_SIZE], {}, found, now, first_rank=start + 1)))
+
+
+def ranking_entries(competition_id: int) -> list[Entry]:
+    pub = publisher()
+    with pub.lock:
+        return pub.rankings[competition_id].entries()
+
+
+def _send_own(pub: Publisher, competition: Competition, ranks: dict[int, int], users: dict[int, int],
+              ranking: Ranking) -> None:
+    """Each participant's own rank and live equity, when either moved. During the freeze the
+    rank is the frozen one (the live rank would tell others' moves); the equity stays live.
+    Beyond INLINE_MAX participants they are built and sent by a background task, one batch
+    at a time: while one is going out, the next re-ranks skip theirs (the latest wins)."""
+    frozen = competition.frozen_at is not None
+    if frozen and competition.id not in pub.frozen_ranks:  # this process started during the freeze
+        entries = _rows(competition, frozen=True)[0]
+        pub.frozen_ranks[competition.id] = {e.participant_id: rank for rank, e in
+                                            enumerate(Ranking(entries).entries(), start=1)}
+    if competition.id in pub.sending:
+        return
+    batch = (competition.id, frozen, pub.frozen_ranks.get(competition.id, {}), ranks, users,
+             {pid: ranking.cents_of(pid) for pid in ranks} if len(ranks) <= INLINE_MAX else ranking.cents_snapshot())
+    if len(ranks) <= INLINE_MAX:
+        _send_batch(pub, *batch)
+    else:
+        pub.sending.add(competition.id)
+        socketio.start_background_task(_send_batch, pub, *batch)
+
+
+def _send_batch(pub: Publisher, competition_id: int, frozen: bool, frozen_ranks: dict[int, int],
+                ranks: dict[int, int], users: dict[int, int], cents_of: dict[int, int]) -> None:
+    from ..core.events import user_room
+
+    try:
+        sent = pub.sent.setdefault(competition_id, {})
+        for pid, rank in ranks.items():
+            cents = cents_of.get(pid)
+            shown = frozen_ranks.get(pid) if frozen else rank
+            if sent.get(pid) == (shown, cents) or pid not in users:
+                continue
+            sent[pid] = (shown, cents)
+            _emit("leaderboard_me", {"id": competition_id, "rank": shown, "frozen": frozen, "of": len(ranks),
+                                     "equity": cents_text(cents)}, user_room(users[pid]))
+    finally:
+        pub.sending.discard(competition_id)
+
+
+def _emit(event: str, payload: dict, room: str) -> None:
+    try:
+        socketio.emit(event, payload, to=room)
+    except Exception:
+        log.exception("could not emit %s to %s", event, room)
+
+
+def publish_boards(app: Flask, now: datetime | None = None) -> int:
+    """Re-rank every live competition once (the price authority calls this each second).
+    Returns how many were published."""
+    now = now or utcnow()
+    done = 0
+    with app.app_context():
+        try:
+            live = list(db.session.scalars(select(Competition).where(
+                Competition.status == CompetitionStatus.LIVE.value)))
+            pub = publisher()
+            for stale in set(pub.rankings) - {c.id for c in live}:  # ended or cancelled: the standings page now
+                with pub.lock:
+                    pub.forget(stale)
+                boards().drop(stale)
+            for competition in live:
+                try:
+                    publish_competition(competition, now)
+                    done += 1
+                except Exception:
+                    db.session.rollback()
+                    log.exception("could not publish the board of competition %s", competition.id)
+        finally:
+            db.session.remove()
+    return done
+
+
+def board_publisher(app: Flask) -> None:
+    """The background service: publish every second (the lead may instead call
+    publish_boards from the engine's tick loop; see app.extensions['board_publishers'])."""
+    stop = app.extensions.get("board_publisher_stop")  # an Event, set to stop the loop (tests)
+    while stop is None or not stop.is_set():
+        publish_boards(app)
+        socketio.sleep(PUBLISH_SECONDS)
