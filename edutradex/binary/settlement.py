@@ -74,7 +74,6 @@ ANNOUNCE_INLINE_MAX = 200
 class SettledTrade:
     id: int
     user_id: int
-    participant_id: int | None
     symbol: str
     direction: str
     stake: Decimal
@@ -86,6 +85,7 @@ class SettledTrade:
     exit_tick_id: int | None
     exit_ts_ms: int | None
     expires_ms: int
+    participant_id: int | None = None  # the competition account paid, None = the demo balance
 
     def as_event(self, name: str | None = None) -> dict:
         """The trader's event; ``name``: the market's name when the caller has it."""
