@@ -46,6 +46,7 @@ SYMBOL = "OTC_EUR_USD"
 SLUG = "bench-cfd-cup"
 PROFILE = os.environ.get("BENCH_PROFILE", "1") != "0"
 PROFILED = 200
+HELD = 10
 CSRF = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 # far from any price the walk reaches in a run: every order is valid, none is triggered
 BUY = {"stop_loss": "0.50000", "take_profit": "2.00000"}
@@ -155,8 +156,13 @@ def profile(url: str, outbox: str) -> None:
     n = CLIENTS * USERS_PER_CLIENT - 1  # the last user: the fewest positions after the run
     with app.app_context():
         user_id = db.session.scalar(select(User.id).where(User.email == f"bench{n}@example.com"))
-        db.session.execute(db.text("UPDATE cfd_positions SET status = 'CLOSED' WHERE user_id = :u"), {"u": user_id})
-        db.session.commit()
+
+    def flatten() -> None:
+        """Keep the account at a trader's size (up to HELD open positions): marked closed."""
+        with app.app_context():
+            db.session.execute(db.text("UPDATE cfd_positions SET status = 'CLOSED' WHERE user_id = :u"),
+                               {"u": user_id})
+            db.session.commit()
 
     def fresh() -> None:
         mid = Decimal("1.08500")
@@ -165,6 +171,8 @@ def profile(url: str, outbox: str) -> None:
     with app.app_context():
         began = time.perf_counter()
         for i in range(PROFILED):
+            if i % HELD == 0:
+                flatten()
             fresh()
             orders.place_order(SLUG, user_id, dict(
                 item.split("=") for item in order_form(f"service-{i:05d}", i).split("&")))
@@ -175,16 +183,25 @@ def profile(url: str, outbox: str) -> None:
     headers = {"HX-Request": "true", "X-CSRFToken": csrf_token(client, f"/competitions/{SLUG}/trade"),
                "Content-Type": "application/x-www-form-urlencoded"}
     profiler = cProfile.Profile()
-    began = time.perf_counter()
-    for i in range(PROFILED):
+
+    def post(i: int, call) -> None:
+        if i % HELD == 0:
+            flatten()
         with app.app_context():
             fresh()
-        body = order_form(f"request-{i:05d}", i)
-        response = profiler.runcall(client.post, f"/competitions/{SLUG}/trade/orders", data=body, headers=headers)
+        response = call(client.post, f"/competitions/{SLUG}/trade/orders", data=order_form(f"request-{i:05d}", i),
+                        headers=headers)
         assert response.status_code == 200, response.get_data(as_text=True)[:300]
+
+    began = time.perf_counter()
+    for i in range(PROFILED):
+        post(i, lambda f, *a, **k: f(*a, **k))
     request_ms = (time.perf_counter() - began) / PROFILED * 1000
-    print(f"in-process, {PROFILED} orders each (the account's positions grow from 0 to {2 * PROFILED}): "
-          f"orders.place_order {service_ms:.1f} ms/order; the whole request {request_ms:.1f} ms/order")
+    for i in range(PROFILED, PROFILED + PROFILED // 2):
+        post(i, profiler.runcall)
+    print(f"in-process, {PROFILED} orders each (the account holding 0 to {HELD - 1} open positions): "
+          f"orders.place_order {service_ms:.1f} ms/order; the whole request {request_ms:.1f} ms/order "
+          f"(without the profiler)")
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
 
 

@@ -85,13 +85,13 @@ def latest_at(symbol: str) -> At | None:
 
 def lock_account(participant_id: int) -> Participant:
     """Serialises the account: bumps its version (row lock on PostgreSQL, the write lock on
-    SQLite) and loads the row as it is under that lock."""
-    locked = db.session.execute(
-        update(Participant).where(Participant.id == participant_id)
-        .values(version=Participant.version + 1).execution_options(synchronize_session=False)).rowcount
-    if locked != 1:
+    SQLite) and returns the row as it is under that lock (one statement: UPDATE ... RETURNING)."""
+    participant = db.session.scalars(
+        update(Participant).where(Participant.id == participant_id).values(version=Participant.version + 1)
+        .returning(Participant), execution_options={"populate_existing": True}).one_or_none()
+    if participant is None:
         raise NotFound("This competition account does not exist.")
-    return db.session.get(Participant, participant_id, populate_existing=True)
+    return participant
 
 
 def hold_competition(competition_id: int) -> tuple[str, datetime]:
