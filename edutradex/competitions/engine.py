@@ -594,11 +594,11 @@ class CfdEngine:
             update(CfdOrder).where(CfdOrder.status == OrderStatus.PENDING.value, CfdOrder.expires_at.is_not(None),
                                    CfdOrder.expires_at <= now)
             .values(status=OrderStatus.EXPIRED.value, status_reason="Expired (good till its date).", done_at=now)
-            .returning(CfdOrder.id, CfdOrder.user_id, CfdOrder.competition_id)).all()
+            .returning(CfdOrder.id, CfdOrder.participant_id)).all()
         db.session.commit()
-        for order_id, user_id, competition_id in expired:
+        for order_id, participant_id in expired:
             self._forget_order(order_id)
-            emit(user_id, {"event": "order_expired", "competition_id": competition_id, "order_id": order_id})
+            self._announce(participant_id, "order_expired", order_id=order_id)
 
     # ---- watermark and replay -----------------------------------------------------------------
 
@@ -755,11 +755,11 @@ class CfdEngine:
                                                       CfdOrder.status == OrderStatus.PENDING.value)
                                .values(status=OrderStatus.EXPIRED.value, status_reason="Expired (good till its date).",
                                        done_at=utcnow()))
+            participant_id = order.participant_id
             _write_watermarks({row.symbol: before})
             db.session.commit()
             self._forget_order(order_id)
-            emit(order.user_id, {"event": "order_expired", "competition_id": order.competition_id,
-                                 "order_id": order_id})
+            self._announce(participant_id, "order_expired", order_id=order_id)
             return True
         current = order_trigger(order.id, order.symbol, order.side, order.order_type, order.price)
         if not current.fires_at(row.bid, row.ask):  # moved meanwhile: the database's level counts
@@ -769,17 +769,17 @@ class CfdEngine:
         position = positions.fill_pending_order(
             order_id, at=at, rule=positions.fill_rule(order.side, order.order_type, order.price, at))
         position_id = position.id if position is not None else None
-        user_id, competition_id, participant_id = order.user_id, order.competition_id, order.participant_id
+        participant_id, reason = order.participant_id, order.status_reason
         _write_watermarks({row.symbol: before})
         db.session.commit()
-        self.fills += 1
+        self.fills += position_id is not None
         self._forget_order(order_id)
         db.session.remove()
         self._sync(participant_ids=[participant_id])
         if position_id is not None:
             self._announce(participant_id, "order_filled", order_id=order_id, position_id=position_id)
         else:
-            emit(user_id, {"event": "order_rejected", "competition_id": competition_id, "order_id": order_id})
+            self._announce(participant_id, "order_rejected", order_id=order_id, reason=reason)
         return True
 
     def _fire_close(self, kind: str, position_id: int, trigger: Trigger, row: TickRow, at: At, before: int) -> bool:
@@ -961,6 +961,8 @@ class CfdEngine:
                             "set to 0.",
         "order_filled": "Your pending order was filled.",
         "position_closed": "A position was closed by its stop-loss or take-profit.",
+        "order_rejected": "Your pending order was triggered but not filled: not enough free margin then.",
+        "order_expired": "Your pending order expired (good till its date).",
     }
 
     def _announce(self, participant_id: int, event: str, **extra) -> None:

@@ -702,3 +702,19 @@ def test_a_usd_jpy_stop_out_values_the_profit_in_usd_at_the_crossing_tick(app, r
         assert fill.realized_pnl == margin.profit_usd("BUY", D("150.020"), D("147.180"), D("5"), D("100000"),
                                                       D("147.180")) == D("-9648.05")
         assert account(participant_id).cash == D("351.95")
+
+
+def test_a_triggered_order_without_the_margin_then_is_rejected_and_the_trader_told(app, record, frames):
+    with app.app_context():
+        competition_id, participant_id, user_id = live_account()
+        record(EUR, "1.08500", "1.08520")
+        order_id = pending_order(competition_id, participant_id, side="BUY", order_type="STOP", price="1.08600",
+                                 lots="50")  # 50 lots x 100,000 x 1.086 / 100 = 54,300 USD of margin
+        engine = started(app)
+        engine([record(EUR, "1.08610", "1.08630")])
+        order = db.session.get(CfdOrder, order_id)
+        assert (order.status, order.position_id) == ("REJECTED", None)
+        assert "Not enough free margin" in order.status_reason
+        assert [(u, p["event"], p["order_id"]) for u, p in frames] == [(user_id, "order_rejected", order_id)]
+        assert frames[0][1]["reason"] == order.status_reason and frames[0][1]["changed"]
+        assert ("order", order_id) not in engine.triggers
