@@ -130,14 +130,14 @@ def recent_fills(participant_id: int, limit: int = HISTORY_SHOWN) -> list[CfdFil
 
 def own_position(user_id: int, position_id: int) -> CfdPosition:
     """A position of this trader; someone else's is as unknown as a missing one."""
-    position = db.session.get(CfdPosition, position_id)
+    position = db.session.get(CfdPosition, position_id) if 0 < position_id < 2**63 else None
     if position is None or position.user_id != user_id:
         raise NotFound("No such position.")
     return position
 
 
 def own_order(user_id: int, order_id: int) -> CfdOrder:
-    order = db.session.get(CfdOrder, order_id)
+    order = db.session.get(CfdOrder, order_id) if 0 < order_id < 2**63 else None
     if order is None or order.user_id != user_id:
         raise NotFound("No such order.")
     return order
@@ -221,9 +221,21 @@ def preview(competition: Competition, participant: Participant, form: Mapping[st
 
 # ---- what the book shows ---------------------------------------------------------------------
 
-def position_pnl(positions: list[CfdPosition]) -> dict[int, Decimal | None]:
-    """Each open position's unrealised P&L in USD at the latest quote (None without one)."""
-    return {p.id: holding(p, latest_at).profit if latest_at(p.symbol) is not None else None for p in positions}
+@dataclass(frozen=True)
+class Mark:
+    """An open position at the latest quote: the price it is valued at and its P&L in USD."""
+    price: Decimal
+    pnl: Decimal
+
+
+def marks(positions: list[CfdPosition]) -> dict[int, Mark]:
+    """Each open position valued at the latest quote (positions without one are left out)."""
+    found: dict[int, Mark] = {}
+    for position in positions:
+        if latest_at(position.symbol) is not None:
+            valued = holding(position, latest_at)
+            found[position.id] = Mark(valued.price, valued.profit)
+    return found
 
 
 SIDE_WORDS = {Side.BUY.value: "Buy", Side.SELL.value: "Sell"}

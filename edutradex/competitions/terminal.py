@@ -11,21 +11,18 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from flask import redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
 from ..errors import DomainError, NotFound
 from ..extensions import limiter
-from ..market.quotes import latest_quote, now_ms
+from ..market.quotes import latest_quote
 from ..trading_account import use_competition
 from ..types import utcnow
 from . import bp, desk, orders, pages
 from .desk import Access
 
 ORDERS_LIMIT = "120 per minute"
-TICKET_FIELDS = ("symbol", "side", "order_type", "lots", "price", "stop_loss", "take_profit", "leverage")
-
-
 REASON_LABELS = {"MARKET": "market order", "LIMIT": "limit order", "STOP": "stop order", "MANUAL": "closed by you",
                  "STOP_LOSS": "stop-loss", "TAKE_PROFIT": "take-profit", "STOP_OUT": "stop-out",
                  "NEGATIVE_BALANCE": "negative-balance protection", "COMPETITION_END": "competition end",
@@ -69,12 +66,17 @@ def _book(found: desk.Desk) -> dict:
     participant = found.participant
     positions = desk.open_positions(participant.id)
     return {"c": found.competition, "me": participant, "figures": desk.account_figures(participant),
-            "positions": positions, "pnl": desk.position_pnl(positions), "pending": desk.pending_orders(participant.id),
-            "fills": desk.recent_fills(participant.id), "now_ms": now_ms()}
+            "positions": positions, "marks": desk.marks(positions), "pending": desk.pending_orders(participant.id),
+            "fills": desk.recent_fills(participant.id)}
 
 
 def _updated(found: desk.Desk, message: str = "", *, key: bool = False, category: str = "success"):
-    """After a change: the book, swapped out of band, with a toast saying what happened."""
+    """After a change: the book, swapped out of band, with a toast saying what happened.
+    A plain form (no JavaScript) goes back to the page, with the message flashed."""
+    if not _is_htmx():
+        if message:
+            flash(message, category)
+        return redirect(url_for("competitions.terminal", slug=found.competition.slug))
     return render_template("competitions/_cfd_updated.html", message=message, category=category,
                            client_key=new_client_key() if key else None, **_book(found))
 
@@ -107,7 +109,11 @@ def terminal(slug: str):
 @bp.route("/<slug>/trade/book")
 @login_required
 def book(slug: str):
-    """The tabs and the account bar again (after a fill the engine made, or a reconnect)."""
+    """The tabs and the account bar again (after a fill the engine made, or a reconnect).
+    Once the competition is over, the page moves on to its results."""
+    found = desk.open_desk(slug, current_user.id, is_admin=current_user.is_admin)
+    if found.access == Access.OVER:
+        return "", 204, {"HX-Redirect": url_for("competitions.detail", competition_id=found.competition.id)}
     return _updated(_trading_desk(slug))
 
 
@@ -129,9 +135,10 @@ def place(slug: str):
     except DomainError as error:
         if not _is_htmx():
             raise
-        return (render_template("competitions/_cfd_ticket_errors.html", error=error, fields=TICKET_FIELDS),
+        return (render_template("competitions/_cfd_ticket_errors.html", error=error),
                 error.status_code, {"HX-Reswap": "none"})
     if not _is_htmx():
+        flash(desk.order_summary(order), "success")
         return redirect(url_for("competitions.terminal", slug=slug, symbol=order.symbol))
     return _updated(found, desk.order_summary(order), key=True)
 

@@ -96,6 +96,7 @@ def test_the_terminal_of_a_live_competition_shows_ticket_chart_tabs_and_account(
     assert 'data-testid="balance">10,000.00' in html and 'data-testid="margin-level">—' in html
     assert 'data-account="competition"' in html  # the header badge shows the competition account
     assert KEY.search(html)
+    assert 'style="' not in html and "<script>" not in html  # the CSP forbids inline styles and scripts
 
 
 def test_the_competition_page_links_to_the_terminal_when_live(client, desk):
@@ -172,13 +173,30 @@ def test_a_replayed_form_places_one_order(app, client, desk):
         assert account(desk["pid"]).used_margin == D("361.70")
 
 
+def test_plain_forms_without_javascript_go_back_to_the_page_with_the_message(app, client, desk):
+    token = csrf_token(client, desk["url"])
+    placed = client.post(desk["url"] + "/orders", data={**ticket(client, desk), "csrf_token": token})
+    assert placed.status_code == 302 and placed.headers["Location"].endswith(f"{desk['url']}?symbol=OTC_EUR_USD")
+    page = client.get(placed.headers["Location"]).get_data(as_text=True)
+    assert "filled at 1.08510" in page and page.count('data-testid="position-row"') == 1
+    closed = client.post(f"{desk['url']}/positions/{open_position_id(app, desk)}/close", data={"csrf_token": token})
+    assert closed.status_code == 302 and closed.headers["Location"].endswith(desk["url"])
+    assert "lots closed at 1.08500" in client.get(desk["url"]).get_data(as_text=True)
+
+
 def test_a_refused_order_answers_each_message_by_its_field_and_changes_nothing(app, client, desk):
     for overrides, slot, words in (
         ({"lots": "0.005"}, "lots", "Lots"),
+        ({"lots": "NaN"}, "lots", "Lots"),
+        ({"lots": "1e9"}, "lots", "Lots"),
+        ({"lots": "-1"}, "lots", "Lots"),
+        ({"lots": "99999999999999999999"}, "lots", "Lots"),
         ({"stop_loss": "1.09500"}, "stop_loss", "Stop-loss"),
         ({"take_profit": "1.08000", "stop_loss": ""}, "take_profit", "Take-profit"),
         ({"leverage": "31"}, "leverage", "Leverage"),
         ({"order_type": "LIMIT", "price": "1.09000"}, "price", ""),
+        ({"order_type": "LIMIT", "price": "1.08000", "stop_loss": "", "take_profit": "",
+          "expires_at": "2000-01-01T00:00"}, "expires_at", "Expiry"),
     ):
         response = place(client, desk, **overrides)
         assert 400 <= response.status_code < 500, overrides
@@ -249,6 +267,8 @@ def test_edit_sl_tp_then_close_in_part_and_in_full(app, client, desk):
     assert part.status_code == 200
     html = part.get_data(as_text=True)
     assert 'data-lots="0.2"' in html and "+20.00" in html  # (1.08710 - 1.08510) x 0.1 x 100,000
+    assert re.search(r'data-label="Now"[^>]*>1\.08710</td>', html)  # the rest valued at the bid
+    assert re.search(r'data-testid="position-pnl">\+40\.00</td>', html)
     full = client.post(url + "/close", headers=headers(client, desk))
     assert full.status_code == 200
     html = full.get_data(as_text=True)
@@ -277,7 +297,8 @@ def test_someone_elses_ids_are_404_and_change_nothing(app, client, desk):
                        (f"{base}/positions/{position_id}/modify", {"stop_loss": "1.08400"}),
                        (f"{base}/orders/{order_id}/cancel", {}),
                        (f"{base}/orders/{order_id}/modify", {"price": "1.07000"}),
-                       (f"{base}/positions/999999/close", {})):
+                       (f"{base}/positions/999999/close", {}),
+                       (f"{base}/positions/99999999999999999999/close", {})):
         response = client.post(path, data=data, headers=headers(client, desk))
         assert response.status_code == 404, path
     with app.app_context():
@@ -285,6 +306,23 @@ def test_someone_elses_ids_are_404_and_change_nothing(app, client, desk):
         assert (position.status, position.stop_loss, order.status, order.price) == (
             "OPEN", D("1.08000"), "PENDING", D("1.08000"))
         assert db.session.scalar(select(func.count()).select_from(CfdFill)) == 1
+
+
+def test_a_position_of_another_competition_is_not_found_through_this_one(app, client, desk):
+    from edutradex.competitions import lifecycle
+
+    with app.app_context():
+        second = open_competition(min_participants=1)
+        service.join_competition(second.id, desk["uid"])
+        assert lifecycle.start_competition(second.id, second.start_at) == "LIVE"
+        second_desk = {**desk, "url": f"/competitions/{second.slug}/trade"}
+    assert place(client, second_desk).status_code == 200
+    with app.app_context():
+        position_id = db.session.scalar(select(CfdPosition.id).where(CfdPosition.competition_id == second.id))
+    response = client.post(f"{desk['url']}/positions/{position_id}/close", headers=headers(client, desk))
+    assert response.status_code == 404
+    with app.app_context():
+        assert db.session.get(CfdPosition, position_id).status == "OPEN"
 
 
 def _email_in(app, user_id: int) -> str:
@@ -317,6 +355,24 @@ def test_the_book_fragment_refreshes_tabs_and_account(app, client, desk):
     assert 'hx-swap-oob="true"' in html and "cfd-client-key" not in html  # the ticket's key stays
 
 
+def test_the_account_bar_warns_at_the_margin_call_and_the_stop_out_level(app, client, desk):
+    # 2.7 lots at 1.08510, 30:1: 9,765.90 USD of margin on a 10,000 account.
+    assert place(client, desk, lots="2.70", stop_loss="", take_profit="").status_code == 200
+
+    def bar(bid: str) -> str:
+        with app.app_context():
+            quote("OTC_EUR_USD", bid, str(D(bid) + D("0.0001")))
+        html = client.get(desk["url"] + "/book", headers={"HX-Request": "true"}).get_data(as_text=True)
+        return re.search(r'<section class="card cfd-account".*?</section>', html, re.S).group(0)
+
+    calm = bar("1.08500")  # equity 9,973.00: 102.12 %
+    assert 'data-level="ok"' in calm and "102.12 %" in calm and "Margin call" not in calm
+    call = bar("1.08400")  # equity 9,703.00: 99.36 %
+    assert 'data-level="warning"' in call and "99.36 %" in call and "Margin call: the margin level is under 100.00 %" in call
+    out = bar("1.06600")  # equity 4,843.00: 49.59 %
+    assert 'data-level="danger"' in out and "49.59 %" in out and "Below the 50.00 % stop-out level" in out
+
+
 def test_a_competition_that_ends_stops_the_actions(app, client, desk):
     data = ticket(client, desk)
     with app.app_context():
@@ -326,3 +382,6 @@ def test_a_competition_that_ends_stops_the_actions(app, client, desk):
         "HX-Request": "true", "X-CSRFToken": csrf_token(client, "/competitions")})
     assert response.status_code == 409 and "trading is closed" in response.get_data(as_text=True)
     assert count(app, CfdOrder) == 0
+    # A page left open moves on to the results at its next refresh.
+    refresh = client.get(desk["url"] + "/book", headers={"HX-Request": "true"})
+    assert refresh.status_code == 204 and refresh.headers["HX-Redirect"] == f"/competitions/{desk['cid']}"

@@ -19,7 +19,7 @@ from tests.support.browser import sign_up
 from tests.support.live import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-START_IN_SECONDS = 6
+START_IN_SECONDS = 10
 
 
 @pytest.fixture
@@ -51,8 +51,8 @@ def test_join_buy_with_sl_tp_watch_pnl_close_and_read_the_proof(live_server, pag
     problems = []
     page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
-    cid, slug = competition_starting_soon(live_server)
     sign_up(page, base, "Desk Trader", "desk@example.com")
+    cid, slug = competition_starting_soon(live_server)  # joined within its registration window
     page.goto(f"{base}/competitions/{cid}")
     page.get_by_test_id("join").click()
     page.get_by_test_id("join-submit").click()
@@ -72,11 +72,15 @@ def test_join_buy_with_sl_tp_watch_pnl_close_and_read_the_proof(live_server, pag
 
     page.wait_for_function("() => /\\d/.test(document.getElementById('live-ask').textContent)")
     ask = float(page.get_by_test_id("live-ask").inner_text())
+    page.get_by_test_id("lots").fill("0.015")  # checked as typed, in the server's words
+    assert page.get_by_test_id("lots-error").inner_text() == "Lots: in steps of 0.01 on EUR/USD OTC."
     page.get_by_test_id("lots").fill("0.10")
+    assert page.get_by_test_id("lots-error").inner_text() == ""
     page.get_by_test_id("stop-loss").fill(f"{ask - 0.05:.5f}")
     page.get_by_test_id("take-profit").fill(f"{ask + 0.05:.5f}")
     # Before sending: the margin it needs and what it makes or loses at each level.
     page.get_by_test_id("pnl-at-sl").filter(has_text="USD at SL").wait_for()
+    page.get_by_test_id("pnl-at-tp").filter(has_text="USD at TP").wait_for()
     assert page.get_by_test_id("pnl-at-sl").inner_text().startswith("−")
     assert page.get_by_test_id("pnl-at-tp").inner_text().startswith("+")
     assert re.fullmatch(r"\d{3}\.\d\d USD", page.get_by_test_id("margin-required").inner_text())  # ~362 at 30:1
@@ -109,6 +113,15 @@ def test_join_buy_with_sl_tp_watch_pnl_close_and_read_the_proof(live_server, pag
             assert button["x"] >= 0 and button["x"] + button["width"] <= width
         finally:
             context.close()
+
+    # A refresh of the book (as after the engine's news) keeps the tab the trader is on.
+    page.get_by_test_id("tab-orders").click()
+    with page.expect_response(lambda r: r.url.endswith("/trade/book")):
+        page.evaluate("htmx.ajax('GET', document.getElementById('cfd-terminal').dataset.bookUrl, "
+                      "{target: '#cfd-account', swap: 'none'})")
+    page.wait_for_timeout(200)
+    assert page.get_by_test_id("orders").is_visible() and not page.get_by_test_id("positions").is_visible()
+    page.get_by_test_id("tab-positions").click()
 
     row.get_by_test_id("close-position").click()
     page.get_by_test_id("no-positions").wait_for()

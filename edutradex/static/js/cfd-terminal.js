@@ -201,23 +201,43 @@
     });
   }
 
+  // The engine's frames for this account (room user:<id>, event cfd_account): {event,
+  // competition_id, participant_id, equity, free_margin, margin_level, ...}. Its figures
+  // are shown as they come; a fill, close or expiry fetches the book again.
+  var ENGINE_NEWS = {
+    order_filled: ["Your pending order filled.", "success"],
+    position_closed: ["A position was closed.", "info"],
+    stop_out: ["Stop-out: the margin level fell below the stop-out level; the largest loss was closed.", "error"],
+    negative_balance: ["Negative-balance protection: every position was closed and the account set to 0.", "error"],
+    order_expired: ["A pending order expired.", "info"],
+    order_rejected: ["A pending order triggered but could not fill (not enough free margin).", "warning"],
+    margin_call: ["Margin call: your margin level is under the margin-call level.", "warning"],
+  };
+  var CLOSED_BY = { STOP_LOSS: "its stop-loss", TAKE_PROFIT: "its take-profit", STOP_OUT: "the stop-out",
+                    NEGATIVE_BALANCE: "negative-balance protection", COMPETITION_END: "the end of the competition",
+                    REBUY: "your rebuy" };
+  var competitionId = Number(page.getAttribute("data-competition-id"));
   if (EduTradeX.socket) {
-    // The engine's authoritative figures and fills for this account (room user:<id>).
     EduTradeX.socket.on("cfd_account", function (frame) {
-      frame = frame || {};
+      if (!frame || Number(frame.competition_id) !== competitionId) return;
       var bar = document.getElementById("cfd-account");
-      var figures = frame.figures || frame;
-      if (bar && figures.balance !== undefined && figures.used_margin !== undefined) {
-        bar.setAttribute("data-balance", figures.balance);
-        bar.setAttribute("data-used-margin", figures.used_margin);
-        if (figures.equity !== undefined) showFigures(bar, Number(figures.equity), Number(figures.used_margin));
+      if (bar && frame.equity !== undefined && frame.equity !== null && frame.free_margin !== undefined) {
+        showFigures(bar, Number(frame.equity), Number(frame.equity) - Number(frame.free_margin));
       }
-      if (frame.margin_call) EduTradeX.toast(frame.message || "Margin call: your margin level is low.", "warning");
-      if (frame.fills || frame.changed || frame.fill) refreshBook(100);
+      var news = ENGINE_NEWS[frame.event];
+      if (frame.event === "position_closed" && CLOSED_BY[frame.reason]) {
+        news = ["Position #" + frame.position_id + " closed by " + CLOSED_BY[frame.reason] + ".", "info"];
+      }
+      if (news) EduTradeX.toast(news[0], news[1]);
+      if (frame.event && frame.event !== "margin_call") refreshBook(100);
     });
     EduTradeX.socket.on("connect", function () { refreshBook(300); });  // missed frames while away
   }
-  setInterval(function () { if (!document.hidden) refreshBook(0); }, 30000);
+  // A safety net for missed news; never while the trader is editing a row (the swap would
+  // close the form under their fingers).
+  setInterval(function () {
+    if (!document.hidden && !document.querySelector(".cfd-edit[open]")) refreshBook(0);
+  }, 30000);
 
   // ---- tabs ---------------------------------------------------------------------------------
   var currentTab = "cfd-positions";
@@ -258,6 +278,7 @@
     var type = field("order_type").value;
     var buy = side() === "BUY";
     document.getElementById("price-field").hidden = type === "MARKET";
+    document.getElementById("expiry-field").hidden = type === "MARKET";
     setText("price-hint", HINTS[side()][type] || "");
     var lots = field("lots").value.trim() || "?";
     var what = type === "MARKET" ? "at market" : type.toLowerCase() + " at " + (field("price").value.trim() || "?");
@@ -283,7 +304,9 @@
     });
   }
 
+  var previewSeq = 0;  // answers can cross: only the latest request's is shown
   function fetchPreview() {
+    var seq = ++previewSeq;
     var params = new URLSearchParams();
     ["symbol", "order_type", "lots", "price", "stop_loss", "take_profit", "leverage"].forEach(function (name) {
       params.set(name, field(name).value);
@@ -292,7 +315,7 @@
     fetch(page.getAttribute("data-preview-url") + "?" + params.toString(),
           { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.json() : null; })
-      .then(function (data) { if (data) showPreview(data); })
+      .then(function (data) { if (data && seq === previewSeq) showPreview(data); })
       .catch(function () { /* the preview is a help: the order is checked when sent */ });
   }
 
@@ -301,8 +324,34 @@
     previewTimer = setTimeout(fetchPreview, delay);
   }
 
+  // Lots checked as they are typed, with the server's words (it checks again): in units of
+  // 0.0001 lot, so the step test is exact.
+  function tenThousandths(text) {
+    var match = /^\s*(\d{1,12})(?:\.(\d{0,4}))?\s*$/.exec(text || "");
+    if (!match) return null;
+    return Number(match[1]) * 10000 + Number(((match[2] || "") + "0000").slice(0, 4));
+  }
+
+  function lotsProblem() {
+    var text = field("lots").value.trim();
+    if (!text) return null;  // the server says "enter a number" when it is sent empty
+    var lots = tenThousandths(text);
+    var name = form.getAttribute("data-market-name");
+    var min = form.getAttribute("data-lot-min"), step = form.getAttribute("data-lot-step"), max = form.getAttribute("data-lot-max");
+    if (lots === null) return "Lots: enter a number, e.g. " + min + ".";
+    if (lots < tenThousandths(min)) return "Lots: at least " + min + " on " + name + ".";
+    if (lots > tenThousandths(max)) return "Lots: must be at most " + max + ".";
+    if (lots % tenThousandths(step)) return "Lots: in steps of " + step + " on " + name + ".";
+    return null;
+  }
+
+  function checkLots() {
+    var slot = document.getElementById("lots-error");
+    if (slot) slot.textContent = lotsProblem() || "";
+  }
+
   function markInvalid() {
-    ["side", "order_type", "lots", "price", "stop_loss", "take_profit", "leverage"].forEach(function (name) {
+    ["side", "order_type", "lots", "price", "expires_at", "stop_loss", "take_profit", "leverage"].forEach(function (name) {
       var slot = document.getElementById(name + "-error");
       var input = document.getElementById(name);
       if (input) input.setAttribute("aria-invalid", slot && slot.textContent.trim() ? "true" : "false");
@@ -314,6 +363,7 @@
       // A changed field's old message no longer applies.
       var slot = evt.target.name && document.getElementById(evt.target.name + "-error");
       if (slot) slot.textContent = "";
+      if (evt.target.name === "lots") checkLots();
       markInvalid();
       updateTicket();
       schedulePreview(250);
