@@ -12,7 +12,6 @@ bp = Blueprint("competitions", __name__, url_prefix="/competitions")
 
 def init_app(app: Flask) -> None:
     from . import board_views, engine, models, rise_fall_views, terminal, views  # noqa: F401 - tables, pages, terminals
-    from .leaderboard import board_publisher, publish_boards
     from .lifecycle import competition_clock
     from .rise_fall import refuse_rebuy_while_trades_open, settle_trades_at_end
     from .verify import check_prize_pools
@@ -22,10 +21,7 @@ def init_app(app: Flask) -> None:
     # RISE_FALL competitions: the end settles every trade at its expiry tick; rebuys wait for open trades
     app.extensions.setdefault("competition_closers", []).append(settle_trades_at_end)
     app.extensions.setdefault("competition_rebuy_closers", []).append(refuse_rebuy_while_trades_open)
-    # Re-ranks each live competition once a second, next to the engine in the price
-    # authority. publish_boards is also listed for an engine that would rather call it itself.
-    app.extensions["background_services"].append(board_publisher)
-    app.extensions.setdefault("board_publishers", []).append(publish_boards)
+    # The leaderboards are re-ranked once a second by the engine's housekeeping (engine.py).
     app.extensions.setdefault("ledger_checks", []).append(check_prize_pools)
     if app.config["COMPETITIONS_OPEN"]:  # no trader page (nor link to one) until they open
         app.register_blueprint(bp)

@@ -66,7 +66,7 @@ from ..market import quotes, ticks
 from ..market.models import Market, Tick
 from ..market.store import TickRow
 from ..types import utcnow
-from . import margin, positions
+from . import leaderboard, margin, positions
 from .models import (
     CfdEngineState,
     CfdOrder,
@@ -195,6 +195,7 @@ class CfdEngine:
         self.warned: set[int] = set()  # accounts in the margin-call zone, warned once
         self.next_reconcile = 0.0
         self.next_watermark = 0.0
+        self.next_publish = 0.0
         self.fills = 0
 
     # ---- being the authority -----------------------------------------------------------------
@@ -290,6 +291,8 @@ class CfdEngine:
         if now >= self.next_reconcile:
             self.reconcile()
         self.write_equity(now)
+        if now >= self.next_publish:
+            self.publish_boards(now)
         for participant_id in [p for p in self.warned if p not in self.risk or not self._below(p, "margin_call")]:
             self.warned.discard(participant_id)  # out of the zone: a later entry warns again
         if now >= self.next_watermark:
@@ -937,9 +940,16 @@ class CfdEngine:
                 continue
             account.equity_written = equity
             account.equity_due = now + EQUITY_EVERY_S
-            rows.append({"pid": participant_id, "v": account.version, "equity": equity})
+            rows.append({"pid": participant_id, "v": account.version, "equity": equity,
+                         "competition_id": account.competition_id})
         if not rows:
             return
+        at_ms = self.clock_ms()
+        by_competition: dict[int, list] = collections.defaultdict(list)
+        for row in rows:
+            by_competition[row.pop("competition_id")].append((row["pid"], row["equity"], at_ms))
+        for competition_id, updates in by_competition.items():
+            leaderboard.note_equity(competition_id, updates)  # ranked at the next publish
         table = Participant.__table__
         try:
             from sqlalchemy import bindparam
@@ -953,6 +963,17 @@ class CfdEngine:
             db.session.rollback()
         finally:
             db.session.remove()
+
+    def publish_boards(self, now: float) -> None:
+        """Re-rank the live competitions (leaderboard.py), once a second, here: only the
+        process holding the price authority publishes. The accounts at risk are noted by
+        write_equity; everyone else's equity is read from the database."""
+        self.next_publish = now + leaderboard.PUBLISH_SECONDS
+        try:
+            leaderboard.publish_boards(self.app, tracked=set(self.accounts))
+        except Exception:
+            log.exception("CFD engine: could not publish the leaderboards")
+            db.session.rollback()
 
     MESSAGES = {
         "margin_call": "Margin call: your margin level is below {level}%. Add no risk; close or reduce positions.",

@@ -3,8 +3,8 @@
 Who writes, who reads:
 - The price authority (the CFD engine) calls ``note_equity(competition_id, updates)`` as it
   re-values accounts: a comparison and a dict write per update, nothing re-ranked.
-  ``publish_boards(app)``, run once a second (``board_publisher`` is the background
-  service), re-ranks each live competition in memory, writes the changes to the shared
+  ``publish_boards(app)``, run once a second by the engine's housekeeping (so only
+  by the process that holds the price authority), re-ranks each live competition in memory, writes the changes to the shared
   board, builds one ``leaderboard`` frame (top 100 plus counts) for room
   ``competition:<id>``, and sends each participant whose rank or equity moved their own
   ``leaderboard_me`` frame over ``user:<id>``. Every LEADERBOARD_PERSIST_SECONDS it writes
@@ -745,9 +745,25 @@ def _emit(event: str, payload: dict, room: str) -> None:
         log.exception("could not emit %s to %s", event, room)
 
 
-def publish_boards(app: Flask, now: datetime | None = None) -> int:
-    """Re-rank every live competition once (the price authority calls this each second).
-    Returns how many were published."""
+def refresh_from_database(competition: Competition, tracked: set[int], now: datetime) -> None:
+    """Note the equity the database has for every ranked participant the caller does not
+    value itself (``tracked``: the CFD engine's accounts with open positions, whose equity it
+    notes as it moves). An account with nothing open has its equity in its row, written in
+    the transaction that changed it (a close, a rise/fall settlement, a rebuy): the reach
+    time of a change seen here is this publish's time, at most a second late."""
+    p = Participant
+    rows = db.session.execute(select(p.id, p.equity).where(
+        p.competition_id == competition.id, p.status == ParticipantStatus.ACTIVE.value,
+        p.disqualified.is_(False), p.equity.is_not(None))).all()
+    at_ms = ms(now)
+    note_equity(competition.id, [(pid, equity, at_ms) for pid, equity in rows if pid not in tracked])
+
+
+def publish_boards(app: Flask, now: datetime | None = None, *, tracked: set[int] | None = None) -> int:
+    """Re-rank every live competition once (the price authority's CFD engine calls this each
+    second). ``tracked``: given by the engine, the accounts whose equity it notes itself;
+    everyone else's is read from the database first (refresh_from_database). None: the
+    caller noted every change (tests, benches). Returns how many were published."""
     now = now or utcnow()
     done = 0
     with app.app_context():
@@ -761,6 +777,8 @@ def publish_boards(app: Flask, now: datetime | None = None) -> int:
                 boards().drop(stale)
             for competition in live:
                 try:
+                    if tracked is not None:
+                        refresh_from_database(competition, tracked, now)
                     publish_competition(competition, now)
                     done += 1
                 except Exception:
@@ -772,8 +790,9 @@ def publish_boards(app: Flask, now: datetime | None = None) -> int:
 
 
 def board_publisher(app: Flask) -> None:
-    """The background service: publish every second (the lead may instead call
-    publish_boards from the engine's tick loop; see app.extensions['board_publishers'])."""
+    """Publish every second, as a loop of its own (tests and benches; the app publishes from
+    the CFD engine's housekeeping, which runs only while its process holds the price
+    authority, so a standby feed process never sends a second, stale frame)."""
     stop = app.extensions.get("board_publisher_stop")  # an Event, set to stop the loop (tests)
     while stop is None or not stop.is_set():
         publish_boards(app)
