@@ -433,6 +433,20 @@ def test_equity_of_the_accounts_at_risk_is_written_for_the_standings(app, record
         assert account(participant_id).equity == D("10480.00")  # cash + (1.10500 - 1.10020) x 100,000
 
 
+def test_the_engine_ranks_its_accounts_on_the_leaderboard_as_it_values_them(app, record):
+    from edutradex.competitions import leaderboard
+
+    with app.app_context():
+        competition_id, participant_id, _ = live_account()
+        opened_at = record(EUR, "1.10000", "1.10020")
+        open_position(participant_id, opened_at, "1")
+        engine = started(app)
+        engine([record(EUR, "1.10500", "1.10520")])  # housekeeping: equity noted, then the board published
+        rank, entry = leaderboard.rank_of(competition_id, participant_id)
+        assert (rank, entry.equity) == (1, D("10480.00"))
+        assert leaderboard.frame(competition_id)["rows"][0]["equity"] == "10480.00"
+
+
 def test_orders_and_positions_of_a_competition_that_is_not_live_are_ignored(app, record):
     with app.app_context():
         competition_id, participant_id, _ = live_account()

@@ -265,3 +265,29 @@ def test_the_freeze_snapshot_is_taken_once_when_the_window_begins(app):
         assert [e.participant_id for e in lb.top(cid, 0, 10, lb.FROZEN)] == [a, b]
         assert [e.participant_id for e in lb.top(cid, 0, 10, lb.LIVE)] == [b, a]
         assert lb.frame(cid, lb.FROZEN)["rows"][0]["equity"] == "10100.00"
+
+
+def test_the_engine_publish_reads_untracked_accounts_from_the_database_and_keeps_its_own_notes(app):
+    """publish_boards(tracked=...) as the CFD engine calls it: an account with nothing open
+    (or a rise/fall account) is ranked on the equity its row has; an account the engine
+    values is ranked on the engine's note, never on the older figure in its row."""
+    with app.app_context():
+        cid, people = live_competition(3)
+        (a, _), (b, _), (c, _) = people
+        lb.publish_boards(app, tracked=set())
+        # a: a close (or a settlement) wrote its row; b: the engine values it, its row lags behind
+        db.session.execute(update(Participant).where(Participant.id == a).values(equity=D("10400.00")))
+        db.session.execute(update(Participant).where(Participant.id == b).values(equity=D("9000.00")))
+        db.session.commit()
+        lb.note_equity(cid, [(b, D("10500.00"), 1_000)])
+        lb.publish_boards(app, tracked={b})
+        assert [(e.participant_id, e.equity) for e in lb.top(cid, 0, 3)] == [
+            (b, D("10500.00")), (a, D("10400.00")), (c, D("10000.00"))]
+        # without tracked (tests, benches) the rows are not read: a's later row change waits for a note
+        db.session.execute(update(Participant).where(Participant.id == a).values(equity=D("11000.00")))
+        db.session.commit()
+        lb.publish_boards(app)
+        assert lb.rank_of(cid, a)[1].equity == D("10400.00")
+        lb.publish_boards(app, tracked={b})
+        rank, entry = lb.rank_of(cid, a)
+        assert (rank, entry.equity) == (1, D("11000.00"))
