@@ -59,7 +59,7 @@ class Config:
     # Competition pages for traders (lobby, joining). Off until traders can trade inside a
     # competition (the CFD engine, issue #12): an entry fee for a contest with nothing to
     # trade would take real credits. Admins can prepare competitions meanwhile.
-    COMPETITIONS_OPEN = _bool("COMPETITIONS_OPEN", False)
+    COMPETITIONS_OPEN = _bool("COMPETITIONS_OPEN", True)
 
     DEFAULT_DEMO_BALANCE = Decimal(os.environ.get("DEFAULT_DEMO_BALANCE", "10000"))
     DEFAULT_PAYOUT_PERCENT = Decimal(os.environ.get("DEFAULT_PAYOUT_PERCENT", "80"))
@@ -181,7 +181,7 @@ class TestingConfig(Config):
     JOBS_MODE = "sync"
     JOBS_IN_PROCESS_WITHOUT_WORKER = False  # RQ tests run their worker themselves
     EMBEDDED_SERVICES = False
-    COMPETITIONS_OPEN = True  # the trader pages are tested; closed_competitions tests the default
+    COMPETITIONS_OPEN = True  # the default; test_views tests the switch off
     RATELIMIT_ENABLED = False
     RATELIMIT_STORAGE_URI = "memory://"
     ARGON2_TIME_COST = 1

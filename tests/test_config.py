@@ -88,7 +88,8 @@ def start_app(env: dict[str, str]) -> subprocess.CompletedProcess:
     the settings that decide how the process runs."""
     program = ("import json; from edutradex import create_app; app = create_app(); "
                "print(json.dumps({k: app.config[k] for k in ('ENV_NAME', 'SECRET_KEY', 'SQLALCHEMY_DATABASE_URI', "
-               "'EMBEDDED_SERVICES', 'JOBS_MODE', 'MAIL_OUTBOX_DIR', 'MAIL_SERVER', 'FEED_SEED', 'STRIPE_SECRET_KEY')}))")
+               "'EMBEDDED_SERVICES', 'JOBS_MODE', 'MAIL_OUTBOX_DIR', 'MAIL_SERVER', 'FEED_SEED', 'STRIPE_SECRET_KEY', "
+               "'COMPETITIONS_OPEN')}))")
     base = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
     return subprocess.run([sys.executable, "-c", program], cwd=ROOT, env={**base, **env}, capture_output=True,
                           text=True, timeout=60)
@@ -114,6 +115,7 @@ def test_env_example_copied_to_env_starts_the_embedded_default():
     assert settings["EMBEDDED_SERVICES"] is True and settings["JOBS_MODE"] == "thread"
     assert settings["MAIL_OUTBOX_DIR"] and settings["MAIL_SERVER"] is None
     assert settings["FEED_SEED"] is None and settings["STRIPE_SECRET_KEY"] is None
+    assert settings["COMPETITIONS_OPEN"] is True  # trading inside competitions exists: open unless switched off
 
 
 @pytest.mark.parametrize("services", [

@@ -270,9 +270,9 @@ def test_the_joined_badge_on_every_lobby_page(app, client, trader):
     assert badges == len(ids)
 
 
-def test_closed_to_traders_by_default_while_nothing_can_be_traded_in_them(tmp_path):
-    """COMPETITIONS_OPEN is off by default (no CFD engine yet): no lobby, no link, no join;
-    admins can still prepare competitions and are told why traders do not see them."""
+def test_closed_to_traders_with_the_switch_off(tmp_path):
+    """COMPETITIONS_OPEN=0: no lobby, no link, no join, no terminal; admins can still prepare
+    competitions and are told why traders do not see them."""
     from tests.conftest import build_app
     from tests.support.web import AuthActions
 
@@ -284,13 +284,13 @@ def test_closed_to_traders_by_default_while_nothing_can_be_traded_in_them(tmp_pa
     trader_client, admin_client = app.test_client(), app.test_client()
     AuthActions(trader_client).login(email="joe@example.com")
     AuthActions(admin_client).login(email="boss@example.com")
-    for path in ("/competitions", f"/competitions/{cid}", "/competitions/mine"):
+    for path in ("/competitions", f"/competitions/{cid}", "/competitions/mine", f"/competitions/{cid}/rise-fall"):
         assert trader_client.get(path).status_code == 404
     assert trader_client.post(f"/competitions/{cid}/join").status_code in (400, 404)  # CSRF or no route: nothing joins
     dashboard = trader_client.get("/").get_data(as_text=True)
     assert 'href="/competitions"' not in dashboard
     admin_list = admin_client.get("/admin/competitions").get_data(as_text=True)
-    assert 'data-testid="competitions-closed"' in admin_list and "COMPETITIONS_OPEN=1" in admin_list
+    assert 'data-testid="competitions-closed"' in admin_list and "COMPETITIONS_OPEN=0" in admin_list
     assert admin_client.get(f"/admin/competitions/{cid}").status_code == 200
     with app.app_context():
         assert participants(cid) == []
