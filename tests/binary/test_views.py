@@ -14,7 +14,7 @@ from edutradex.auth.models import User
 from edutradex.binary.models import Trade
 from edutradex.binary.service import place_trade
 from edutradex.extensions import db
-from tests.binary.conftest import add_tick, make_market, tick_and_quote
+from tests.binary.conftest import add_tick, make_market, publish, tick_and_quote
 from tests.factories import make_user
 from tests.support.web import csrf_token
 
@@ -29,9 +29,11 @@ def trader(app, auth):
         make_market("VOLATILITY_50", name="Volatility 50 Index", market_type="SYNTHETIC", precision=2,
                     initial_price=Decimal("1000.00"))
         make_market("OTC_OFF", active=False)
-        tick_and_quote(SYMBOL, "1.10000")
+        tick = tick_and_quote(SYMBOL, "1.10000")
         user_id = make_user("joe@example.com").id
     auth.login()
+    with app.app_context():  # fresh again after the password hashing: placements need a quote < 2 s old
+        publish(SYMBOL, "1.10000", tick_id=tick.id)
     return user_id
 
 
