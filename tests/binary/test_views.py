@@ -29,11 +29,11 @@ def trader(app, auth):
         make_market("VOLATILITY_50", name="Volatility 50 Index", market_type="SYNTHETIC", precision=2,
                     initial_price=Decimal("1000.00"))
         make_market("OTC_OFF", active=False)
-        tick = tick_and_quote(SYMBOL, "1.10000")
+        tick_id = tick_and_quote(SYMBOL, "1.10000").id
         user_id = make_user("joe@example.com").id
     auth.login()
     with app.app_context():  # fresh again after the password hashing: placements need a quote < 2 s old
-        publish(SYMBOL, "1.10000", tick_id=tick.id)
+        publish(SYMBOL, "1.10000", tick_id=tick_id)
     return user_id
 
 
