@@ -175,3 +175,14 @@ def page(browser, request):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_heartbeat_left_behind():
+    """A feed run by any test (the market's, the CFD engine's) must not make a later test's
+    health check see its stale in-process heartbeat."""
+    from edutradex.market import feed
+
+    feed._local_heartbeat.clear()
+    yield
+    feed._local_heartbeat.clear()

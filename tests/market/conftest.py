@@ -88,14 +88,6 @@ def tick_count(app, symbol: str | None = None) -> int:
         return db.session.scalar(query)
 
 
-@pytest.fixture(autouse=True)
-def _no_heartbeat_left_behind():
-    """A feed run here must not make a later test's health check see a stale heartbeat."""
-    from edutradex.market import feed
-
-    feed._local_heartbeat.clear()
-    yield
-    feed._local_heartbeat.clear()
 
 
 def check_tick_ids(app, clock: FakeClock) -> None:
