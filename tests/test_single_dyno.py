@@ -12,8 +12,10 @@ import time
 
 import pytest
 import requests
+from redis import Redis
 from sqlalchemy import create_engine, text
 
+from edutradex.market.authority import LOCK_KEY
 from tests.binary.test_crash import SYMBOL, place, register
 from tests.support.deploy import production_env, run_release
 from tests.support.live import ROOT, LiveServer
@@ -93,6 +95,10 @@ def test_web_stands_by_while_a_feed_process_holds_the_authority_and_takes_over_w
     feed = subprocess.Popen([sys.executable, "-m", "flask", "feed", "run", "--seconds", "120"], cwd=ROOT,
                             env=server.env, stdout=feed_log, stderr=subprocess.STDOUT)
     try:
+        # the feed process first holds the authority (it imports slowly on a loaded machine;
+        # a web process started before that would rightly stand in for it)
+        lock = Redis.from_url(redis_url)
+        wait_for(lambda: lock.exists(LOCK_KEY), timeout=60, message="the feed process taking the price authority")
         server.start()
         wait_for(lambda: quote(server)["status"] == "live", message="the feed process's quotes")
         time.sleep(3)  # several of the web process's looks at the lock
