@@ -9,6 +9,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from edutradex.market.service import DEFAULT_MARKETS
+from edutradex.types import utcnow
 from tests.support.deploy import production_env, run_release
 from tests.support.live import LiveServer
 from tests.support.waiting import wait_for
@@ -31,6 +32,28 @@ def test_seed_creates_the_laptop_admin_and_the_markets(runner, app):
     with app.app_context():
         assert db.session.scalar(db.select(db.func.count(User.id))) == 1
         assert db.session.scalar(db.select(db.func.count(Market.id))) == len(DEFAULT_MARKETS)
+
+
+def test_seed_publishes_the_sample_competitions_once_and_the_reference_seed_none(runner, app):
+    from edutradex.competitions.models import Competition
+    from edutradex.extensions import db
+
+    for args in (["seed", "--reference"], ["seed", "--no-samples"]):  # a deploy's release; the live-server tests
+        result = runner.invoke(args=args)
+        assert result.exit_code == 0 and "Competitions" not in result.output
+        with app.app_context():
+            assert db.session.scalar(db.select(db.func.count(Competition.id))) == 0
+    first = runner.invoke(args=["seed"])
+    second = runner.invoke(args=["seed"])
+    assert first.exit_code == second.exit_code == 0
+    assert "Daily CFD Sprint, Rise/Fall Hour" in first.output and "Competitions" not in second.output
+    with app.app_context():
+        samples = db.session.execute(db.select(Competition.kind, Competition.status, Competition.entry_fee,
+                                               Competition.repeats, Competition.start_at)
+                                     .order_by(Competition.id)).all()
+        assert [(kind, status, fee, repeats) for kind, status, fee, repeats, _ in samples] == [
+            ("CFD", "SCHEDULED", 0, "DAILY"), ("RISE_FALL", "SCHEDULED", 0, "DAILY")]
+        assert all(start > utcnow() for *_, start in samples)  # registration open, trading soon
 
 
 def test_reference_seed_creates_no_user(runner, app):

@@ -14,6 +14,7 @@ def init_app(app: Flask) -> None:
     from . import board_views, engine, models, rise_fall_views, terminal, views  # noqa: F401 - tables, pages, terminals
     from .lifecycle import competition_clock
     from .rise_fall import refuse_rebuy_while_trades_open, settle_trades_at_end
+    from .samples import seed_sample_competitions
     from .verify import check_prize_pools
 
     app.extensions["background_services"].append(competition_clock)
@@ -23,5 +24,6 @@ def init_app(app: Flask) -> None:
     app.extensions.setdefault("competition_rebuy_closers", []).append(refuse_rebuy_while_trades_open)
     # The leaderboards are re-ranked once a second by the engine's housekeeping (engine.py).
     app.extensions.setdefault("ledger_checks", []).append(check_prize_pools)
+    app.extensions.setdefault("laptop_seeders", []).append(seed_sample_competitions)  # `flask seed` only
     if app.config["COMPETITIONS_OPEN"]:  # no trader page (nor link to one) until they open
         app.register_blueprint(bp)

@@ -57,7 +57,7 @@ class LiveServer:
 
     def prepare(self) -> LiveServer:
         self.flask("db", "upgrade")
-        self.flask("seed")
+        self.flask("seed", "--no-samples")  # each test makes the competitions it needs
         return self
 
     def start(self, timeout: float = 30.0) -> LiveServer:
