@@ -50,7 +50,7 @@ def test_the_board_pins_your_row_and_pages_beyond_the_first(app, monkeypatch):
     assert rows(first) == [b, c]
     assert "Page 1 of 2" in first and "3 ranked · 2 above the starting capital" in first
     pinned = re.search(r'data-testid="my-board-row".*?</div>', first, re.S).group(0)
-    assert "data-my-rank>3<" in pinned and "9000.00" in pinned
+    assert "data-my-rank>3<" in pinned and "9,000.00" in pinned
     second = board_html(client.get(f"/competitions/{cid}/leaderboard?page=2"))
     assert rows(second) == [a] and "-10.00 %" in second
     fragment = client.get(f"/competitions/{cid}/leaderboard?page=2", headers={"HX-Request": "true"})
@@ -99,7 +99,7 @@ def test_during_the_freeze_every_public_endpoint_serves_the_same_snapshot(app, m
 
     mine = board_html(trader_client.get(f"/competitions/{cid}/leaderboard"))
     pinned = re.search(r'data-testid="my-board-row".*?</div>', mine, re.S).group(0)
-    assert "12000.00" in pinned and "data-my-rank>3<" in pinned  # own equity live, rank as the public sees it
+    assert "12,000.00" in pinned and "data-my-rank>3<" in pinned  # own equity live, rank as the public sees it
     assert rows(mine) == [b, c]
 
     live = board_html(admin_client.get(f"/competitions/{cid}/leaderboard"))

@@ -66,7 +66,7 @@
       link.textContent = row.name;
       trader.appendChild(link);
       tr.appendChild(trader);
-      tr.appendChild(cell("Equity", row.equity, "num mono"));
+      tr.appendChild(cell("Equity", EduTradeX.formatMoney(row.equity), "num mono"));
       tr.appendChild(cell("Return", row.return_percent + " %", "num mono"));
       tr.appendChild(cell("Trades", String(row.trades), "num mono"));
       tr.appendChild(cell("Win rate", row.win_rate === null ? "—" : row.win_rate + " %", "num mono"));
@@ -85,6 +85,6 @@
     if (me.id !== id) return;
     var rank = board.querySelector("[data-my-rank]"), equity = board.querySelector("[data-my-equity]");
     if (rank) rank.textContent = me.rank === null ? "—" : String(me.rank);
-    if (equity) equity.textContent = me.equity;
+    if (equity) equity.textContent = EduTradeX.formatMoney(me.equity);
   });
 })();
