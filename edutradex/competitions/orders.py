@@ -287,6 +287,12 @@ def place_order(slug: str, user_id: int, form: Mapping[str, str]) -> CfdOrder:
     """Validate and place an order in ONE transaction: a MARKET order fills now at the
     latest fresh quote (FILLED, with its position); a LIMIT or STOP order rests PENDING for
     the engine. A replayed client_key returns the order it placed, changing nothing."""
+    return place_order_once(slug, user_id, form)[0]
+
+
+def place_order_once(slug: str, user_id: int, form: Mapping[str, str]) -> tuple[CfdOrder, bool]:
+    """``place_order``, and whether this call placed the order (False: a replayed
+    client_key, answered with the order an earlier call placed)."""
     client_key = (form.get("client_key") or "").strip()
     if not CLIENT_KEY.match(client_key):
         raise OrderError("This form is missing its submission key. Reload the page and try again.",
@@ -298,17 +304,17 @@ def place_order(slug: str, user_id: int, form: Mapping[str, str]) -> CfdOrder:
         replay = existing_order(competition.id, user_id, client_key)
         if replay is None:
             raise
-        return replay
+        return replay, False
     except DomainError:
         # The replay is looked up only when the attempt fails: the common path saves a query.
         replay = existing_order(competition.id, user_id, client_key) if competition is not None else None
         if replay is None:
             raise
-        return replay
+        return replay, False
     notify_engine("order", order.id)
     if order.position_id is not None:
         notify_engine("position", order.position_id)
-    return order
+    return order, True
 
 
 def _place(competition: Competition | None, user_id: int, form: Mapping[str, str], client_key: str) -> CfdOrder:
