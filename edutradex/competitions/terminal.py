@@ -132,7 +132,8 @@ def preview(slug: str):
 def place(slug: str):
     found = _trading_desk(slug)
     try:
-        order, fresh = orders.place_order_once(slug, current_user.id, request.form)
+        order, fresh = orders.place_order_once(slug, current_user.id, request.form, competition=found.competition,
+                                               participant=found.participant)
     except DomainError as error:
         if not _is_htmx():
             raise

@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from edutradex.competitions import service
 from edutradex.competitions.models import CfdFill, CfdOrder, CfdPosition, Competition
@@ -197,6 +197,29 @@ def test_a_pending_order_answers_with_its_row_and_leaves_positions_and_history_a
     assert "position-row" not in html and "fill-row" not in html and 'id="cfd-history"' not in html
     assert 'id="count-orders" class="badge" hx-swap-oob="true">2<' in html
     assert 'id="count-positions" class="badge" hx-swap-oob="true">1<' in html
+
+
+def test_a_placement_reads_the_competition_and_the_account_once_before_its_locks(app, client, desk):
+    place(client, desk)
+    data, sent_headers = ticket(client, desk, stop_loss="", take_profit=""), headers(client, desk)
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert client.post(desk["url"] + "/orders", data=data, headers=sent_headers).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    # The view's desk rows are the service's: one lookup by slug, one of the participant by user
+    # (then the locks read both again, and the answer reads them after the commit).
+    assert sum("FROM competitions WHERE competitions.slug" in s for s in seen) == 1, seen
+    assert sum("FROM competition_participants WHERE competition_participants.competition_id" in s
+               for s in seen) == 1, seen
+    assert len(seen) <= 17, seen  # 19 when the service read them again
 
 
 def test_a_replayed_form_answers_with_the_whole_book(app, client, desk):
