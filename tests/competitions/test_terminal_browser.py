@@ -146,7 +146,8 @@ def test_join_buy_with_sl_tp_watch_pnl_close_and_read_the_proof(live_server, pag
         page.wait_for_function("(n) => document.querySelectorAll('#cfd-positions .cfd-position').length === n",
                                arg=placed)
         assert page.locator("#count-positions").inner_text() == str(placed)
-        assert page.evaluate("EduTradeX.MarketChart.all[0]._priceLines.length") == placed  # an entry line each
+        # an entry line each, drawn once the swap has settled
+        page.wait_for_function("(n) => EduTradeX.MarketChart.all[0]._priceLines.length === n", arg=placed)
     assert 'id="cfd-positions"' not in answer.value.text()  # the second answer: one row, not the tab
     ids = page.get_by_test_id("position-row").evaluate_all("rows => rows.map(r => +r.dataset.id)")
     assert ids == sorted(ids, reverse=True) and len(set(ids)) == 2  # newest first, as the book renders them
