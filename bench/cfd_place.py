@@ -252,6 +252,9 @@ def main() -> None:
 
         latencies.sort()
         count = len(latencies)
+        if not count:
+            raise RuntimeError(f"no order answered 200 in the run: errors {len(errors)} {sorted(set(errors))} "
+                               f"{' | '.join(t for t in said if t)[:500]}")
         rate = count / SECONDS
 
         def pct(p: float) -> float:

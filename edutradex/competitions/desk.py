@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import exists, func, select
 
 from ..binary.formatting import format_price
 from ..errors import DomainError, NotFound
@@ -126,6 +126,44 @@ def pending_orders(participant_id: int) -> list[CfdOrder]:
 def recent_fills(participant_id: int, limit: int = HISTORY_SHOWN) -> list[CfdFill]:
     return list(db.session.scalars(select(CfdFill).where(CfdFill.participant_id == participant_id)
                                    .order_by(CfdFill.id.desc()).limit(limit)))
+
+
+@dataclass
+class Placed:
+    """What one placement changed in the account's book: the new position (a market order)
+    or the new pending order, the fills it made, and what the tabs' counts are now.
+    ``*_first``: the tab had no rows before, so it is sent whole rather than one row."""
+    order: CfdOrder
+    position: CfdPosition | None
+    fills: list[CfdFill]
+    open_count: int
+    pending_count: int
+    earlier_fills: bool
+
+    @property
+    def positions_first(self) -> bool:
+        return self.position is not None and self.open_count <= 1
+
+    @property
+    def orders_first(self) -> bool:
+        return self.position is None and self.pending_count <= 1
+
+
+def placed(participant_id: int, order: CfdOrder) -> Placed:
+    """The rows a placement added, read in three statements rather than the whole book."""
+    position = db.session.get(CfdPosition, order.position_id) if order.position_id is not None else None
+    fills = list(db.session.scalars(select(CfdFill).where(CfdFill.order_id == order.id, CfdFill.participant_id
+                                                          == participant_id).order_by(CfdFill.id.desc())))
+    first_new = min((f.id for f in fills), default=None)
+    counted = select(
+        select(func.count()).where(CfdPosition.participant_id == participant_id,
+                                   CfdPosition.status == PositionStatus.OPEN.value).scalar_subquery(),
+        select(func.count()).where(CfdOrder.participant_id == participant_id,
+                                   CfdOrder.status == OrderStatus.PENDING.value).scalar_subquery(),
+        exists().where(CfdFill.participant_id == participant_id,
+                       CfdFill.id < (first_new if first_new is not None else 2**62)))
+    open_count, pending_count, earlier = db.session.execute(counted).one()
+    return Placed(order, position, fills, open_count, pending_count, earlier)
 
 
 def own_position(user_id: int, position_id: int) -> CfdPosition:

@@ -287,34 +287,52 @@ def place_order(slug: str, user_id: int, form: Mapping[str, str]) -> CfdOrder:
     """Validate and place an order in ONE transaction: a MARKET order fills now at the
     latest fresh quote (FILLED, with its position); a LIMIT or STOP order rests PENDING for
     the engine. A replayed client_key returns the order it placed, changing nothing."""
+    return place_order_once(slug, user_id, form)[0]
+
+
+def place_order_once(slug: str, user_id: int, form: Mapping[str, str], *, competition: Competition | None = None,
+                     participant: Participant | None = None) -> tuple[CfdOrder, bool]:
+    """``place_order``, and whether this call placed the order (False: a replayed
+    client_key, answered with the order an earlier call placed). A caller that has just
+    read the competition (by this slug) and this user's participant row in the same
+    session passes them, saving their queries; every check still runs on them, and the
+    locks read status, end and account again before anything is written."""
     client_key = (form.get("client_key") or "").strip()
     if not CLIENT_KEY.match(client_key):
         raise OrderError("This form is missing its submission key. Reload the page and try again.",
                          field="client_key")
-    competition = db.session.scalar(select(Competition).where(Competition.slug == slug))
+    if competition is None or competition.slug != slug:
+        competition = db.session.scalar(select(Competition).where(Competition.slug == slug))
+    if participant is not None and (competition is None or participant.competition_id != competition.id
+                                    or participant.user_id != user_id):
+        participant = None
     try:
-        order = _place(competition, user_id, form, client_key)
+        order = _place(competition, user_id, form, client_key, participant)
     except IntegrityError:
         replay = existing_order(competition.id, user_id, client_key)
         if replay is None:
             raise
-        return replay
+        return replay, False
     except DomainError:
         # The replay is looked up only when the attempt fails: the common path saves a query.
         replay = existing_order(competition.id, user_id, client_key) if competition is not None else None
         if replay is None:
             raise
-        return replay
+        return replay, False
     notify_engine("order", order.id)
     if order.position_id is not None:
         notify_engine("position", order.position_id)
-    return order
+    return order, True
 
 
-def _place(competition: Competition | None, user_id: int, form: Mapping[str, str], client_key: str) -> CfdOrder:
+def _place(competition: Competition | None, user_id: int, form: Mapping[str, str], client_key: str,
+           participant: Participant | None = None) -> CfdOrder:
     now = utcnow()
     competition = live_competition(competition, now)
-    participant = trading_participant(competition.id, user_id)
+    if participant is None:
+        participant = trading_participant(competition.id, user_id)
+    else:
+        check_can_trade(participant)
     market = tradable(competition, form.get("symbol"))
     side = _choice(form.get("side"), Side, "side", "Choose Buy or Sell.")
     order_type = _choice(form.get("order_type") or OrderType.MARKET.value, OrderType, "order_type",

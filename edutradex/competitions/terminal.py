@@ -3,7 +3,8 @@ the order ticket, the positions / orders / history tabs and the account bar. Thi
 parse the request, call ``orders`` (changes) or ``desk`` (reading), render a fragment.
 
 Every action answers HTMX with out-of-band swaps of the book (the tabs and the account
-bar) and a fresh client key for the ticket; a refused action answers with its message next
+bar) and a fresh client key for the ticket (a placement sends only what it changed: the new
+row, its fills, the account bar and the counts); a refused action answers with its message next
 to the field it is about (the ticket, an SL/TP edit) or as a toast, and changes nothing."""
 
 from __future__ import annotations
@@ -131,7 +132,8 @@ def preview(slug: str):
 def place(slug: str):
     found = _trading_desk(slug)
     try:
-        order = orders.place_order(slug, current_user.id, request.form)
+        order, fresh = orders.place_order_once(slug, current_user.id, request.form, competition=found.competition,
+                                               participant=found.participant)
     except DomainError as error:
         if not _is_htmx():
             raise
@@ -140,7 +142,13 @@ def place(slug: str):
     if not _is_htmx():
         flash(desk.order_summary(order), "success")
         return redirect(url_for("competitions.terminal", slug=slug, symbol=order.symbol))
-    return _updated(found, desk.order_summary(order), key=True)
+    if not fresh:  # a replay: its rows may or may not be on the page, so the whole book
+        return _updated(found, desk.order_summary(order), key=True)
+    placed = desk.placed(found.participant.id, order)
+    return render_template("competitions/_cfd_placed.html", message=desk.order_summary(order), c=found.competition,
+                           me=found.participant, figures=desk.account_figures(found.participant), placed=placed,
+                           marks=desk.marks([placed.position] if placed.position is not None else []),
+                           client_key=new_client_key())
 
 
 def _own_order(found: desk.Desk, order_id: int):

@@ -72,6 +72,29 @@ def refused(pid: int, call, *, status: int, field: str | None = None, says: str 
     return caught.value
 
 
+def test_rows_the_caller_passes_are_checked_as_the_ones_it_reads(live):
+    slug, pid, uid, _ = live
+    competition = db.session.scalar(select(Competition).where(Competition.slug == slug))
+    mine = db.session.get(Participant, pid)
+    order, fresh = orders.place_order_once(slug, uid, form(), competition=competition, participant=mine)
+    assert fresh and order.participant_id == pid
+    replay = dict(form(), client_key=order.client_key)
+    again, placed_again = orders.place_order_once(slug, uid, replay, competition=competition, participant=mine)
+    assert not placed_again and again.id == order.id
+    # Someone else's participant row is not taken for this user's: the service reads its own.
+    other, _ = join(competition.id)
+    theirs = db.session.get(Participant, other)
+    placed, _ = orders.place_order_once(slug, uid, form(), competition=competition, participant=theirs)
+    assert placed.participant_id == pid and placed.user_id == uid
+    # A disqualified account passed in is refused as one read would be, nothing written.
+    mine = db.session.get(Participant, pid)
+    mine.disqualified = True
+    db.session.commit()
+    refused(pid, lambda: orders.place_order_once(slug, uid, form(), competition=competition,
+                                                 participant=db.session.get(Participant, pid)),
+            status=403, says="disqualified")
+
+
 def test_a_market_buy_fills_at_the_ask_with_its_sl_tp_and_notifies_the_engine(live):
     slug, pid, uid, heard = live
     order = orders.place_order(slug, uid, form(lots="0.50", leverage="20"))

@@ -9,7 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from edutradex.competitions import service
 from edutradex.competitions.models import CfdFill, CfdOrder, CfdPosition, Competition
@@ -160,6 +160,77 @@ def test_a_market_buy_answers_with_the_book_the_proof_and_a_new_key(app, client,
     assert new_key != data["client_key"]
     assert "Buy 0.1 lots EUR/USD OTC filled at 1.08510." in html  # the toast
     assert count(app, CfdPosition, participant_id=desk["pid"]) == 1
+
+
+def test_a_placement_answers_with_what_it_changed_not_the_whole_book(app, client, desk):
+    first = place(client, desk)
+    assert 'id="cfd-positions"' in first.get_data(as_text=True)  # the tab was empty: sent whole
+    second = place(client, desk, lots="0.20", stop_loss="", take_profit="")
+    assert second.status_code == 200
+    html = second.get_data(as_text=True)
+    ids = []
+    with app.app_context():
+        ids = list(db.session.scalars(select(CfdPosition.id).where(CfdPosition.participant_id == desk["pid"])
+                                      .order_by(CfdPosition.id)))
+    # One row, the new one, on top of the positions tab; its fill on top of History.
+    assert html.count('data-testid="position-row"') == 1 and f'id="position-{ids[1]}"' in html
+    assert f'id="position-{ids[0]}"' not in html and 'id="cfd-positions"' not in html
+    assert '<template><tbody hx-swap-oob="afterbegin:#cfd-positions tbody"><tr class="cfd-position"' in html
+    assert html.count('data-testid="fill-row"') == 1 and 'hx-swap-oob="afterbegin:#cfd-history tbody"' in html
+    assert f'data-position-id="{ids[1]}"' in html and 'id="cfd-history"' not in html
+    assert 'id="cfd-orders"' not in html  # untouched
+    assert 'id="count-positions" class="badge" hx-swap-oob="true">2<' in html
+    assert 'id="count-orders" class="badge" hx-swap-oob="true">0<' in html
+    assert 'data-testid="used-margin">1,085.10' in html  # 361.70 + 0.2 x 100,000 x 1.0851 / 30
+    assert "Buy 0.2 lots EUR/USD OTC filled at 1.08510." in html
+    assert KEY.search(html).group(1) and re.search(r'id="ticket-error"[^>]*hx-swap-oob="true"></p>', html)
+
+
+def test_a_pending_order_answers_with_its_row_and_leaves_positions_and_history_alone(app, client, desk):
+    place(client, desk)
+    limit = dict(order_type="LIMIT", price="1.08000", stop_loss="", take_profit="")
+    first = place(client, desk, **limit).get_data(as_text=True)
+    assert 'id="cfd-orders"' in first and first.count('data-testid="order-row"') == 1  # the empty tab, whole
+    html = place(client, desk, **{**limit, "price": "1.07900"}).get_data(as_text=True)
+    assert html.count('data-testid="order-row"') == 1 and 'data-price="1.07900"' in html
+    assert 'hx-swap-oob="afterbegin:#cfd-orders tbody"><tr class="cfd-order"' in html
+    assert "position-row" not in html and "fill-row" not in html and 'id="cfd-history"' not in html
+    assert 'id="count-orders" class="badge" hx-swap-oob="true">2<' in html
+    assert 'id="count-positions" class="badge" hx-swap-oob="true">1<' in html
+
+
+def test_a_placement_reads_the_competition_and_the_account_once_before_its_locks(app, client, desk):
+    place(client, desk)
+    data, sent_headers = ticket(client, desk, stop_loss="", take_profit=""), headers(client, desk)
+    seen: list[str] = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert client.post(desk["url"] + "/orders", data=data, headers=sent_headers).status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    # The view's desk rows are the service's: one lookup by slug, one of the participant by user
+    # (then the locks read both again, and the answer reads them after the commit).
+    assert sum("FROM competitions WHERE competitions.slug" in s for s in seen) == 1, seen
+    assert sum("FROM competition_participants WHERE competition_participants.competition_id" in s
+               for s in seen) == 1, seen
+    assert len(seen) <= 17, seen  # 19 when the service read them again
+
+
+def test_a_replayed_form_answers_with_the_whole_book(app, client, desk):
+    data = ticket(client, desk)
+    client.post(desk["url"] + "/orders", data=data, headers=headers(client, desk))
+    place(client, desk, stop_loss="", take_profit="")
+    again = client.post(desk["url"] + "/orders", data=data, headers=headers(client, desk)).get_data(as_text=True)
+    # Its row may or may not be on the page: the book is sent whole, each row once.
+    assert again.count('data-testid="position-row"') == 2 and 'id="cfd-positions"' in again
+    assert again.count('data-testid="fill-row"') == 2
+    assert count(app, CfdPosition, participant_id=desk["pid"]) == 2
 
 
 def test_a_replayed_form_places_one_order(app, client, desk):

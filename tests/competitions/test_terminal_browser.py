@@ -133,4 +133,30 @@ def test_join_buy_with_sl_tp_watch_pnl_close_and_read_the_proof(live_server, pag
     assert re.search(r"bid \d\.\d{5} / ask \d\.\d{5}", proof) and "manual close of a long at the bid" in proof
     assert "market" in fills.nth(1).get_by_test_id("fill-proof").inner_text()
     assert page.get_by_test_id("used-margin").inner_text() == "0.00"
+
+    # A placement answers with what it changed only: the first position fills the empty tab,
+    # the next one comes as one row on top; counts, History, the account bar and the chart follow.
+    page.get_by_test_id("tab-positions").click()
+    page.get_by_test_id("stop-loss").fill("")
+    page.get_by_test_id("take-profit").fill("")
+    for placed in (1, 2):
+        with page.expect_response(lambda r: r.url.endswith("/trade/orders")) as answer:
+            page.get_by_test_id("place-order").click()
+        assert answer.value.status == 200
+        page.wait_for_function("(n) => document.querySelectorAll('#cfd-positions .cfd-position').length === n",
+                               arg=placed)
+        assert page.locator("#count-positions").inner_text() == str(placed)
+        # an entry line each, drawn once the swap has settled
+        page.wait_for_function("(n) => EduTradeX.MarketChart.all[0]._priceLines.length === n", arg=placed)
+    assert 'id="cfd-positions"' not in answer.value.text()  # the second answer: one row, not the tab
+    ids = page.get_by_test_id("position-row").evaluate_all("rows => rows.map(r => +r.dataset.id)")
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 2  # newest first, as the book renders them
+    assert page.get_by_test_id("positions").is_visible() and not page.get_by_test_id("history").is_visible()
+    assert page.get_by_test_id("used-margin").inner_text() != "0.00"
+    page.get_by_test_id("tab-history").click()
+    assert page.get_by_test_id("fill-row").count() == 4
+    assert "market" in page.get_by_test_id("fill-row").first.get_by_test_id("fill-proof").inner_text()
+    page.reload()  # the page drawn whole agrees with what the answers built
+    assert page.get_by_test_id("position-row").evaluate_all("rows => rows.map(r => +r.dataset.id)") == ids
+    assert page.locator("#count-positions").inner_text() == "2"
     assert problems == []
