@@ -787,13 +787,3 @@ def publish_boards(app: Flask, now: datetime | None = None, *, tracked: set[int]
         finally:
             db.session.remove()
     return done
-
-
-def board_publisher(app: Flask) -> None:
-    """Publish every second, as a loop of its own (tests and benches; the app publishes from
-    the CFD engine's housekeeping, which runs only while its process holds the price
-    authority, so a standby feed process never sends a second, stale frame)."""
-    stop = app.extensions.get("board_publisher_stop")  # an Event, set to stop the loop (tests)
-    while stop is None or not stop.is_set():
-        publish_boards(app)
-        socketio.sleep(PUBLISH_SECONDS)
