@@ -86,20 +86,30 @@ def start_server(url: str, port: int, log: Path) -> subprocess.Popen:
     raise RuntimeError(f"server did not start:\n{log.read_text()}")
 
 
-def sign_in(base: str, n: int) -> tuple[str, str]:
-    """(cookie header, CSRF token) of a signed-in session."""
+def sign_in(base: str, n: int, page: str = f"/trade/{SYMBOL}") -> tuple[str, str]:
+    """(cookie header, CSRF token) of a signed-in session, the token read from `page`."""
     session = requests.Session()
     token = CSRF.search(session.get(base + "/login", timeout=10).text).group(1)
     session.post(base + "/login", data={"csrf_token": token, "email": f"bench{n}@example.com",
                                         "password": "correct-horse-1"}, timeout=10)
-    html = session.get(f"{base}/trade/{SYMBOL}", timeout=10).text
+    html = session.get(base + page, timeout=10).text
     cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
     return cookie, CSRF.search(html).group(1)
 
 
-def client_process(port: int, sessions: list, start_at: float, stop_at: float, warm_until: float, queue) -> None:
+def trade_form(key: str, n: int) -> str:
+    return urlencode({"symbol": SYMBOL, "direction": "UP" if n % 2 else "DOWN", "stake": "1.00",
+                      "duration": DURATION, "idempotency_key": key})
+
+
+def client_process(port: int, sessions: list, start_at: float, stop_at: float, warm_until: float, queue,
+                   path: str = "/trade/place", form=trade_form) -> None:
+    """One client process of the closed loop: a keep-alive connection per thread posts
+    `form(key, n)` to `path` (HTMX) as fast as answers come back, rotating over its signed-in
+    sessions. Puts (latencies of the 200s, statuses of the rest, the first refusal's text)."""
     latencies: list[float] = []
     errors: list[int] = []
+    said: list[str] = []
 
     def worker(index: int, users: list[tuple[str, str]]) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -111,18 +121,18 @@ def client_process(port: int, sessions: list, start_at: float, stop_at: float, w
             cookie, token = users[n % len(users)]
             headers = {"Cookie": cookie, "X-CSRFToken": token, "HX-Request": "true",
                        "Content-Type": "application/x-www-form-urlencoded"}
-            body = urlencode({"symbol": SYMBOL, "direction": "UP" if n % 2 else "DOWN", "stake": "1.00",
-                              "duration": DURATION, "idempotency_key": f"b{os.getpid()}-{index}-{n}"})
             began = time.time()
-            conn.request("POST", "/trade/place", body=body, headers=headers)
+            conn.request("POST", path, body=form(f"b{os.getpid()}-{index}-{n}", n), headers=headers)
             response = conn.getresponse()
-            response.read()
+            body = response.read()
             ended = time.time()
             if began >= warm_until:
                 if response.status == 200:
                     latencies.append(ended - began)
                 else:
                     errors.append(response.status)
+                    if not said:
+                        said.append(" ".join(re.sub(r"<[^>]+>", " ", body.decode(errors="replace")).split()))
         conn.close()
 
     threads = [threading.Thread(target=worker, args=(i, users)) for i, users in enumerate(sessions)]
@@ -130,7 +140,7 @@ def client_process(port: int, sessions: list, start_at: float, stop_at: float, w
         thread.start()
     for thread in threads:
         thread.join()
-    queue.put((latencies, errors))
+    queue.put((latencies, errors, said[0] if said else ""))
 
 
 def main() -> None:
@@ -166,7 +176,7 @@ def main() -> None:
             proc.start()
         latencies, errors = [], []
         for _ in procs:
-            lat, err = queue.get(timeout=SECONDS + WARMUP + 60)
+            lat, err, _ = queue.get(timeout=SECONDS + WARMUP + 60)
             latencies += lat
             errors += err
         for proc in procs:

@@ -16,12 +16,10 @@ time goes: the mean of the service alone (orders.place_order) and of the whole r
 
 from __future__ import annotations
 
-import http.client
 import multiprocessing
 import os
 import re
 import sys
-import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -31,7 +29,7 @@ from urllib.parse import urlencode
 import requests
 from sqlalchemy import func, insert, select
 
-from bench.binary_place import start_server
+from bench.binary_place import client_process, sign_in, start_server
 from config import Config, TestingConfig
 from edutradex import create_app
 from edutradex.auth.models import User
@@ -88,59 +86,10 @@ def prepare(url: str, outbox: str) -> None:
         db.engine.dispose()
 
 
-def sign_in(base: str, n: int) -> tuple[str, str]:
-    """(cookie header, CSRF token) of a signed-in session on the terminal page."""
-    session = requests.Session()
-    token = CSRF.search(session.get(base + "/login", timeout=10).text).group(1)
-    session.post(base + "/login", data={"csrf_token": token, "email": f"bench{n}@example.com",
-                                        "password": "correct-horse-1"}, timeout=10)
-    html = session.get(f"{base}/competitions/{SLUG}/trade?symbol={SYMBOL}", timeout=10).text
-    cookie = "; ".join(f"{c.name}={c.value}" for c in session.cookies)
-    return cookie, CSRF.search(html).group(1)
-
-
 def order_form(key: str, n: int) -> str:
     side = "BUY" if n % 2 else "SELL"
     return urlencode({"client_key": key, "symbol": SYMBOL, "side": side, "order_type": "MARKET", "lots": "0.01",
                       **(BUY if side == "BUY" else SELL)})
-
-
-def client_process(port: int, sessions: list, start_at: float, stop_at: float, warm_until: float, queue) -> None:
-    latencies: list[float] = []
-    errors: list[int] = []
-    said: list[str] = []  # the first refusal's text, for the report
-
-    def worker(index: int, users: list[tuple[str, str]]) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        n = 0
-        while time.time() < start_at:
-            time.sleep(0.001)
-        while time.time() < stop_at:
-            n += 1
-            cookie, token = users[n % len(users)]
-            headers = {"Cookie": cookie, "X-CSRFToken": token, "HX-Request": "true",
-                       "Content-Type": "application/x-www-form-urlencoded"}
-            began = time.time()
-            conn.request("POST", f"/competitions/{SLUG}/trade/orders",
-                         body=order_form(f"b{os.getpid()}-{index}-{n}", n), headers=headers)
-            response = conn.getresponse()
-            body = response.read()
-            ended = time.time()
-            if began >= warm_until:
-                if response.status == 200:
-                    latencies.append(ended - began)
-                else:
-                    errors.append(response.status)
-                    if not said:
-                        said.append(re.sub(r"<[^>]+>", " ", body.decode(errors="replace")).split())
-        conn.close()
-
-    threads = [threading.Thread(target=worker, args=(i, users)) for i, users in enumerate(sessions)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    queue.put((latencies, errors, " ".join(said[0]) if said else ""))
 
 
 def profile(url: str, outbox: str) -> None:
@@ -218,7 +167,8 @@ def main() -> None:
         log = Path(pg.base) / "server.log"
         server = start_server(url, port, log)
         base = f"http://127.0.0.1:{port}"
-        signed_in = [sign_in(base, n) for n in range(CLIENTS * USERS_PER_CLIENT)]
+        signed_in = [sign_in(base, n, f"/competitions/{SLUG}/trade?symbol={SYMBOL}")
+                     for n in range(CLIENTS * USERS_PER_CLIENT)]
         sessions = [signed_in[i::CLIENTS] for i in range(CLIENTS)]
         deadline = time.monotonic() + 15  # the embedded feed publishes the first quote
         while time.monotonic() < deadline:
@@ -237,7 +187,8 @@ def main() -> None:
         stop_at = warm_until + SECONDS
         queue = multiprocessing.Queue()
         per = [sessions[i::PROCESSES] for i in range(PROCESSES)]
-        procs = [multiprocessing.Process(target=client_process, args=(port, chunk, start_at, stop_at, warm_until, queue))
+        procs = [multiprocessing.Process(target=client_process, args=(port, chunk, start_at, stop_at, warm_until, queue,
+                                                                            f"/competitions/{SLUG}/trade/orders", order_form))
                  for chunk in per]
         for proc in procs:
             proc.start()
