@@ -194,11 +194,14 @@ def main() -> None:
               f"p99 {pct(0.99):.1f} max {latencies[-1] * 1000:.1f}; errors {len(errors)} {sorted(set(errors))}")
         app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url)
         with app.app_context():
-            trades = db.session.scalar(select(func.count()).select_from(Trade))
-            # open trades hold their stake; settled ones returned their payout
-            staked = db.session.scalar(select(func.sum(Trade.stake)))
-            paid = db.session.scalar(select(func.coalesce(func.sum(Trade.payout), 0)))
-            balances = db.session.scalar(select(func.sum(User.demo_balance)))
+            # open trades hold their stake; settled ones returned their payout. One statement,
+            # so one snapshot: the server is still settling, and three queries could each see
+            # a different moment (the check then failed about one run in two).
+            trades, staked, paid, balances = db.session.execute(select(
+                select(func.count()).select_from(Trade).scalar_subquery(),
+                select(func.sum(Trade.stake)).scalar_subquery(),
+                select(func.coalesce(func.sum(Trade.payout), 0)).scalar_subquery(),
+                select(func.sum(User.demo_balance)).scalar_subquery())).one()
             db.engine.dispose()
         consistent = balances + staked - paid == Decimal("10000.00") * CLIENTS * USERS_PER_CLIENT
         print(f"trades in the database: {trades}; balances + stakes - payouts = starting balances: {consistent}")
