@@ -32,7 +32,33 @@ app = create_app()
 
 
 def _terminate(signum, frame):
-    raise KeyboardInterrupt  # a platform restart (SIGTERM) stops the server as Ctrl-C does
+    """A platform restart (SIGTERM), or Ctrl-C, stops the server: KeyboardInterrupt in the
+    main greenlet, the one serving, whose `finally` stops the services cleanly.
+
+    Python runs a signal handler in whatever greenlet the signal interrupts. Raised there, the
+    KeyboardInterrupt would kill that greenlet mid-work (the price feed in the middle of a
+    flush: its stop then unclean, the restart recording a gap and refunding the open trades)
+    before it reached the main greenlet. So it is raised in the main greenlet only, from the
+    hub, as eventlet's own kill() does; the interrupted greenlet carries on."""
+    import greenlet
+    from eventlet import hubs
+
+    if greenlet.getcurrent() is _main_greenlet:
+        raise KeyboardInterrupt
+    hubs.get_hub().schedule_call_global(0, _main_greenlet.throw, KeyboardInterrupt)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGINT both end up as a KeyboardInterrupt in the calling (main) greenlet."""
+    import greenlet
+
+    global _main_greenlet
+    _main_greenlet = greenlet.getcurrent()
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
+
+
+_main_greenlet = None
 
 
 def stop_services(seconds: float = 5.0) -> None:
@@ -81,7 +107,7 @@ if __name__ == "__main__":
         if app.config["EMBEDDED_SERVICES"]:
             start_web_services(app)
         app.logger.info("EduTradeX listening on http://%s:%d (up to %d connections)", host, port, max_connections)
-        signal.signal(signal.SIGTERM, _terminate)
+        install_signal_handlers()
         try:
             eventlet.wsgi.server(listener, app, max_size=max_connections, log_output=False)
         finally:  # the server returns on Ctrl-C / SIGTERM

@@ -62,7 +62,7 @@ def test_a_sigterm_stops_the_embedded_feed_cleanly(live_server):
     assert live_server.process.returncode == 0, live_server.log_path.read_text()
     engine = create_engine(live_server.env["DATABASE_URL"])
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT clean FROM feed_authority")).scalar_one()
+        assert conn.execute(text("SELECT clean FROM feed_authority")).scalar_one(), live_server.log_path.read_text()
     live_server.start()
     time.sleep(1.5)
     with engine.connect() as conn:
@@ -73,3 +73,36 @@ def test_a_sigterm_stops_the_embedded_feed_cleanly(live_server):
     with engine.connect() as conn:  # the same check sees a crash
         assert conn.execute(text("SELECT count(*) FROM tick_gaps")).scalar_one() == 1
     engine.dispose()
+
+
+SIGNAL_IN_A_GREENLET = """
+import os, signal
+import eventlet
+import wsgi
+
+wsgi.install_signal_handlers()
+finished = []
+
+def busy():  # the feed, say, in the middle of a flush when the platform sends SIGTERM
+    os.kill(os.getpid(), signal.SIGTERM)
+    total = sum(range(100000))  # the handler runs here, in this greenlet
+    finished.append(total)
+
+worker = eventlet.spawn(busy)
+try:
+    eventlet.sleep(5)
+    print("not interrupted")
+except KeyboardInterrupt:
+    worker.wait()
+    print("main interrupted; the busy greenlet finished:", bool(finished))
+"""
+
+
+def test_a_sigterm_interrupts_the_serving_greenlet_not_the_one_it_lands_in(tmp_path):
+    """Python runs a signal handler in whatever greenlet is running. The SIGTERM must stop
+    the server (the main greenlet) and leave the interrupted greenlet to finish its work: a
+    price feed killed mid-flush stopped uncleanly (the restart recorded a gap)."""
+    server = LiveServer(tmp_path / "signal", EMBEDDED_SERVICES="0").prepare()
+    result = subprocess.run([sys.executable, "-c", SIGNAL_IN_A_GREENLET], cwd=ROOT, env=server.env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "main interrupted; the busy greenlet finished: True", result.stderr

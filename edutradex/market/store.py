@@ -188,6 +188,9 @@ class TickWriter:
             log.exception("could not write %d ticks; will retry", len(rows))
             self.buffer[:0] = rows
             return 0
+        except BaseException:  # interrupted mid-write (a greenlet killed): the rows stay for the final flush
+            self.buffer[:0] = rows
+            raise
         if gaps:
             log.error("recorded %d tick gap(s): %d ticks lost while the store was unreachable",
                       len(gaps), sum(gap["ticks_lost"] for gap in gaps))
