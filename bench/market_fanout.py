@@ -45,11 +45,12 @@ CLIENT = os.environ.get("FANOUT_CLIENT", "lean")
 
 # ---- a client process ------------------------------------------------------------------
 
-async def lean_client_main(url: str, count: int, start_at: float, seconds: float) -> dict:
+async def lean_client_main(url: str, count: int, start_at: float, seconds: float, per_minute: bool = False) -> dict:
     """Engine.IO v4 / Socket.IO v5 over a WebSocket spoken by an asyncio Protocol: frames
     parsed by hand, tick times pulled out with a regular expression. Per message it costs a
     fraction of what the python-socketio client does, so more of the 2 cores are left to
-    the server being measured."""
+    the server being measured. `per_minute`: the latencies come back per minute since
+    `start_at` ({"0": [...], "1": [...]}, for a soak), and so do the frame counts."""
     loop = asyncio.get_running_loop()
     host, port = url.removeprefix("http://").split(":")
     subscribe = ['42["subscribe_board"]'] if MODE == "board" else \
@@ -58,6 +59,7 @@ async def lean_client_main(url: str, count: int, start_at: float, seconds: float
     end_at = start_at + seconds
     stats = {"connected": 0, "frames": 0, "messages": 0}
     latencies: list[int] = []
+    minutes: dict[str, list[int]] = {}
 
     class Connection(asyncio.Protocol):
         def __init__(self):
@@ -111,7 +113,8 @@ async def lean_client_main(url: str, count: int, start_at: float, seconds: float
                     stats["messages"] += 1
                     stats["frames"] += len(times)
                     now_ms = int(now * 1000)
-                    latencies.extend(now_ms - int(t) for t in times)
+                    into = minutes.setdefault(str(int((now - start_at) // 60)), []) if per_minute else latencies
+                    into.extend(now_ms - int(t) for t in times)
             elif payload == b"2":  # Engine.IO ping
                 self.send_text("3")
             elif payload.startswith(b"40"):  # Socket.IO connected
@@ -142,7 +145,7 @@ async def lean_client_main(url: str, count: int, start_at: float, seconds: float
     for connection in connections:
         if connection is not None:
             connection.transport.close()
-    return {**stats, "latencies": latencies}
+    return {**stats, "latencies": minutes if per_minute else latencies}
 
 
 async def client_main(url: str, count: int, start_at: float, seconds: float) -> dict:
