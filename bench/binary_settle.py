@@ -118,6 +118,7 @@ def feed(app, stop: threading.Event) -> None:
                 db.session.execute(insert(Tick), buffered)
                 db.session.execute(update(FeedAuthority).where(FeedAuthority.id == 1).values(flushed_ms=ts))
                 db.session.commit()
+                settlement.nudge_after_flush(buffered)  # the authority's tick listener: the clock looks now
                 buffered, last_flush = [], time.monotonic()
             stop.wait(TICK_EVERY_MS / 1000)
         db.session.remove()
@@ -161,7 +162,8 @@ def stop_workers(processes: list[subprocess.Popen]) -> None:
 
 
 def run_clock_until_settled(app) -> None:
-    """The settlement clock, as the feed process runs it (enqueueing, with RQ)."""
+    """The settlement clock, as the feed process runs it (enqueueing, with RQ): woken by each
+    flush of the ticker, or every SETTLEMENT_INTERVAL_SECONDS."""
     deadline = time.monotonic() + MAX_SECONDS
     with app.app_context():
         while time.monotonic() < deadline:
@@ -171,7 +173,7 @@ def run_clock_until_settled(app) -> None:
             db.session.remove()
             if not left:
                 return
-            time.sleep(app.config["SETTLEMENT_INTERVAL_SECONDS"])
+            settlement.wait_for_due(app, app.config["SETTLEMENT_INTERVAL_SECONDS"])
 
 
 def lags_of(app, keys_like: str) -> list[int]:

@@ -14,9 +14,10 @@ DEMO_RESET_NOTE = (
 def init_app(app):
     from . import formatting, models, views  # noqa: F401 - registers the model, filters and routes
     from .service import cancel_open_trades_on_reset
-    from .settlement import settlement_clock
+    from .settlement import nudge_after_flush, settlement_clock
 
     app.register_blueprint(bp)
     app.extensions["background_services"].append(settlement_clock)
+    app.extensions.setdefault("tick_listeners", []).append(nudge_after_flush)
     app.extensions.setdefault("on_demo_reset", []).append(cancel_open_trades_on_reset)
     app.config["DEMO_RESET_NOTE"] = DEMO_RESET_NOTE

@@ -391,3 +391,21 @@ def test_reset_cancels_open_trades_and_a_late_settler_pays_nothing(ctx):
     add_tick(SYMBOL, trade.expires_ms + 1, "1.2")
     assert settle_at(trade.expires_ms) == []
     assert balance(ctx) == Decimal("10000.00")
+
+
+def test_a_flush_of_the_authority_wakes_the_clock_at_once(db_app):
+    """After each batch the authority writes, its tick listener wakes the settlement clock
+    of the same process: a trade that just became due does not wait for the clock's next
+    interval (0.2 s by default, 30 s here)."""
+    import threading
+
+    assert settlement.nudge_after_flush in db_app.extensions["tick_listeners"]
+    began = time.monotonic()
+    clock_pause = threading.Thread(target=settlement.wait_for_due, args=(db_app, 30))
+    clock_pause.start()
+    time.sleep(0.1)
+    assert clock_pause.is_alive()  # nothing written yet: the clock waits
+    with db_app.app_context():
+        settlement.nudge_after_flush([])  # what the feed does after a flush committed
+    clock_pause.join(5)
+    assert not clock_pause.is_alive() and time.monotonic() - began < 5
