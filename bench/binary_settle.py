@@ -12,8 +12,8 @@ BENCH_SINGLE_SECONDS (default 30; 0 skips the singles). BENCH_WORKER picks where
 - unset: the embedded shape (JOBS_MODE=thread): the clock settles in this process;
 - ``flask``: the production shape: Redis, the clock here enqueues one RQ job per
   (symbol, second), and BENCH_WORKERS (default 1) real worker processes run the
-  Procfile's `worker` command (`flask worker`);
-- ``flask-nofork``: the same with `flask worker --no-fork` (jobs in the worker process);
+  Procfile's `worker` command (`flask worker`: the jobs run in the worker process);
+- ``flask-fork``: the same with `flask worker --fork` (each job in a fork of the worker);
 - ``rq``: the same with a plain `rq worker --with-scheduler` (every job builds the app).
 
     .venv/bin/python -m bench.binary_settle [trades] [users]
@@ -125,7 +125,7 @@ def feed(app, stop: threading.Event) -> None:
 
 
 def start_workers(app, database_url: str, redis_url: str, log_dir: Path) -> list[subprocess.Popen]:
-    command = {"flask": procfile()["worker"], "flask-nofork": procfile()["worker"] + " --no-fork",
+    command = {"flask": procfile()["worker"], "flask-fork": procfile()["worker"] + " --fork",
                "rq": RQ_WORKER}[WORKER]
     env = {**os.environ, **production_env(database_url, REDIS_URL=redis_url),
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])}
@@ -206,8 +206,8 @@ def report(name: str, lags: list[int], expected: int, target_ms: int, at: str) -
 
 
 def main() -> None:
-    if WORKER not in ("", "flask", "flask-nofork", "rq"):
-        raise SystemExit("BENCH_WORKER must be unset, flask, flask-nofork or rq")
+    if WORKER not in ("", "flask", "flask-fork", "rq"):
+        raise SystemExit("BENCH_WORKER must be unset, flask, flask-fork or rq")
     pg = PostgresServer().start()
     redis = RedisServer().start() if WORKER else None
     workers: list[subprocess.Popen] = []

@@ -1,8 +1,8 @@
 """One way to run background work.
 
 - ``rq``: RQ on Redis (production), worked by ``flask worker`` (the Procfile's ``worker``):
-  RQ's forking worker with the app built once in its parent, so a job's forked horse
-  starts with everything imported. Jobs at a given time use RQ's built-in scheduler,
+  the app built once, and every job run in that process on warm connections (``--fork``:
+  each job in a fork of it instead, which starts with everything imported). Jobs at a given time use RQ's built-in scheduler,
   which ``flask worker`` runs. While no worker is registered for the queue
   (a deploy with only `web` dynos), the enqueuing process runs the job itself, as in
   ``thread`` mode (JOBS_IN_PROCESS_WITHOUT_WORKER, on by default): an RQ queue without
@@ -48,9 +48,11 @@ def init_app(app: Flask) -> None:
     @click.option("--burst", is_flag=True, help="Quit once the queues are empty.")
     @click.option("--with-scheduler/--without-scheduler", default=True, show_default=True,
                   help="Also run RQ's scheduler (jobs enqueued with `at`, retries).")
-    @click.option("--fork/--no-fork", default=True, show_default=True,
-                  help="Each job in a fork of this process (a crash takes only the job down), or all "
-                       "jobs in this process (no fork, warm connections, faster; a crash stops the worker).")
+    @click.option("--fork/--no-fork", default=False, show_default=True,
+                  help="Each job in a fork of this process (a crash takes only the job down, each job "
+                       "pays a new database backend and cold caches), or all jobs in this process (the "
+                       "default: warm connections, a lone settlement in tens of ms; a crash stops the "
+                       "worker, and the host restarts it).")
     def worker_command(queues, burst, with_scheduler, fork):
         """Work the RQ queues (default: the app's queue) with this app, built once here."""
         if app.config["JOBS_MODE"] != "rq":
@@ -59,7 +61,7 @@ def init_app(app: Flask) -> None:
 
 
 def run_worker(app: Flask, queue_names: tuple[str, ...], burst: bool = False, with_scheduler: bool = True,
-               fork: bool = True) -> bool:
+               fork: bool = False) -> bool:
     from sqlalchemy.orm import configure_mappers
 
     with app.app_context():

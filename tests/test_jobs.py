@@ -169,10 +169,10 @@ def work_in_burst(tmp_path, postgres_url: str, redis_url: str, enqueue, *options
 @pytest.mark.redis
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_the_procfile_worker_builds_the_app_once_and_forks_a_ready_horse_per_job(tmp_path, postgres_url, redis_url):
+def test_flask_worker_fork_builds_the_app_once_and_forks_a_ready_horse_per_job(tmp_path, postgres_url, redis_url):
     """`rq worker` built the app (~1.3 s of imports and create_app) in every job's forked
-    horse. `flask worker` builds it once, in the parent, before forking: every job runs in
-    a horse of that parent, none builds an app, and a horse that dies fails only its job."""
+    horse. `flask worker --fork` builds it once, in the parent, before forking: every job
+    runs in a horse of that parent, none builds an app, and a horse that dies fails only its job."""
     records = [tmp_path / f"job-{n}.json" for n in range(10)]
     crashed = []
 
@@ -183,7 +183,7 @@ def test_the_procfile_worker_builds_the_app_once_and_forks_a_ready_horse_per_job
         for path in records[5:]:
             jobs.enqueue(job_targets.record_horse, str(path))
 
-    builder = work_in_burst(tmp_path, postgres_url, redis_url, enqueue)
+    builder = work_in_burst(tmp_path, postgres_url, redis_url, enqueue, "--fork")
     ran = [json.loads(path.read_text()) for path in records]
     assert {job["ppid"] for job in ran} == {builder}  # every job in a horse of the builder
     assert len({job["pid"] for job in ran}) == len(ran) and builder not in {job["pid"] for job in ran}
@@ -197,14 +197,18 @@ def test_the_procfile_worker_builds_the_app_once_and_forks_a_ready_horse_per_job
 @pytest.mark.redis
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_flask_worker_no_fork_runs_every_job_in_itself_on_one_warm_connection(tmp_path, postgres_url, redis_url):
+@pytest.mark.parametrize("options", [(), ("--no-fork",)], ids=["procfile", "no-fork"])
+def test_the_procfile_worker_runs_every_job_in_itself_on_one_warm_connection(tmp_path, postgres_url, redis_url,
+                                                                               options):
+    """The Procfile's `flask worker` (and `--no-fork`, said explicitly): the app built once
+    and every job run in that process, on the pool's one warm database connection."""
     records = [tmp_path / f"job-{n}.json" for n in range(5)]
 
     def enqueue(app):
         for path in records:
             jobs.enqueue(job_targets.record_horse, str(path))
 
-    builder = work_in_burst(tmp_path, postgres_url, redis_url, enqueue, "--no-fork")
+    builder = work_in_burst(tmp_path, postgres_url, redis_url, enqueue, *options)
     ran = [json.loads(path.read_text()) for path in records]
     assert {job["pid"] for job in ran} == {builder}
     assert len({job["backend"] for job in ran}) == 1  # the pool's connection, reused
