@@ -40,6 +40,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql.functions import FunctionElement
 
 from .. import jobs
+from ..auth.models import User
 from ..binary.models import Trade
 from ..errors import Conflict, DomainError, NotFound
 from ..extensions import db
@@ -314,6 +315,26 @@ def flags_page(competition_id: int, page: int, per_page: int):
     return db.paginate(query, page=page, per_page=per_page, error_out=False)
 
 
+@dataclass(frozen=True)
+class Person:
+    user_id: int
+    email: str
+    name: str
+    disqualified: bool
+
+
+def people(competition_id: int, flags: list[CompetitionFlag]) -> dict[int, Person]:
+    """The accounts the flags name, with whether they are disqualified (one query)."""
+    ids = {u for flag in flags for u in flag.user_ids}
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        select(User.id, User.email, User.name, Participant.disqualified)
+        .outerjoin(Participant, and_(Participant.user_id == User.id, Participant.competition_id == competition_id))
+        .where(User.id.in_(ids))).all()
+    return {uid: Person(uid, email, name, bool(dq)) for uid, email, name, dq in rows}
+
+
 def _flag(competition_id: int, flag_id: int) -> CompetitionFlag:
     flag = db.session.get(CompetitionFlag, flag_id)
     if flag is None or flag.competition_id != competition_id:
@@ -354,10 +375,15 @@ def dismiss(competition_id: int, flag_id: int, note: str, *, actor) -> Competiti
     return flag
 
 
-def disqualify_from_flag(competition_id: int, flag_id: int, user_id: int, reason: str, *, actor) -> CompetitionFlag:
+def disqualify_from_flag(competition_id: int, flag_id: int, user_id: int | str | None, reason: str, *,
+                         actor) -> CompetitionFlag:
     """Disqualify one of the flag's participants through service.disqualify (audited); the
     flag records the action in the same transaction."""
     flag = _flag(competition_id, flag_id)
+    try:
+        user_id = int(user_id)
+    except (TypeError, ValueError):
+        raise DomainError("Choose which trader of this flag to disqualify.") from None
     if user_id not in flag.user_ids:
         raise DomainError("This trader is not named by this flag.")
     if flag.status == FlagStatus.DISMISSED.value:

@@ -8,14 +8,14 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from edutradex.admin.services.audit import Actor
 from edutradex.auth.models import User
 from edutradex.binary.models import Trade
 from edutradex.competitions import fair_play, lifecycle, positions, service
 from edutradex.competitions.fair_play_models import CompetitionFlag, ParticipantDevice
-from edutradex.competitions.models import CfdPosition, Competition
+from edutradex.competitions.models import Competition
 from edutradex.devices import COOKIE_NAME
 from edutradex.extensions import db
 from edutradex.market import quotes
@@ -23,10 +23,10 @@ from edutradex.types import utcnow
 from edutradex.wallet.kyc import submit_kyc
 from tests.competitions.cfd import at, join, live_account
 from tests.competitions.conftest import open_competition, trader
+from tests.competitions.fair_play_helpers import EURUSD, open_at
 from tests.support.web import csrf_token
 
 D = Decimal
-EURUSD = "OTC_EUR_USD"
 
 
 @pytest.fixture(autouse=True)
@@ -42,19 +42,6 @@ def flags(competition_id: int, kind: str | None = None) -> list[CompetitionFlag]
     if kind:
         query = query.where(CompetitionFlag.kind == kind)
     return list(db.session.scalars(query.order_by(CompetitionFlag.id)))
-
-
-def open_at(participant_id: int, side: str, moment, *, symbol: str = EURUSD, lots: str = "0.1",
-            tick: positions.At | None = None) -> int:
-    """A market position opened at `moment` (the server's opening time)."""
-    participant = positions.lock_account(participant_id)
-    position = positions.open_position(participant, symbol=symbol, side=side, lots=D(lots), leverage=30,
-                                       at=tick or at("1.08500", "1.08510"), rule="market", reason="MARKET",
-                                       order=None)
-    db.session.flush()
-    db.session.execute(update(CfdPosition).where(CfdPosition.id == position.id).values(opened_at=moment))
-    db.session.commit()
-    return position.id
 
 
 # ---- mirrored trades --------------------------------------------------------------------
