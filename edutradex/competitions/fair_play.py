@@ -33,7 +33,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import BigInteger, and_, case, func, or_, select, update
+from sqlalchemy import BigInteger, and_, case, func, literal, or_, select, true, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
@@ -150,29 +150,34 @@ def shared_identities(competition_id: int) -> list[Finding]:
     return _group_by_users(matches, FlagKind.SHARED_IDENTITY.value, label)
 
 
-def _opposite_openings(competition_id: int, model, side_column: str, opened_column: str):
+def _opposite_openings(competition_id: int, model, side_column: str):
     """Every pair (a, b) of openings by two participants of the competition on one symbol,
-    opposite sides, within MIRROR_WINDOW_MS: one self-join."""
-    a, b = aliased(model), aliased(model)
-    pa, pb = aliased(Participant), aliased(Participant)
-    a_at, b_at = getattr(a, opened_column), getattr(b, opened_column)
-    gap = EpochMs(b_at) - EpochMs(a_at)
+    opposite sides, within MIRROR_WINDOW_MS. Each opening falls in a bucket of
+    MIRROR_WINDOW_MS; partners are looked for in the same and the two next buckets only,
+    by equality (a hash join, no quadratic comparison of every opening with every other)."""
+    opened_ms = EpochMs(model.opened_at)
+    openings = (select(Participant.user_id, model.id.label("row_id"), getattr(model, side_column).label("side"),
+                       model.opened_at, model.symbol, opened_ms.label("ms"),
+                       (opened_ms // MIRROR_WINDOW_MS).label("bucket"))
+                .join(Participant, Participant.id == model.participant_id)
+                .where(Participant.competition_id == competition_id).cte("openings"))
+    offsets = union_all(*(select(literal(n).label("n")) for n in (-1, 0, 1))).subquery("offsets")
+    a, b = openings.alias("a"), openings.alias("b")
     return db.session.execute(
-        select(pa.user_id, a.id, getattr(a, side_column), a_at, pb.user_id, b.id, getattr(b, side_column), b_at,
-               a.symbol, gap)
-        .join(pa, pa.id == a.participant_id)
-        .join(b, and_(b.symbol == a.symbol, getattr(b, side_column) != getattr(a, side_column)))
-        .join(pb, pb.id == b.participant_id)
-        .where(pa.competition_id == competition_id, pb.competition_id == competition_id,
-               pa.user_id < pb.user_id, gap.between(-MIRROR_WINDOW_MS, MIRROR_WINDOW_MS))
-        .order_by(a_at, a.id, b.id)).all()
+        select(a.c.user_id, a.c.row_id, a.c.side, a.c.opened_at, b.c.user_id, b.c.row_id, b.c.side, b.c.opened_at,
+               a.c.symbol, b.c.ms - a.c.ms)
+        .select_from(a).join(offsets, true()).join(b, and_(b.c.symbol == a.c.symbol,
+                                                                  b.c.bucket == a.c.bucket + offsets.c.n))
+        .where(b.c.side != a.c.side, a.c.user_id < b.c.user_id,
+               (b.c.ms - a.c.ms).between(-MIRROR_WINDOW_MS, MIRROR_WINDOW_MS))
+        .order_by(a.c.opened_at, a.c.row_id, b.c.row_id)).all()
 
 
 def mirrored_trades(competition_id: int, kind: str) -> list[Finding]:
     if kind == "RISE_FALL":
-        rows = _opposite_openings(competition_id, Trade, "direction", "opened_at")
+        rows = _opposite_openings(competition_id, Trade, "direction")
     else:
-        rows = _opposite_openings(competition_id, CfdPosition, "side", "opened_at")
+        rows = _opposite_openings(competition_id, CfdPosition, "side")
     pairs: dict[tuple[int, int], list] = defaultdict(list)
     for row in rows:
         pairs[(row[0], row[4])].append(row)

@@ -65,6 +65,25 @@ def test_opposite_positions_opened_together_again_and_again_are_flagged_with_the
         assert pair["a"]["opened_at"].startswith(t0.strftime("%Y-%m-%dT%H:%M"))
 
 
+def test_the_window_is_one_second_wherever_the_seconds_fall(db_app):
+    """1000 ms apart across a second boundary is "at once"; 1001 ms is not."""
+    with db_app.app_context():
+        cid, pa, ua = live_account()
+        pb, ub = join(cid)
+        pc, _ = join(cid)
+        pd, _ = join(cid)
+        t0 = (utcnow() - timedelta(minutes=30)).replace(microsecond=999_000)
+        for n in range(3):
+            moment = t0 + timedelta(minutes=n)
+            open_at(pa, "BUY", moment)
+            open_at(pb, "SELL", moment + timedelta(milliseconds=1000))
+            open_at(pc, "BUY", moment + timedelta(seconds=10))
+            open_at(pd, "SELL", moment + timedelta(seconds=10, milliseconds=1001))
+        fair_play.scan(cid)
+        [flag] = flags(cid)
+        assert flag.user_ids == sorted([ua, ub]) and {abs(p["gap_ms"]) for p in flag.evidence["pairs"]} == {1000}
+
+
 def test_an_innocent_pair_is_not_flagged(db_app):
     """Same direction together, opposite but minutes apart, opposite together only once, or
     opposite together on different symbols: nothing."""
