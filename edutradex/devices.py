@@ -27,7 +27,8 @@ def current_device_id() -> str:
 def init_app(app: Flask) -> None:
     @app.after_request
     def set_device_cookie(response):
-        if request.endpoint == "static":
+        # Never on a response a shared cache may keep: it would hand one browser's id to all.
+        if request.endpoint == "static" or response.cache_control.public:
             return response
         device_id = current_device_id()
         if g.device_id_is_new:

@@ -222,6 +222,12 @@ def test_the_device_cookie_is_secure_when_the_session_cookie_is(app, client):
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
+def test_no_device_cookie_on_a_response_shared_caches_keep(app, client):
+    response = client.get("/branding.css")
+    assert "public" in response.headers["Cache-Control"]
+    assert not [h for h in response.headers.getlist("Set-Cookie") if h.startswith(COOKIE_NAME)]
+
+
 def kyc(user_id: int, name: str, born: str, id_number: str, country: str = "DE") -> None:
     submit_kyc(user_id, name, born, country, "Hauptstrasse 1, 10115 Berlin", id_number)
 
