@@ -4,17 +4,19 @@ state; traders get 403 and a POST without the CSRF token changes nothing."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from edutradex.auth.models import User
-from edutradex.competitions import fair_play
+from edutradex.competitions import fair_play, lifecycle, positions
 from edutradex.competitions.fair_play_models import CompetitionFlag
-from edutradex.competitions.models import Participant
+from edutradex.competitions.models import CfdPosition, Competition, Participant
 from edutradex.extensions import db
 from edutradex.market import quotes
 from edutradex.types import utcnow
 from tests.admin.conftest import audit_count, audit_entries
-from tests.competitions.cfd import live_account
+from tests.competitions.cfd import at, live_account
 from tests.competitions.fair_play_helpers import EURUSD, mirrored_pairs
 from tests.factories import make_user
 from tests.support.web import csrf_token
@@ -162,3 +164,23 @@ def test_a_post_without_the_csrf_token_is_refused(app, client, admin):
     assert client.post(f"/admin/competitions/{cid}/fair-play/{flag_id}/disqualify",
                        data={"user_id": str(ub), "reason": "No token"}).status_code == 400
     assert flag(app, flag_id).status == "OPEN" and not participant(app, cid, ub).disqualified
+
+
+def test_after_the_prizes_a_flag_can_still_be_dismissed_but_nobody_disqualified(app, client, admin):
+    cid, _, _, ub = flagged_competition(app, scan=False)
+    with app.app_context():
+        for position_id in db.session.scalars(select(CfdPosition.id).where(CfdPosition.competition_id == cid)).all():
+            positions.close_position(position_id, at=at("1.08500", "1.08510"), reason="MANUAL", rule="by hand")
+            db.session.commit()
+        end_at = db.session.get(Competition, cid).end_at
+        lifecycle.run_step(cid, "end", end_at + timedelta(seconds=1))  # the end scans, then settles
+        assert db.session.get(Competition, cid).status == "SETTLED"
+        flag_id = db.session.scalar(select(CompetitionFlag.id).where(CompetitionFlag.competition_id == cid))
+    page = client.get(f"/admin/competitions/{cid}/fair-play").get_data(as_text=True)
+    assert "Mirrored trades" in page and "a disqualification is no longer possible" in page
+    assert f"/fair-play/{flag_id}/dismiss" in page and f"/fair-play/{flag_id}/disqualify" not in page
+    refused = admin.post(f"/admin/competitions/{cid}/fair-play/{flag_id}/disqualify",
+                         {"user_id": str(ub), "reason": "Too late"})
+    assert refused.status_code == 409 and flag(app, flag_id).status == "OPEN"
+    assert admin.post(f"/admin/competitions/{cid}/fair-play/{flag_id}/dismiss", {"note": "Seen after the end"}
+                      ).status_code == 302
