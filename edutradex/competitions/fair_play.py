@@ -25,6 +25,7 @@ every SCAN_INTERVAL_SECONDS while it is LIVE (the lifecycle clock), and when an 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -91,7 +92,10 @@ class Finding:
 
     @property
     def key(self) -> str:
-        return ",".join(str(u) for u in self.user_ids)
+        """The sorted user ids; hashed when there are too many for the column (a device
+        shared by a whole classroom)."""
+        key = ",".join(str(u) for u in self.user_ids)
+        return key if len(key) <= 255 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -288,6 +288,19 @@ def test_a_rescan_adds_nothing_refreshes_open_evidence_and_leaves_decided_flags_
         assert len(flags(cid)) == 2
 
 
+def test_a_device_shared_by_a_whole_classroom_is_one_flag(db_app):
+    with db_app.app_context():
+        competition = open_competition(min_participants=1, max_participants=120)
+        users = [trader() for _ in range(100)]  # ids up to 3 digits: over 255 characters
+        for user_id in users:
+            service.join_competition(competition.id, user_id)
+            fair_play.record_device(competition.id, user_id, "d" * 32)
+        assert fair_play.scan(competition.id) == {"new": 1, "refreshed": 0}
+        assert fair_play.scan(competition.id) == {"new": 0, "refreshed": 0}
+        [flag] = flags(competition.id)
+        assert flag.user_ids == sorted(users) and flag.participants_key.startswith("sha256:")
+
+
 def test_the_end_of_a_competition_scans_it(app):
     with app.app_context():
         cid, _, ua = live_account()
