@@ -209,6 +209,20 @@ def test_two_accounts_joining_from_one_browser_are_flagged(app, client, auth):
         assert all(seen["first_seen_at"] for seen in match["seen"])
 
 
+def test_opening_the_trading_terminal_records_the_device(app, client, auth):
+    with app.app_context():
+        cid, _, user_id = live_account()
+        slug = db.session.get(Competition, cid).slug
+        email = db.session.get(User, user_id).email
+    auth.login(email=email)
+    assert client.get(f"/competitions/{slug}/trade").status_code == 200
+    assert client.get(f"/competitions/{slug}/trade").status_code == 200
+    with app.app_context():
+        [seen] = db.session.scalars(select(ParticipantDevice)).all()
+        assert (seen.competition_id, seen.user_id, seen.device_id) == (cid, user_id, client.get_cookie(COOKIE_NAME).value)
+        assert seen.last_seen_at > seen.first_seen_at
+
+
 def test_a_forged_device_cookie_is_replaced(app, client):
     client.set_cookie(COOKIE_NAME, "not-a-device-id")
     client.get("/login")
