@@ -166,6 +166,9 @@ class Config:
     PAYOUT_RECONCILE_SECONDS = float(os.environ.get("PAYOUT_RECONCILE_SECONDS", "60"))
     # Fernet key(s) for KYC data and bank details, comma-separated, newest first (rotation).
     KYC_ENCRYPTION_KEY = os.environ.get("KYC_ENCRYPTION_KEY") or None
+    # Key of the identity fingerprints (keyed hashes of KYC details, for fair play); default:
+    # derived from SECRET_KEY. Changing it makes earlier submissions match no new one.
+    IDENTITY_FINGERPRINT_KEY = os.environ.get("IDENTITY_FINGERPRINT_KEY") or None
 
 
 class DevelopmentConfig(Config):

@@ -39,6 +39,7 @@ from ..types import utcnow
 from ..wallet.ledger import post_ledger_entries, post_ledger_entry, wallet_accounts
 from ..wallet.models import EntryType
 from .events import announce_settled, announce_status
+from .fair_play import enqueue_live_scans, enqueue_scan
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
 from .notify import (
     REMINDER_MINUTES,
@@ -173,7 +174,16 @@ def end_competition(competition_id: int, now: datetime | None = None) -> bool:
         db.session.rollback()
         raise
     announce_status(competition_id, S.ENDED.value)
+    _scan_fair_play(competition_id)
     return True
+
+
+def _scan_fair_play(competition_id: int) -> None:
+    """Queue the fair-play scan of the final trades; a failure there never holds up the end."""
+    try:
+        enqueue_scan(competition_id)
+    except Exception:
+        log.exception("competition %s: the fair-play scan failed", competition_id)
 
 
 def _standings(competition_id: int) -> list[Standing]:
@@ -295,12 +305,18 @@ def step_job_id(competition_id: int, action: str) -> str:
 
 
 def run_lifecycle_cycle(now: datetime | None = None) -> int:
-    """Send the due reminders, then run (or, with RQ, enqueue) every due step. Returns how
-    many steps were due."""
+    """Send the due reminders, queue the periodic fair-play scans of LIVE competitions
+    (fair_play.enqueue_live_scans: one query every few minutes), then run (or, with RQ,
+    enqueue) every due step. Returns how many steps were due."""
+
     try:
         send_reminders(now)
     except Exception:
         log.exception("competition reminders failed")  # retried next cycle: nothing was claimed
+    try:
+        enqueue_live_scans()
+    except Exception:
+        log.exception("fair-play scans failed")  # retried at the next interval
     steps = due_steps(now)
     use_rq = current_app.config["JOBS_MODE"] == "rq"
     for competition_id, action in steps:

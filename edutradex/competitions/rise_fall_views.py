@@ -8,10 +8,11 @@ from flask import flash, redirect, request, url_for
 from flask_login import current_user, login_required
 
 from ..binary.views import TradePageUrls, activity_response, marks_response, placed_response, render_trade_page
+from ..devices import current_device_id
 from ..errors import Conflict
 from ..market.service import list_markets
 from ..trading_account import use_competition
-from . import bp, rise_fall
+from . import bp, fair_play, rise_fall
 
 
 def _urls(competition_id: int) -> TradePageUrls:
@@ -33,6 +34,7 @@ def rise_fall_trade(competition_id: int, symbol: str | None = None):
         flash(closed.message, "error")
         return redirect(url_for("competitions.detail", competition_id=competition_id))
     use_competition(competition, me)  # the header shows the competition account
+    fair_play.record_device(competition.id, current_user.id, current_device_id())
     markets = [m for m in list_markets(active_only=True) if rise_fall.allows_market(competition, m)]
     return render_trade_page(symbol, markets, _urls(competition_id), participant_id=me.id, competition=competition,
                              me=me)

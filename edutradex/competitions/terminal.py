@@ -15,12 +15,13 @@ from decimal import Decimal
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..devices import current_device_id
 from ..errors import DomainError, NotFound
 from ..extensions import limiter
 from ..market.quotes import latest_quote
 from ..trading_account import use_competition
 from ..types import utcnow
-from . import bp, desk, orders, pages
+from . import bp, desk, fair_play, orders, pages
 from .desk import Access
 
 ORDERS_LIMIT = "120 per minute"
@@ -91,6 +92,8 @@ def terminal(slug: str):
         return redirect(url_for("competitions.detail", competition_id=c.id))
     if found.participant is not None:
         use_competition(c, found.participant)
+    if found.access == Access.TRADE:
+        fair_play.record_device(c.id, current_user.id, current_device_id())
     if found.access != Access.TRADE:
         status = 403 if found.access == Access.NOT_JOINED else 200
         return render_template("competitions/terminal_closed.html", c=c, access=found.access.value, now=utcnow(),

@@ -8,12 +8,13 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from ..devices import current_device_id
 from ..extensions import limiter
 from ..parsing import parse_page
 from ..trading_account import use_competition
 from ..types import utcnow
 from ..wallet.service import get_wallet
-from . import bp, pages, service
+from . import bp, fair_play, pages, service
 from .models import CompetitionStatus, ParticipantStatus
 
 S = CompetitionStatus
@@ -99,6 +100,7 @@ def join_confirm(competition_id: int):
 def join(competition_id: int):
     competition = _visible(competition_id)
     result = service.join_competition(competition.id, current_user.id)
+    fair_play.record_device(competition.id, current_user.id, current_device_id())
     fee = f"{result.fee:.2f} credits paid into the pool" if result.fee > 0 else "free entry"
     return _done(f"You joined {competition.name} ({fee}).", competition)
 

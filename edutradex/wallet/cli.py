@@ -26,5 +26,14 @@ def verify_command():
     click.echo("OK: every wallet and platform account matches its ledger entries, and the platform balances.")
 
 
+@wallet_cli.command("fingerprint-kyc")
+def fingerprint_kyc_command():
+    """Compute the identity fingerprints (fair play) of KYC submissions made before they
+    existed. Safe to run again: only submissions without one are touched."""
+    from .kyc import fingerprint_old_submissions
+
+    click.echo(f"{fingerprint_old_submissions()} KYC submission(s) fingerprinted.")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(wallet_cli)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
+import unicodedata
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import Flask, current_app
@@ -53,3 +55,32 @@ def encrypt_json(data: dict) -> str:
 
 def decrypt_json(token: str) -> dict:
     return json.loads(decrypt_text(token))
+
+
+def _fingerprint_key() -> bytes:
+    configured = current_app.config.get("IDENTITY_FINGERPRINT_KEY")
+    if configured:
+        return configured.encode()
+    # Like the development KYC key: derived from SECRET_KEY, under its own label.
+    return hashlib.sha256(b"edutradex-identity-fingerprint:" + current_app.config["SECRET_KEY"].encode()).digest()
+
+
+def _keyed_hash(text: str) -> str:
+    return hmac.new(_fingerprint_key(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def _plain(text: str) -> str:
+    """Case, accents, punctuation and spacing do not make another person ("José  O'Neil" = "jose oneil")."""
+    letters = unicodedata.normalize("NFKD", text).casefold()
+    kept = "".join(ch for ch in letters if ch.isalnum() or ch.isspace())
+    return " ".join(kept.split())
+
+
+def identity_fingerprints(country: str, id_number: str, legal_name: str, date_of_birth: str) -> tuple[str, str]:
+    """(document, person): keyed hashes (HMAC-SHA256, IDENTITY_FINGERPRINT_KEY) of the ID
+    document (country + number) and of the person (name + date of birth). Equal details give
+    equal fingerprints, so accounts of one person are found without decrypting anyone's
+    details; without the key a fingerprint reveals nothing."""
+    document = _keyed_hash(f"document|{country.upper()}|{''.join(ch for ch in id_number.upper() if ch.isalnum())}")
+    person = _keyed_hash(f"person|{_plain(legal_name)}|{date_of_birth}")
+    return document, person

@@ -245,6 +245,10 @@ class KycSubmission(db.Model):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     status: Mapped[str] = mapped_column(String(16), default=KycStatus.PENDING.value, index=True)
     data_encrypted: Mapped[str] = mapped_column(Text)
+    # Keyed hashes of who the details name (crypto.identity_fingerprints), computed when they
+    # are submitted, so fair play can find two accounts of one person without decrypting.
+    document_fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)  # country + ID number
+    person_fingerprint: Mapped[str | None] = mapped_column(String(64), index=True)  # name + date of birth
     reason: Mapped[str | None] = mapped_column(String(500))
     reviewed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     submitted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

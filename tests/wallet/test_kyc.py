@@ -110,3 +110,32 @@ def test_every_wrong_kyc_field_is_named_at_once():
     with pytest.raises(InvalidFields) as refused:
         kyc.validate_details("A", "17/05/1990", "ZZ", "x", "!!", today=date(2020, 1, 1))
     assert set(refused.value.field_errors) == {"legal_name", "date_of_birth", "country", "address", "id_number"}
+
+
+def test_a_submission_carries_keyed_fingerprints_of_the_document_and_the_person(app):
+    from sqlalchemy import update
+
+    from edutradex.extensions import db
+    from edutradex.wallet.crypto import identity_fingerprints
+    from edutradex.wallet.models import KycSubmission
+
+    with app.app_context():
+        submission = kyc.submit_kyc(make_user().id, *DETAILS)
+        submission_id, document, person = submission.id, submission.document_fingerprint, submission.person_fingerprint
+        assert len(document) == len(person) == 64 and document != person
+        assert "AB1234567" not in document + person and "1990" not in person
+        # spelling does not make another document or person; another key gives other fingerprints
+        assert identity_fingerprints("fr", "ab-123 4567", "  ANN   lée ", "1990-05-17") == (document, person)
+        app.config["IDENTITY_FINGERPRINT_KEY"] = "another key"
+        assert set(identity_fingerprints("FR", "AB1234567", "Ann Lee", "1990-05-17")).isdisjoint({document, person})
+        del app.config["IDENTITY_FINGERPRINT_KEY"]
+        # a submission from before fingerprints existed gets them from `flask wallet fingerprint-kyc`
+        db.session.execute(update(KycSubmission).values(document_fingerprint=None, person_fingerprint=None))
+        db.session.commit()
+    result = app.test_cli_runner().invoke(args=["wallet", "fingerprint-kyc"])
+    assert result.exit_code == 0 and "1 KYC submission(s) fingerprinted." in result.output
+    with app.app_context():
+        db.session.expire_all()
+        filled = db.session.get(KycSubmission, submission_id)
+        assert (filled.document_fingerprint, filled.person_fingerprint) == (document, person)
+    assert "0 KYC submission(s)" in app.test_cli_runner().invoke(args=["wallet", "fingerprint-kyc"]).output

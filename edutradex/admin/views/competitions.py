@@ -1,13 +1,13 @@
 """Admin: competitions. List, create, edit (terms while a draft or before the first
 entrant; the description later), clone (a new draft), publish, cancel (refunds everyone), participants and
-disqualification. Each action is one service call that writes its audit entry in the
+disqualification, the fair-play flags (fair_play.py). Each action is one service call that writes its audit entry in the
 same transaction (competitions.service._audit)."""
 
 from __future__ import annotations
 
 from flask import render_template, request, url_for
 
-from ...competitions import pages, service
+from ...competitions import fair_play, pages, service
 from ...errors import DomainError
 from .. import bp
 from ..services import competitions as admin_competitions
@@ -49,7 +49,8 @@ def competition_detail(competition_id: int):
     rows, total = admin_competitions.participants_page(competition_id, page_number(), PER_PAGE)
     return render_template("admin/competition_detail.html", c=competition, pool=service.pool_balance(competition_id),
                            rows=rows, total=total, page=page_number(), per_page=PER_PAGE,
-                           next_id=service.next_instance_id(competition_id))
+                           next_id=service.next_instance_id(competition_id),
+                           open_flags=fair_play.open_flag_count(competition_id))
 
 
 @bp.get("/competitions/<int:competition_id>/edit")
@@ -99,3 +100,34 @@ def competition_disqualify(competition_id: int, user_id: int):
     service.disqualify(competition_id, user_id, request.form.get("reason", ""), actor=actor())
     return done("Participant disqualified: no prize, fee not refunded.",
                 url_for("admin.competition_detail", competition_id=competition_id))
+
+
+@bp.get("/competitions/<int:competition_id>/fair-play")
+def competition_fair_play(competition_id: int):
+    competition = service.get_competition(competition_id)
+    pagination = fair_play.flags_page(competition_id, page_number(), PER_PAGE)
+    return render_template("admin/competition_fair_play.html", c=competition, pagination=pagination,
+                           people=fair_play.people(competition_id, pagination.items), labels=fair_play.KIND_LABELS,
+                           open_count=fair_play.open_flag_count(competition_id))
+
+
+@bp.post("/competitions/<int:competition_id>/fair-play/scan")
+def competition_fair_play_scan(competition_id: int):
+    service.get_competition(competition_id)
+    fair_play.enqueue_scan(competition_id)
+    return done("Fair-play scan started: new flags appear here when it is done.",
+                url_for("admin.competition_fair_play", competition_id=competition_id))
+
+
+@bp.post("/competitions/<int:competition_id>/fair-play/<int:flag_id>/dismiss")
+def competition_flag_dismiss(competition_id: int, flag_id: int):
+    fair_play.dismiss(competition_id, flag_id, request.form.get("note", ""), actor=actor())
+    return done("Flag dismissed.", url_for("admin.competition_fair_play", competition_id=competition_id))
+
+
+@bp.post("/competitions/<int:competition_id>/fair-play/<int:flag_id>/disqualify")
+def competition_flag_disqualify(competition_id: int, flag_id: int):
+    fair_play.disqualify_from_flag(competition_id, flag_id, request.form.get("user_id"),
+                                   request.form.get("reason", ""), actor=actor())
+    return done("Participant disqualified: no prize, fee not refunded.",
+                url_for("admin.competition_fair_play", competition_id=competition_id))
