@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ..auth.models import User
 from ..errors import Conflict, DomainError, NotFound
 from ..extensions import db
 from ..market import quotes
@@ -50,6 +51,8 @@ def add_symbol(user_id: int, raw_symbol: str) -> WatchlistEntry:
         raise DomainError(f"Unknown market {symbol[:32]!r}.", field="symbol")
     if not market.active:
         raise DomainError(f"{market.name} is paused by the operators and cannot be added.", field="symbol")
+    # the user's row lock (PostgreSQL) serialises two adds of one user, so the limit holds
+    db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
     current = symbols_of(user_id)
     if market.symbol in current:
         raise Conflict(f"{market.name} is already on your watchlist.", field="symbol")
