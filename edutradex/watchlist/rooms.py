@@ -17,6 +17,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from ..extensions import db, socketio
+from ..message_queue import one_round_trip
 from . import signal
 from .models import WatchlistEntry
 from .service import room_for
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 EVENT = "watchlist_ticks"
 RELOAD_SECONDS = 30.0
+# How often the flush asks Redis whether another process changed a watchlist: not a round
+# trip on every flush of the feed's hot loop. A change made in this process is seen at once.
+SHARED_CHECK_SECONDS = 0.5
 
 
 def socketio_emit_watchlist(room: str, frames: list[dict]) -> None:
@@ -37,6 +41,8 @@ class WatchlistRooms:
         self.emit = emit
         self.monotonic = monotonic
         self.version: tuple[int, int] | None = None
+        self.shared_version = 0
+        self.next_shared_check = 0.0
         self.next_reload = 0.0
         self.rooms_of: dict[str, set[str]] = {}  # symbol -> rooms of the lists holding it
 
@@ -56,8 +62,12 @@ class WatchlistRooms:
         self.next_reload = self.monotonic() + RELOAD_SECONDS
 
     def _refresh(self) -> None:
-        version = signal.version()
-        if version != self.version or self.monotonic() >= self.next_reload:
+        now = self.monotonic()
+        if now >= self.next_shared_check:
+            self.shared_version = signal.shared_version()
+            self.next_shared_check = now + SHARED_CHECK_SECONDS
+        version = (signal.local_version(), self.shared_version)
+        if version != self.version or now >= self.next_reload:
             self.version = version
             self.reload()
 
@@ -67,5 +77,6 @@ class WatchlistRooms:
         for frame in frames:
             for room in self.rooms_of.get(frame["symbol"], ()):
                 batches[room].append(frame)
-        for room, batch in batches.items():
-            self.emit(room, batch)
+        with one_round_trip():  # with the Redis queue: one pipeline for every list's message
+            for room, batch in batches.items():
+                self.emit(room, batch)

@@ -42,9 +42,18 @@ def announce() -> None:
         log.warning("could not announce a watchlist change through Redis", exc_info=True)
 
 
-def version() -> tuple[int, int]:
+def local_version() -> int:
+    return _local_version
+
+
+def shared_version() -> int:
+    """The version in Redis (a round trip; 0 without Redis)."""
     redis = _redis()
-    return _local_version, int(redis.get(REDIS_KEY) or 0) if redis is not None else 0
+    return int(redis.get(REDIS_KEY) or 0) if redis is not None else 0
+
+
+def version() -> tuple[int, int]:
+    return local_version(), shared_version()
 
 
 @event.listens_for(Session, "after_commit")

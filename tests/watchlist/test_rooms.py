@@ -9,7 +9,7 @@ from edutradex.errors import DomainError
 from edutradex.extensions import db
 from edutradex.market.service import seed_markets
 from edutradex.watchlist import service, signal
-from edutradex.watchlist.rooms import WatchlistRooms
+from edutradex.watchlist.rooms import SHARED_CHECK_SECONDS, WatchlistRooms
 from tests.conftest import build_app
 from tests.factories import make_user
 
@@ -27,7 +27,9 @@ def redis_app(tmp_path, redis_url):
 
 def test_a_change_committed_elsewhere_reaches_the_authority_through_redis(redis_app, monkeypatch):
     sent = []
-    rooms = WatchlistRooms(emit=lambda room, frames: sent.append((room, [f["symbol"] for f in frames])))
+    now = [0.0]
+    rooms = WatchlistRooms(emit=lambda room, frames: sent.append((room, [f["symbol"] for f in frames])),
+                           monotonic=lambda: now[0])
     with redis_app.app_context():
         user_id = make_user().id
         rooms([{"symbol": "OTC_GOLD"}])
@@ -36,6 +38,10 @@ def test_a_change_committed_elsewhere_reaches_the_authority_through_redis(redis_
         service.add_symbol(user_id, "OTC_GOLD")
         # as seen from the feed process: its own counter never moved, only the shared one
         monkeypatch.setattr(signal, "_local_version", local)
+        now[0] = 0.1
+        rooms([{"symbol": "OTC_GOLD"}])
+        assert sent == []  # Redis is asked at most every SHARED_CHECK_SECONDS, not on every flush
+        now[0] = 0.1 + SHARED_CHECK_SECONDS
         rooms([{"symbol": "OTC_GOLD"}, {"symbol": "VOLATILITY_10"}])
         assert sent == [(service.room_for(["OTC_GOLD"]), ["OTC_GOLD"])]
 
