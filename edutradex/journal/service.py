@@ -79,6 +79,13 @@ def competition_account(user_id: int, competition_id: int) -> Account:
     return Account(user_id, competition.name, competition.starting_capital, competition, participant)
 
 
+def competition_journals(user_id: int) -> list[tuple[int, str]]:
+    """(competition id, name) of every competition the user has an account in, newest first."""
+    return [tuple(row) for row in db.session.execute(
+        select(Competition.id, Competition.name).join(Participant, Participant.competition_id == Competition.id)
+        .where(Participant.user_id == user_id).order_by(Competition.start_at.desc(), Competition.id.desc()))]
+
+
 def _note_join(kind: TradeKind, trade_id_column):
     return and_(JournalNote.trade_kind == kind.value, JournalNote.trade_id == trade_id_column)
 

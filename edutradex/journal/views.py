@@ -23,7 +23,7 @@ def _render(account: service.Account, export_url: str):
     shown = trades[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
     return render_template("journal/index.html", account=account, stats=stats, trades=shown, page=page,
                            has_next=len(trades) > page * PAGE_SIZE, points=service.equity_points(stats),
-                           export_url=export_url)
+                           export_url=export_url, journals=service.competition_journals(account.user_id))
 
 
 @bp.route("/journal")

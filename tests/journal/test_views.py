@@ -192,6 +192,8 @@ def test_a_competition_journal_is_for_its_participants_only(app, auth, client):
     assert [(n[1], n[2], n[4]) for n in notes(app)] == [("CFD", mine[1], ["discipline"])]
     detail = client.get(f"/competitions/{competition_id}").get_data(as_text=True)
     assert f'href="/journal/competition/{competition_id}"' in detail
+    demo_page = client.get("/journal").get_data(as_text=True)  # the demo journal lists the competition journals
+    assert f'href="/journal/competition/{competition_id}"' in demo_page and 'data-testid="journal-switch"' in demo_page
     auth.logout()
     auth.login(outsider_email, PASSWORD)
     assert 'data-testid="j-trades">1<' in client.get(f"/journal/competition/{competition_id}").get_data(as_text=True)
