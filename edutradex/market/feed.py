@@ -175,8 +175,9 @@ class PriceFeed:
         self.tick_ids = store.TickIds()
         self.writer = store.TickWriter(config["TICK_FLUSH_INTERVAL_MS"] / 1000, config["TICK_FLUSH_MAX"], clock=monotonic)
         self.writer.on_flushed = self.tell_tick_listeners
+        self.emit_board = emit_board
         self.coalescer = TickCoalescer(emit, config["FEED_EMIT_INTERVAL_MS"] / 1000, clock=monotonic,
-                                       emit_board=emit_board)
+                                       emit_board=self.emit_frames)
         self.markets: dict[str, MarketSnapshot] = {}
         self.last_step: dict[str, int] = {}  # symbol -> ts_ms of its last simulated tick
         self.next_step: dict[str, int] = {}  # symbol -> ts_ms its next tick is due
@@ -307,6 +308,17 @@ class PriceFeed:
             return self.writer.flush(self.watermark_ms(), final=final)
         except store.StaleAuthority as exc:
             raise AuthorityLost(str(exc)) from exc
+
+    def emit_frames(self, frames: list[dict]) -> None:
+        """A flush's frames, in one message: to the board room, then to each frame listener
+        (app.extensions["frame_listeners"], e.g. the watchlists). A failing listener is logged."""
+        if self.emit_board is not None:
+            self.emit_board(frames)
+        for listener in self.app.extensions.get("frame_listeners", ()):
+            try:
+                listener(frames)
+            except Exception:
+                log.exception("frame listener %r failed", listener)
 
     # ---- tick listeners (the CFD engine) ---------------------------------------------------
     def _tick_listeners(self) -> list:
