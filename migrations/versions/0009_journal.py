@@ -9,7 +9,7 @@ from alembic import op
 import edutradex.types
 
 revision = "0009_journal"
-down_revision = "0008_board"
+down_revision = "0009_fairplay"
 branch_labels = None
 depends_on = None
 
