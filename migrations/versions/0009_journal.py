@@ -1,7 +1,7 @@
 """Trader journal notes and tags (issue #14) and the users' watchlists.
 
 Revision ID: 0009_journal
-Revises: 0008_board
+Revises: 0009_fairplay
 """
 import sqlalchemy as sa
 from alembic import op
