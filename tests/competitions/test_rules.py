@@ -72,9 +72,10 @@ def the_golden_day(participant_id: int, record: Ticks) -> int:
 # ---- the daily-loss golden case ---------------------------------------------------------------
 
 def test_the_daily_loss_floor_is_the_balance_at_the_previous_utc_midnight_minus_5_percent_of_the_capital(
-        app, frames):
+        db_app, frames):
     """100k start, 104k balance at UTC midnight, 5 %: floor 99,000 the next day (95,000 the
     day before); equity 99,000.01 is no breach, 98,999.99 is one, recorded with its tick."""
+    app = db_app
     with app.app_context():
         competition_id, participant_id, user_id = ruled(max_daily_loss_percent="5", breach_action="DISQUALIFY")
         record = Ticks()
@@ -105,7 +106,8 @@ def test_the_daily_loss_floor_is_the_balance_at_the_previous_utc_midnight_minus_
         assert [p["event"] for u, p in frames if u == user_id][-1] == "rule_breach"
 
 
-def test_a_flag_records_the_breach_once_and_leaves_the_account_trading_across_a_restart_and_replay(app):
+def test_a_flag_records_the_breach_once_and_leaves_the_account_trading_across_a_restart_and_replay(db_app):
+    app = db_app
     with app.app_context():
         competition_id, participant_id, _ = ruled(max_daily_loss_percent="5", breach_action="FLAG")
         record = Ticks()
@@ -240,7 +242,8 @@ def _fills_on_days(participant_id: int, days: list[int]) -> None:
 
 
 @pytest.mark.parametrize("action", ["FLAG", "DISQUALIFY"])
-def test_min_trading_days_at_the_end_takes_a_participant_below_it_out_of_the_prizes(app, action):
+def test_min_trading_days_at_the_end_takes_a_participant_below_it_out_of_the_prizes(db_app, action):
+    app = db_app
     from tests.competitions.cfd import join
 
     with app.app_context():
