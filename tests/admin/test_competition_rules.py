@@ -15,6 +15,8 @@ from edutradex.extensions import db
 from tests.admin.conftest import audit_count
 from tests.admin.test_competitions import count, form
 from tests.competitions.conftest import fund, open_competition
+from tests.competitions.test_engine import EUR, Ticks, open_position, started
+from tests.competitions.test_rules import ruled
 from tests.factories import make_user
 
 RULES = {"max_daily_loss_percent": "5", "max_total_loss_percent": "10", "min_trading_days": "1",
@@ -98,3 +100,20 @@ def test_the_rules_are_locked_once_someone_joined(app, client, admin):
     with app.app_context():
         c = db.session.get(Competition, cid)
         assert (c.max_daily_loss_percent, c.breach_action) == (Decimal("4.00"), "FLAG")
+
+
+def test_the_admin_competition_page_lists_the_breaches(app, client, admin):
+    from edutradex.market import quotes
+
+    quotes.clear_local_quotes()
+    with app.app_context():
+        competition_id, participant_id, _ = ruled(max_total_loss_percent="10", breach_action="FLAG")
+        record = Ticks()
+        open_position(participant_id, record(EUR, "1.10000", "1.10000"), "10")
+        engine = started(app)
+        below = record(EUR, "1.08000", "1.08000")
+        engine([below])
+    html = client.get(f"/admin/competitions/{competition_id}").get_data(as_text=True)
+    assert 'data-testid="admin-breaches"' in html
+    assert "TOTAL_LOSS" in html and "FLAG" in html and str(below.id) in html
+    assert "max total loss: equity 80,000.00 &lt; floor 90,000.00" in html

@@ -266,3 +266,54 @@ def test_min_trading_days_at_the_end_takes_a_participant_below_it_out_of_the_pri
 def test_the_day_of_a_fill_is_its_utc_day():
     assert rules.epoch_day(int(datetime(2026, 12, 2, 23, 59, 59, 999000, tzinfo=UTC).timestamp() * 1000)) + 1 == \
         rules.epoch_day(int(datetime(2026, 12, 3, tzinfo=UTC).timestamp() * 1000))
+
+
+# ---- what the trader and the admin see --------------------------------------------------------------
+
+def test_the_account_bar_shows_the_distance_to_the_nearest_floor_and_a_refused_order_is_an_error_fragment(
+        app, client):
+    from tests.competitions.test_terminal import _email, place
+    from tests.factories import PASSWORD
+    from tests.support.web import AuthActions
+
+    with app.app_context():
+        cid, pid, uid = live_account(max_daily_loss_percent="5", max_total_loss_percent="8", max_lots_per_order="1")
+        slug = db.session.get(Competition, cid).slug
+        email = _email(uid)
+        quote(EUR, "1.08500", "1.08510", tick_id=7)
+    AuthActions(client).login(email, PASSWORD)
+    desk = {"url": f"/competitions/{slug}/trade"}
+    html = client.get(desk["url"]).get_data(as_text=True)
+    # 10,000 start: daily floor 9,500.00, total floor 9,200.00; the nearest (highest) is shown
+    assert 'data-testid="rule-distance"' in html and "Daily loss floor" in html
+    assert 'data-floor="9500.00">9,500.00 · 500.00 away' in html
+    refused = place(client, desk, lots="1.5")
+    assert refused.status_code == 409
+    assert "at most 1 lots in one order" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(CfdOrder).filter_by(participant_id=pid).count() == 0
+
+
+def test_a_rebuy_counts_its_top_up_as_paid_in_for_both_floors(app):
+    from edutradex.competitions import service
+    from tests.competitions.conftest import fund
+
+    with app.app_context():
+        competition_id, participant_id, user_id = ruled(max_daily_loss_percent="5", max_total_loss_percent="10",
+                                                        rebuys_allowed="on", max_rebuys="1", rebuy_fee="1")
+        fund(user_id, "5.00")
+        record = Ticks()
+        held = open_position(participant_id, record(EUR, "1.10000", "1.10000"), "10")
+        down = record(EUR, "1.09600", "1.09600")  # -4,000 today: 1,000 left of the 5,000 daily allowance
+        quote(EUR, "1.09600", "1.09600", tick_id=down.id)
+        positions.close_position(held, at=positions.At.of_tick(down), reason="MANUAL", rule="manual")
+        db.session.commit()
+        service.rebuy(competition_id, user_id)
+        participant = account(participant_id)
+        assert (participant.cash, participant.topped_up) == (D("100000.00"), D("4000.00"))
+        # the day's base was 100,000 at midnight and the rebuy paid in 4,000 more today: still
+        # 1,000 to lose today (not a fresh 5,000); the total floor rises by the top-up
+        assert rules.floors(rules.RuleSet.of(db.session.get(Competition, competition_id)), cash=participant.cash,
+                            day_start_balance=participant.day_start_balance, day_start_day=participant.day_start_day,
+                            topped_up=participant.topped_up, day=rules.epoch_day(down.ts_ms)) == {
+            "DAILY_LOSS": D("99000.00"), "TOTAL_LOSS": D("94000.00")}
