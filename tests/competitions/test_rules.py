@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from edutradex.competitions import lifecycle, orders, positions, rules
+from edutradex.competitions import leaderboard, lifecycle, orders, positions, rules
 from edutradex.competitions.models import Breach, CfdEngineState, CfdOrder, CfdPosition, Competition
 from edutradex.extensions import db
 from edutradex.market import quotes
@@ -104,6 +104,8 @@ def test_the_daily_loss_floor_is_the_balance_at_the_previous_utc_midnight_minus_
         assert participant.disqualified and participant.cash == D("98999.99")
         assert "max daily loss" in participant.disqualify_reason and str(crossing.id) in participant.disqualify_reason
         assert [p["event"] for u, p in frames if u == user_id][-1] == "rule_breach"
+        leaderboard.publish_boards(app)  # off the board
+        assert participant_id not in [e.participant_id for e in leaderboard.top(competition_id, 0, 100)]
 
 
 def test_a_flag_records_the_breach_once_and_leaves_the_account_trading_across_a_restart_and_replay(db_app):
