@@ -198,6 +198,7 @@ class CfdEngine:
         self.missing: dict[str, float] = {}  # symbols with no recorded tick yet -> when to look again
         self.warned: set[int] = set()  # accounts in the margin-call zone, warned once
         self.rules_day: int | None = None  # the UTC day of the latest tick: the daily-loss floors' day
+        self.emptied: set[int] = set()  # accounts of ruled competitions that left the book: judge their last close
         self.next_reconcile = 0.0
         self.next_watermark = 0.0
         self.next_publish = 0.0
@@ -296,6 +297,8 @@ class CfdEngine:
         if now >= self.next_reconcile:
             self.reconcile()
         self.write_equity(now)
+        if self.emptied:
+            self.judge_emptied()
         if now >= self.next_publish:
             self.publish_boards(now)
         for participant_id in [p for p in self.warned if p not in self.risk or not self._below(p, "margin_call")]:
@@ -595,9 +598,12 @@ class CfdEngine:
                                    short_units=short_units, short_cost=short_cost)
 
     def _forget_account(self, participant_id: int) -> None:
-        self.accounts.pop(participant_id, None)
+        account = self.accounts.pop(participant_id, None)
         self.risk.drop_account(participant_id)
         self.warned.discard(participant_id)
+        competition = self.competitions.get(account.competition_id) if account is not None else None
+        if competition is not None and competition.rules is not None:
+            self.emptied.add(participant_id)
 
     def _expire_orders(self) -> None:
         """Good-till-date orders whose date passed (by the clock; a tick after the date never
@@ -838,9 +844,6 @@ class CfdEngine:
         if fill is not None:
             self.fills += 1
             self._announce(participant_id, "position_closed", position_id=position_id, reason=reason)
-            # the loss it realised may be a breach the risk pass no longer sees (nothing held)
-            self._run(("rules", participant_id), row, self._enforce_rules, participant_id, row, before,
-                      known.competition_id)
         return fill is not None
 
     # ---- the rule set (rules.py) --------------------------------------------------------------
@@ -863,11 +866,30 @@ class CfdEngine:
             if account.floor_inputs:
                 self._screen_floor(account)
 
-    def _enforce_rules(self, participant_id: int, row: TickRow, before: int,
+    def judge_emptied(self) -> None:
+        """Accounts that left the book (their last position closed, by the web as well): the
+        loss that close realised is judged at the close's own tick, since no later tick visits
+        an account that holds nothing."""
+        emptied, self.emptied = self.emptied, set()
+        for participant_id in sorted(emptied):
+            try:
+                last = rules.last_close(participant_id)
+                if last is not None and last.tick_id is not None:
+                    row = TickRow(last.tick_id, last.symbol, last.tick_ts_ms, last.bid, last.ask,
+                                  (last.bid + last.ask) / 2, "")
+                    self._enforce_rules(participant_id, row, None, last.competition_id)
+            except Exception:
+                log.exception("CFD engine: could not judge the rules of account %s after its close", participant_id)
+                db.session.rollback()
+            finally:
+                db.session.remove()
+
+    def _enforce_rules(self, participant_id: int, row: TickRow, before: int | None,
                        competition_id: int | None = None) -> bool:
         """The exact check of an account the screen put below its floor (or that a close just
         emptied), at this tick: rules.enforce records each breach once and, on DISQUALIFY,
-        closes everything at this tick."""
+        closes everything at this tick. `before`: the watermark to write with it (None: a
+        check outside the tick loop writes none)."""
         account = self.accounts.get(participant_id)
         competition_id = account.competition_id if account is not None else competition_id
         competition = self.competitions.get(competition_id)
@@ -882,7 +904,8 @@ class CfdEngine:
                 account.breached |= set(outcome.breached)
                 self._screen_floor(account)
             return False
-        _write_watermarks({row.symbol: before})
+        if before is not None:
+            _write_watermarks({row.symbol: before})
         db.session.commit()
         db.session.remove()
         if account is not None:

@@ -186,6 +186,14 @@ def record_breach(participant: Participant, rule: str, action: str, *, detail: s
     return inserted is not None
 
 
+def last_close(participant_id: int):
+    """(competition_id, symbol, tick_id, tick_ts_ms, bid, ask) of the account's latest close, or None."""
+    return db.session.execute(
+        select(CfdFill.competition_id, CfdFill.symbol, CfdFill.tick_id, CfdFill.tick_ts_ms, CfdFill.bid, CfdFill.ask)
+        .where(CfdFill.participant_id == participant_id, CfdFill.action == "CLOSE")
+        .order_by(CfdFill.id.desc()).limit(1)).one_or_none()
+
+
 def disqualify(participant_id: int, reason: str) -> bool:
     """The rule set's disqualification: the same fields as an admin's (service.disqualify),
     in the caller's transaction. False if already disqualified."""

@@ -319,3 +319,24 @@ def test_a_rebuy_counts_its_top_up_as_paid_in_for_both_floors(app):
                             day_start_balance=participant.day_start_balance, day_start_day=participant.day_start_day,
                             topped_up=participant.topped_up, day=rules.epoch_day(down.ts_ms)) == {
             "DAILY_LOSS": D("99000.00"), "TOTAL_LOSS": D("94000.00")}
+
+
+def test_a_manual_close_that_realises_a_loss_past_the_floor_is_judged_at_the_close_tick(app):
+    """The web closes before the engine saw that tick: the account holds nothing when the
+    engine gets there, so the close itself is judged, at its own tick."""
+    from edutradex.competitions import engine as engine_module
+
+    with app.app_context():
+        _, participant_id, _ = ruled(max_total_loss_percent="10", breach_action="DISQUALIFY")
+        record = Ticks()
+        held = open_position(participant_id, record(EUR, "1.10000", "1.10000"), "10")
+        engine = started(app)
+        crash = record(EUR, "1.08000", "1.08000")  # recorded; the engine has not processed it yet
+        positions.close_position(held, at=positions.At.of_tick(crash), reason="MANUAL", rule="manual close")
+        db.session.commit()
+        engine_module.notify("position", held)
+        engine([crash])
+        [breach] = breaches(participant_id)
+        assert (breach.rule, breach.tick_id, breach.equity, breach.floor) == (
+            "TOTAL_LOSS", crash.id, D("80000.00"), D("90000.00"))
+        assert account(participant_id).disqualified
