@@ -12,7 +12,7 @@ bp = Blueprint("competitions", __name__, url_prefix="/competitions")
 
 def init_app(app: Flask) -> None:
     from .. import devices
-    from . import board_views, engine, fair_play_models, models, rise_fall_views, terminal, views  # noqa: F401 - tables, pages, terminals
+    from . import board_views, engine, fair_play_models, models, rise_fall_views, rules, terminal, views  # noqa: F401 - tables, pages, terminals
     from .lifecycle import competition_clock
     from .rise_fall import refuse_rebuy_while_trades_open, settle_trades_at_end
     from .samples import seed_sample_competitions
@@ -20,6 +20,7 @@ def init_app(app: Flask) -> None:
 
     app.extensions["background_services"].append(competition_clock)
     devices.init_app(app)  # the device-id cookie fair play records with each participant
+    app.add_template_global(rules.nearest_floor, "rule_floor")  # the account bar's distance to breach
     engine.init_app(app)  # the CFD engine: a tick listener of the price feed, the end / rebuy closers
     # RISE_FALL competitions: the end settles every trade at its expiry tick; rebuys wait for open trades
     app.extensions.setdefault("competition_closers", []).append(settle_trades_at_end)

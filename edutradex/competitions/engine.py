@@ -66,7 +66,7 @@ from ..market import quotes, ticks
 from ..market.models import Market, Tick
 from ..market.store import TickRow
 from ..types import utcnow
-from . import leaderboard, margin, positions
+from . import leaderboard, margin, positions, rules
 from .models import (
     CfdEngineState,
     CfdOrder,
@@ -108,7 +108,8 @@ _POSITION_COLUMNS = (CfdPosition.id, CfdPosition.competition_id, CfdPosition.par
                      CfdPosition.side, CfdPosition.lots, CfdPosition.contract_size, CfdPosition.open_price,
                      CfdPosition.open_tick_id, CfdPosition.stop_loss, CfdPosition.take_profit, CfdPosition.version)
 _PARTICIPANT_COLUMNS = (Participant.id, Participant.competition_id, Participant.user_id, Participant.version,
-                        Participant.cash, Participant.used_margin)
+                        Participant.cash, Participant.used_margin, Participant.day_start_balance,
+                        Participant.day_start_day, Participant.topped_up)
 
 
 def ms(moment: datetime) -> int:
@@ -128,6 +129,7 @@ class _Competition:
     end_ms: int
     stop_out: Decimal
     margin_call: Decimal
+    rules: rules.RuleSet | None = None  # its loss floors (rules.py), None: none
 
 
 @dataclass
@@ -163,6 +165,8 @@ class _Account:
     used_margin: float = 0.0
     equity_written: Decimal | None = None
     equity_due: float = 0.0
+    floor_inputs: dict = field(default_factory=dict)  # what rules.floors needs, from the database
+    breached: set[str] = field(default_factory=set)  # rules already recorded: no longer screened
 
 
 class CfdEngine:
@@ -193,6 +197,8 @@ class CfdEngine:
         self.last_at: dict[str, At] = {}
         self.missing: dict[str, float] = {}  # symbols with no recorded tick yet -> when to look again
         self.warned: set[int] = set()  # accounts in the margin-call zone, warned once
+        self.rules_day: int | None = None  # the UTC day of the latest tick: the daily-loss floors' day
+        self.emptied: set[int] = set()  # accounts of ruled competitions that left the book: judge their last close
         self.next_reconcile = 0.0
         self.next_watermark = 0.0
         self.next_publish = 0.0
@@ -291,6 +297,8 @@ class CfdEngine:
         if now >= self.next_reconcile:
             self.reconcile()
         self.write_equity(now)
+        if self.emptied:
+            self.judge_emptied()
         if now >= self.next_publish:
             self.publish_boards(now)
         for participant_id in [p for p in self.warned if p not in self.risk or not self._below(p, "margin_call")]:
@@ -417,11 +425,13 @@ class CfdEngine:
 
     def _live_competitions(self) -> dict[int, _Competition]:
         rows = db.session.execute(select(Competition.id, Competition.end_at, Competition.stop_out_percent,
-                                         Competition.margin_call_percent)
+                                         Competition.margin_call_percent, Competition.starting_capital,
+                                         Competition.max_daily_loss_percent, Competition.max_total_loss_percent,
+                                         Competition.breach_action)
                                   .where(Competition.status == CompetitionStatus.LIVE.value,
                                          Competition.kind == CompetitionKind.CFD.value)).all()
-        return {cid: _Competition(cid, ms(end_at), stop_out, margin_call)
-                for cid, end_at, stop_out, margin_call in rows}
+        return {row.id: _Competition(row.id, ms(row.end_at), row.stop_out_percent, row.margin_call_percent,
+                                     rules.RuleSet.of(row)) for row in rows}
 
     def _sync(self, *, order_ids: Iterable[int] | None = None, position_ids: Iterable[int] | None = None,
               participant_ids: Iterable[int] | None = None) -> None:
@@ -566,6 +576,9 @@ class CfdEngine:
         self.risk.set_account(participant.id, cash=float(participant.cash), used_margin=float(participant.used_margin),
                               stop_out_percent=float(competition.stop_out),
                               margin_call_percent=float(competition.margin_call))
+        account.floor_inputs = {"cash": participant.cash, "day_start_balance": participant.day_start_balance,
+                                "day_start_day": participant.day_start_day, "topped_up": participant.topped_up}
+        self._screen_floor(account)
         sums: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
         for position in held:
             units = float(position.lots * position.contract_size)
@@ -585,9 +598,12 @@ class CfdEngine:
                                    short_units=short_units, short_cost=short_cost)
 
     def _forget_account(self, participant_id: int) -> None:
-        self.accounts.pop(participant_id, None)
+        account = self.accounts.pop(participant_id, None)
         self.risk.drop_account(participant_id)
         self.warned.discard(participant_id)
+        competition = self.competitions.get(account.competition_id) if account is not None else None
+        if competition is not None and competition.rules is not None:
+            self.emptied.add(participant_id)
 
     def _expire_orders(self) -> None:
         """Good-till-date orders whose date passed (by the clock; a tick after the date never
@@ -683,6 +699,8 @@ class CfdEngine:
             return
         at = At.of_tick(row)
         self.last_at[symbol] = at
+        if self.rules_day != rules.epoch_day(row.ts_ms):
+            self._new_day(rules.epoch_day(row.ts_ms))
         did = False
         crossed = self.triggers.pop_crossed(symbol, row.bid, row.ask)
         for n, trigger in enumerate(crossed):
@@ -828,6 +846,77 @@ class CfdEngine:
             self._announce(participant_id, "position_closed", position_id=position_id, reason=reason)
         return fill is not None
 
+    # ---- the rule set (rules.py) --------------------------------------------------------------
+
+    def _screen_floor(self, account: _Account) -> None:
+        """The risk book's floor for the account: its highest loss floor not yet breached."""
+        competition = self.competitions.get(account.competition_id)
+        found = {}
+        if competition is not None and competition.rules is not None and account.floor_inputs:
+            day = self.rules_day if self.rules_day is not None else rules.epoch_day(self.clock_ms())
+            found = {rule: floor for rule, floor in rules.floors(competition.rules, day=day,
+                                                                  **account.floor_inputs).items()
+                     if rule not in account.breached}
+        self.risk.set_floor(account.id, max(found.values()) if found else None)
+
+    def _new_day(self, day: int) -> None:
+        """A tick of a new UTC day: every daily-loss floor moves to that day's base."""
+        self.rules_day = day
+        for account in self.accounts.values():
+            if account.floor_inputs:
+                self._screen_floor(account)
+
+    def judge_emptied(self) -> None:
+        """Accounts that left the book (their last position closed, by the web as well): the
+        loss that close realised is judged at the close's own tick, since no later tick visits
+        an account that holds nothing."""
+        emptied, self.emptied = self.emptied, set()
+        for participant_id in sorted(emptied):
+            try:
+                last = rules.last_close(participant_id)
+                if last is not None and last.tick_id is not None:
+                    row = TickRow(last.tick_id, last.symbol, last.tick_ts_ms, last.bid, last.ask,
+                                  (last.bid + last.ask) / 2, "")
+                    self._enforce_rules(participant_id, row, None, last.competition_id)
+            except Exception:
+                log.exception("CFD engine: could not judge the rules of account %s after its close", participant_id)
+                db.session.rollback()
+            finally:
+                db.session.remove()
+
+    def _enforce_rules(self, participant_id: int, row: TickRow, before: int | None,
+                       competition_id: int | None = None) -> bool:
+        """The exact check of an account the screen put below its floor (or that a close just
+        emptied), at this tick: rules.enforce records each breach once and, on DISQUALIFY,
+        closes everything at this tick. `before`: the watermark to write with it (None: a
+        check outside the tick loop writes none)."""
+        account = self.accounts.get(participant_id)
+        competition_id = account.competition_id if account is not None else competition_id
+        competition = self.competitions.get(competition_id)
+        if competition is None or competition.rules is None or row.ts_ms > competition.end_ms:
+            return False
+        if not self._hold(competition_id, row):
+            return False
+        outcome = rules.enforce(participant_id, competition.rules, row, lambda symbol: self._at(symbol, row))
+        if not outcome.recorded:
+            db.session.rollback()
+            if account is not None and outcome.breached:  # recorded before (a flag, a replay): screen no more
+                account.breached |= set(outcome.breached)
+                self._screen_floor(account)
+            return False
+        if before is not None:
+            _write_watermarks({row.symbol: before})
+        db.session.commit()
+        db.session.remove()
+        if account is not None:
+            account.breached |= set(outcome.breached)
+        for position_id in outcome.closed:
+            self._forget_position(position_id)
+        self._sync(participant_ids=[participant_id])
+        self._announce(participant_id, "rule_breach", rule=outcome.recorded[0], detail=outcome.detail,
+                       disqualified=outcome.disqualified, positions=outcome.closed)
+        return True
+
     # ---- the risk pass ------------------------------------------------------------------------
 
     def _usd_rate(self, symbol: str, row: TickRow) -> float:
@@ -856,9 +945,11 @@ class CfdEngine:
 
     def _risk_pass(self, row: TickRow, at: At, before: int) -> bool:
         result = self.risk.on_tick(row.symbol, float(row.bid), float(row.ask), self._usd_rate(row.symbol, row))
-        if not (result.negative or result.stop_out or result.margin_call):
+        if not (result.negative or result.stop_out or result.margin_call or result.floor):
             return False
         did = False
+        for participant_id in result.floor:  # before a stop-out: the breach is the first thing this tick did
+            did |= self._run(("rules", participant_id), row, self._enforce_rules, participant_id, row, before)
         for participant_id in result.negative + result.stop_out:
             did |= self._run(("stop_out", participant_id), row, self._stop_out, participant_id, row, at, before)
         for participant_id in result.margin_call:
@@ -984,6 +1075,7 @@ class CfdEngine:
         "position_closed": "A position was closed by its stop-loss or take-profit.",
         "order_rejected": "Your pending order was triggered but not filled: not enough free margin then.",
         "order_expired": "Your pending order expired (good till its date).",
+        "rule_breach": "You broke a rule of this competition (see its Rules).",
     }
 
     def _announce(self, participant_id: int, event: str, **extra) -> None:

@@ -38,6 +38,7 @@ from ..extensions import db, socketio
 from ..types import utcnow
 from ..wallet.ledger import post_ledger_entries, post_ledger_entry, wallet_accounts
 from ..wallet.models import EntryType
+from . import rules
 from .events import announce_settled, announce_status
 from .fair_play import enqueue_live_scans, enqueue_scan
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
@@ -141,12 +142,13 @@ def close_all_at(competition: Competition, end_at: datetime) -> None:
 
 def write_standings(competition_id: int, requires_trade: bool) -> None:
     """final_equity from the accounts; final_rank among the participants who can win
-    (not disqualified, and having traded if the competition requires it), equal equity
+    (not disqualified, not below the rule set's minimum trading days, and having traded if
+    the competition requires it), equal equity
     sharing a rank (SQL RANK: 1, 2, 2, 4)."""
     p = Participant.__table__
     active = and_(p.c.competition_id == competition_id, p.c.status == ParticipantStatus.ACTIVE.value)
     db.session.execute(update(p).where(active, p.c.final_equity.is_(None)).values(final_equity=p.c.equity))
-    eligible = and_(active, p.c.disqualified.is_(False))
+    eligible = and_(active, p.c.disqualified.is_(False), p.c.id.not_in(rules.not_prize_eligible()))
     if requires_trade:
         eligible = and_(eligible, p.c.trades_count > 0)
     db.session.execute(update(p).where(p.c.competition_id == competition_id).values(final_rank=None))
@@ -168,6 +170,7 @@ def end_competition(competition_id: int, now: datetime | None = None) -> bool:
             return False
         competition = db.session.get(Competition, competition_id, populate_existing=True)
         close_all_at(competition, competition.end_at)
+        rules.judge_trading_days(competition)  # below the minimum: not ranked (or disqualified)
         write_standings(competition_id, competition.prize_requires_trade)
         db.session.commit()
     except BaseException:

@@ -104,6 +104,15 @@ class Competition(db.Model):
     rebuy_fee: Mapped[Decimal] = mapped_column(Money(), default=ZERO)
 
     repeats: Mapped[str | None] = mapped_column(String(8))  # None, DAILY or WEEKLY (a term)
+
+    # The rule set (rules.py), every rule off while None. The two floors are on equity, as a
+    # percent of the starting capital; a breach disqualifies or only flags (breach_action).
+    max_daily_loss_percent: Mapped[Decimal | None] = mapped_column(Percent())
+    max_total_loss_percent: Mapped[Decimal | None] = mapped_column(Percent())
+    min_trading_days: Mapped[int | None] = mapped_column()
+    max_open_positions: Mapped[int | None] = mapped_column()
+    max_lots_per_order: Mapped[Decimal | None] = mapped_column(Lots())
+    breach_action: Mapped[str] = mapped_column(String(12), default="FLAG")  # BreachAction
     # The recurring competition this one is the next instance of (None: created by an admin).
     previous_id: Mapped[int | None] = mapped_column(
         ForeignKey("competitions.id", name="fk_competitions_previous_id", ondelete="SET NULL"))
@@ -186,6 +195,12 @@ class Participant(db.Model):
     trades_count: Mapped[int] = mapped_column(default=0)
     rebuys: Mapped[int] = mapped_column(default=0)
 
+    # The daily-loss rule's base (rules.py): the cash at the start of the UTC day
+    # `day_start_day` (days since the epoch), written by the first change of the cash on a
+    # later day (rules.roll_day); while it names an earlier day the cash has not moved today.
+    day_start_balance: Mapped[Decimal | None] = mapped_column(Money())
+    day_start_day: Mapped[int | None] = mapped_column()
+
     disqualified: Mapped[bool] = mapped_column(default=False)
     disqualify_reason: Mapped[str | None] = mapped_column(String(500))
     disqualified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -233,6 +248,7 @@ class CloseReason(enum.StrEnum):
     NEGATIVE_BALANCE = "NEGATIVE_BALANCE"  # a gap took equity below 0: everything closed, cash 0
     COMPETITION_END = "COMPETITION_END"
     REBUY = "REBUY"
+    RULE_BREACH = "RULE_BREACH"  # a rule set's breach that disqualifies (rules.py)
 
 
 class CfdOrder(db.Model):
@@ -341,6 +357,41 @@ class CfdFill(db.Model):
     reason: Mapped[str] = mapped_column(String(16))  # MARKET, LIMIT, STOP or a CloseReason
     usd_rate: Mapped[Decimal | None] = mapped_column(Price())  # quote currency -> USD, None: USD-quoted
     realized_pnl: Mapped[Decimal | None] = mapped_column(Money())  # USD, for a CLOSE
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class BreachAction(enum.StrEnum):
+    DISQUALIFY = "DISQUALIFY"  # positions closed at the breach's tick, out of the ranking
+    FLAG = "FLAG"  # recorded for the admin only
+
+
+class Rule(enum.StrEnum):
+    DAILY_LOSS = "DAILY_LOSS"
+    TOTAL_LOSS = "TOTAL_LOSS"
+    MIN_TRADING_DAYS = "MIN_TRADING_DAYS"
+
+
+class Breach(db.Model):
+    """A participant's breach of a rule of the competition's rule set, with its proof: the
+    recorded tick it happened at and the equity against the floor (or, for the trading
+    days, the days against the minimum). Once per participant and rule."""
+
+    __tablename__ = "competition_breaches"
+    __table_args__ = (
+        UniqueConstraint("participant_id", "rule", name="uq_competition_breaches_participant_rule"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    competition_id: Mapped[int] = mapped_column(ForeignKey("competitions.id", ondelete="CASCADE"), index=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("competition_participants.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    rule: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(12))
+    tick_id: Mapped[int | None] = mapped_column(BigInteger)
+    tick_ts_ms: Mapped[int | None] = mapped_column(BigInteger)
+    equity: Mapped[Decimal | None] = mapped_column(Money())
+    floor: Mapped[Decimal | None] = mapped_column(Money())
+    detail: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

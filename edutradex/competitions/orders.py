@@ -36,7 +36,7 @@ from ..market.quotes import Quote, fresh_quote, now_ms
 from ..market.service import market_snapshot
 from ..parsing import parse_decimal
 from ..types import utcnow
-from . import margin, positions
+from . import margin, positions, rules
 from .models import (
     DEFAULT_LEVERAGE,
     CfdFill,
@@ -355,6 +355,7 @@ def _place(competition: Competition | None, user_id: int, form: Mapping[str, str
             raise Conflict("This competition has ended: trading is closed.")
         account = positions.lock_account(participant.id)
         check_can_trade(account)  # as it is under the lock
+        rules.check_order(competition, account.id, lots)  # max lots per order, max open positions
         order = CfdOrder(competition_id=competition.id, participant_id=account.id, user_id=user_id,
                          client_key=client_key, symbol=market.symbol, side=side, order_type=order_type, lots=lots,
                          price=level, stop_loss=stop_loss, take_profit=take_profit, leverage=leverage,

@@ -23,7 +23,7 @@ from ..extensions import db
 from ..market import quotes
 from ..market.service import market_snapshot
 from ..types import utcnow
-from . import margin
+from . import margin, rules
 from .models import (
     CfdFill,
     CfdOrder,
@@ -241,6 +241,7 @@ def close_position(position_id: int, *, at: At, reason: str, rule: str, lots: De
     db.session.refresh(position)
     position.margin -= released
     position.realized_pnl += pnl
+    rules.roll_day(participant, at.ts_ms)  # the daily-loss base, before the cash moves
     participant.cash += pnl
     participant.used_margin -= released
     db.session.flush()
@@ -276,10 +277,11 @@ def fill_pending_order(order_id: int, *, at: At, rule: str) -> CfdPosition | Non
         .execution_options(synchronize_session=False)).rowcount
     if claimed != 1:
         return None
-    refusal = None
     if participant.status != ParticipantStatus.ACTIVE.value or participant.disqualified:
         refusal = "The account can no longer trade."
-    else:
+    else:  # the rule set (max open positions, max lots per order), then the margin
+        refusal = rules.pending_fill_refusal(order.competition_id, participant.id, order.lots)
+    if refusal is None:
         try:
             position = open_position(participant, symbol=order.symbol, side=order.side, lots=order.lots,
                                      leverage=order.leverage, at=at, rule=rule, reason=order.order_type, order=order,

@@ -28,7 +28,9 @@ of its ticks is valued at cost (P&L 0) until its first tick; after that, at its 
 
 Each account a tick visits lands on at most one list, the most severe: ``negative`` (equity
 < 0: negative-balance protection closes everything), else ``stop_out`` (level < stop-out
-percent), else ``margin_call`` (level < margin-call percent).
+percent), else ``margin_call`` (level < margin-call percent). Independently, ``floor`` names
+the accounts whose equity is below the floor the engine set for them (``set_floor``: the
+rule set's loss floors, rules.py).
 """
 
 from __future__ import annotations
@@ -46,19 +48,25 @@ class RiskResult:
     stop_out: list[AccountId] = field(default_factory=list)
     margin_call: list[AccountId] = field(default_factory=list)
     negative: list[AccountId] = field(default_factory=list)
+    floor: list[AccountId] = field(default_factory=list)  # equity below the rule set's floor
     visited: int = 0
 
 
 class _Account:
     # The thresholds are in terms of open P&L, so the pass compares that sum directly: equity < x
     # <=> open_pnl < x - cash, and margin level < p <=> equity < used_margin * p / 100 (used
-    # margin > 0). `alert_below` is the highest of the three: a healthy account costs one comparison.
+    # margin > 0). `alert_below` is the highest of the four: a healthy account costs one comparison.
     __slots__ = ("cash", "used_margin", "stop_out_percent", "margin_call_percent", "negative_below",
-                 "stop_out_below", "margin_call_below", "alert_below", "open_pnl", "exposures")
+                 "stop_out_below", "margin_call_below", "floor", "floor_below", "alert_below", "open_pnl", "exposures")
 
     def __init__(self) -> None:
         self.exposures: dict[str, _Exposure] = {}
         self.open_pnl = 0.0
+        self.floor = float("-inf")
+
+    def set_alert(self) -> None:
+        self.floor_below = self.floor - self.cash
+        self.alert_below = max(self.negative_below, self.stop_out_below, self.margin_call_below, self.floor_below)
 
 
 class _Exposure:
@@ -96,8 +104,14 @@ class RiskBook:
             account.margin_call_below = used_margin * account.margin_call_percent / 100 - cash
         else:
             account.stop_out_below = account.margin_call_below = float("-inf")
-        account.alert_below = max(account.negative_below, account.stop_out_below, account.margin_call_below)
+        account.set_alert()
         account.open_pnl = sum(exposure.pnl for exposure in account.exposures.values())
+
+    def set_floor(self, account_id: AccountId, floor: Amount | None) -> None:
+        """The equity below which a tick names the account on ``floor`` (None: no floor)."""
+        account = self._accounts[account_id]
+        account.floor = float("-inf") if floor is None else float(floor)
+        account.set_alert()
 
     def set_exposure(self, account_id: AccountId, symbol: str, *, long_units: Amount, long_cost: Amount,
                      short_units: Amount, short_cost: Amount) -> None:
@@ -157,6 +171,7 @@ class RiskBook:
         stop_out = result.stop_out
         margin_call = result.margin_call
         negative = result.negative
+        floor = result.floor
         for account_id, exposure in holders.items():
             pnl = (exposure.long_units * bid - exposure.short_units * ask + exposure.net_cost) / usd_rate
             account = exposure.account
@@ -164,11 +179,13 @@ class RiskBook:
             account.open_pnl = open_pnl
             exposure.pnl = pnl
             if open_pnl < account.alert_below:
+                if open_pnl < account.floor_below:
+                    floor.append(account_id)
                 if open_pnl < account.negative_below:
                     negative.append(account_id)
                 elif open_pnl < account.stop_out_below:
                     stop_out.append(account_id)
-                else:
+                elif open_pnl < account.margin_call_below:
                     margin_call.append(account_id)
         result.visited = len(holders)
         return result

@@ -32,6 +32,7 @@ from ..extensions import db
 from ..types import utcnow
 from ..wallet.ledger import InsufficientFunds, platform_account, post_ledger_entry, wallet_account
 from ..wallet.models import EntryType, PlatformAccount, PlatformAccountKind
+from . import rules
 from .events import announce_participants, announce_status
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, Repeats, pool_reference
 from .notify import email_joined, emails_after_cancel
@@ -573,6 +574,7 @@ def rebuy(competition_id: int, user_id: int, *, now: datetime | None = None) -> 
             raise Conflict("A rebuy is possible only while your equity is below the starting capital.")
         top_up = competition.starting_capital - given_up
         since_start = int((now - (competition.started_at or competition.start_at)).total_seconds())
+        rules.pay_in(participant.id, top_up, int(now.timestamp() * 1000))  # the loss floors count it as paid in
         done = db.session.execute(
             update(Participant).where(Participant.id == participant.id, Participant.rebuys == number - 1,
                                       Participant.equity == given_up)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from ..errors import DomainError
 from ..extensions import db
 from ..parsing import parse_decimal
-from .models import DEFAULT_CAPITAL, DEFAULT_LEVERAGE, CompetitionKind, Repeats
+from .models import DEFAULT_CAPITAL, DEFAULT_LEVERAGE, BreachAction, CompetitionKind, Repeats
 
 MAX_PARTICIPANTS = 100_000
 MAX_CAPITAL = Decimal("100000000")  # 100 million points
@@ -28,12 +28,20 @@ MAX_FREEZE_MINUTES = 7 * 24 * 60
 SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 ESMA_MAJOR_CURRENCIES = {"USD", "EUR", "JPY", "GBP", "CAD", "CHF"}
 
+# The rule set (rules.py): each blank = off.
+RULE_FIELDS = ("max_daily_loss_percent", "max_total_loss_percent", "min_trading_days", "max_open_positions",
+               "max_lots_per_order", "breach_action")
+MAX_TRADING_DAYS = 366
+MAX_OPEN_POSITIONS = 1000
+MAX_LOTS = Decimal("10000")
+
 # Every term, with its default (None: required).
 TERM_FIELDS = (
     "name", "slug", "description", "kind", "entry_fee", "starting_capital", "min_participants", "max_participants",
     "registration_opens_at", "registration_closes_at", "start_at", "end_at", "allowed_markets", "max_leverage",
     "stop_out_percent", "margin_call_percent", "platform_fee_percent", "prize_table", "guaranteed_pool",
     "prize_requires_trade", "rebuys_allowed", "max_rebuys", "rebuy_fee", "repeats", "freeze_minutes",
+    *RULE_FIELDS,
 )
 
 
@@ -231,7 +239,42 @@ def parse_terms(raw: Mapping[str, Any], current: Mapping[str, Any] | None = None
     terms["freeze_minutes"] = _int(given.get("freeze_minutes") or 0, "Leaderboard freeze", low=0, high=MAX_FREEZE_MINUTES)
     if terms["freeze_minutes"] * 60 >= (terms["end_at"] - terms["start_at"]).total_seconds():
         raise TermsError("Leaderboard freeze: it must be shorter than the competition.")
+    terms.update(_rule_set(given, terms))
     return terms
+
+
+def _blank(raw: Any) -> bool:
+    return raw is None or (isinstance(raw, str) and not raw.strip())
+
+
+def _rule_set(given: Mapping[str, Any], terms: Mapping[str, Any]) -> dict[str, Any]:
+    """The rule set's terms: each blank is off; percents of the starting capital above 0
+    and at most 100."""
+    rules: dict[str, Any] = {}
+    for name, label in (("max_daily_loss_percent", "Max daily loss"), ("max_total_loss_percent", "Max total loss")):
+        raw = given.get(name)
+        rules[name] = None if _blank(raw) else _percent(raw, label, low=Decimal(0), high=Decimal(100),
+                                                        allow_low=False)
+    for name, label, high in (("min_trading_days", "Min trading days", MAX_TRADING_DAYS),
+                              ("max_open_positions", "Max open positions", MAX_OPEN_POSITIONS)):
+        raw = given.get(name)
+        rules[name] = None if _blank(raw) else _int(raw, label, low=1, high=high)
+    raw = given.get("max_lots_per_order")
+    rules["max_lots_per_order"] = None if _blank(raw) else parse_decimal(
+        raw, "Max lots per order", places=2, minimum=Decimal(0), maximum=MAX_LOTS, above_minimum=True,
+        example="5.00", error=TermsError)
+    action = str(given.get("breach_action") or BreachAction.FLAG.value).strip().upper()
+    if action not in {a.value for a in BreachAction}:
+        raise TermsError("Breach action: DISQUALIFY or FLAG.")
+    rules["breach_action"] = action
+    spanned = (terms["end_at"].date() - terms["start_at"].date()).days + 1  # UTC days it trades on
+    if rules["min_trading_days"] is not None and rules["min_trading_days"] > spanned:
+        raise TermsError(f"Min trading days: the competition trades on {spanned} UTC day(s) only.")
+    if terms["kind"] == CompetitionKind.RISE_FALL.value and any(
+            rules[name] is not None for name in ("max_daily_loss_percent", "max_total_loss_percent",
+                                                 "max_open_positions", "max_lots_per_order")):
+        raise TermsError("Rule set: a rise/fall competition takes only the minimum trading days.")
+    return rules
 
 
 def _repeats(raw: Any) -> str | None:

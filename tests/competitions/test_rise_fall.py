@@ -378,3 +378,18 @@ def test_an_end_passed_while_the_app_was_down_settles_each_trade_at_its_expiry_t
     assert (w.cash, w.final_equity, w.final_rank, w.prize) == (D("1032.00"), D("1032.00"), 1, D("10.00"))
     assert account(competition.id, other).final_rank is None  # no trade, no prize
     assert_books_balance(ctx)
+
+
+def test_min_trading_days_counts_the_utc_days_of_a_rise_fall_competitions_trades(ctx):
+    from edutradex.competitions import rules
+
+    busy, idle = trader(), trader()
+    competition = live_rise_fall([busy, idle], min_trading_days="2", end_at=utcnow() + timedelta(days=3))
+    first = trade_in(competition.id, busy)
+    second = trade_in(competition.id, busy)
+    assert rules.trading_days(competition) == {account(competition.id, busy).id: 1}
+    db.session.execute(update(Trade).where(Trade.id == second.id)  # placed a day later
+                       .values(entry_ts_ms=first.entry_ts_ms + rules.DAY_MS))
+    db.session.commit()
+    assert rules.trading_days(competition) == {account(competition.id, busy).id: 2}
+    assert rules.judge_trading_days(competition) == [account(competition.id, idle).id]

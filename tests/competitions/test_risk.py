@@ -246,3 +246,24 @@ def test_on_tick_matches_recomputing_every_account(ops):
             assert book.equity(account_id) == equity(account_id)
             used = cash[account_id][1]
             assert book.margin_level(account_id) == (equity(account_id) / used * 100 if used else None)
+
+
+def test_the_rule_set_floor_names_an_account_below_it_independently_of_the_margin_lists():
+    # 1 lot EUR/USD long at 1.08500, margin 100 (level far above the margin call): equity
+    # 10,000 + (bid - 1.085) x 100,000; the engine set a loss floor of 9,800
+    book = book_with(cash=10_000, used_margin=100)
+    book.set_exposure(1, "EURUSD", long_units=100_000, long_cost=108_500, short_units=0, short_cost=0)
+    book.set_floor(1, 9_800)
+    at_floor = book.on_tick("EURUSD", bid=1.08300, ask=1.08320)  # equity 9,800: at the floor is no breach
+    assert (at_floor.floor, at_floor.margin_call, at_floor.stop_out) == ([], [], [])
+    below = book.on_tick("EURUSD", bid=1.08299, ask=1.08319)  # 9,799
+    assert (below.floor, below.margin_call, below.stop_out, below.negative) == ([1], [], [], [])
+    # the floor survives a new account figure (set_account after a fill) and can be lifted
+    book.set_account(1, cash=10_000, used_margin=100, stop_out_percent=50, margin_call_percent=100)
+    assert book.on_tick("EURUSD", bid=1.08299, ask=1.08319).floor == [1]
+    book.set_floor(1, None)
+    assert book.on_tick("EURUSD", bid=1.07000, ask=1.07020).floor == []
+    # an account in the margin-call zone and below its floor is on both lists
+    book.set_floor(1, 9_800)
+    gap = book.on_tick("EURUSD", bid=0.98570, ask=0.98590)  # equity 70: margin level 70 %
+    assert gap.floor == [1] and gap.margin_call == [1] and gap.stop_out == []

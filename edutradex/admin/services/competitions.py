@@ -33,7 +33,10 @@ FIELD_OF_MESSAGE = (
     ("The stop-out level", "stop_out_percent"), ("Platform fee:", "platform_fee_percent"),
     ("Prize", "prize_table"), ("Add a prize table", "prize_table"), ("Guaranteed pool:", "guaranteed_pool"),
     ("Rebuy fee:", "rebuy_fee"), ("Rebuys:", "max_rebuys"), ("Repeats:", "repeats"),
-    ("Leaderboard freeze:", "freeze_minutes"),
+    ("Leaderboard freeze:", "freeze_minutes"), ("Max daily loss:", "max_daily_loss_percent"),
+    ("Max total loss:", "max_total_loss_percent"), ("Min trading days:", "min_trading_days"),
+    ("Max open positions:", "max_open_positions"), ("Max lots per order:", "max_lots_per_order"),
+    ("Breach action:", "breach_action"), ("Rule set:", "max_daily_loss_percent"),
 )
 
 
@@ -68,7 +71,7 @@ def form_values(competition: Competition | None) -> dict[str, str]:
         return {"kind": "CFD", "entry_fee": "0.00", "starting_capital": "10000.00", "min_participants": "2",
                 "max_participants": "100", "margin_call_percent": "100.00", "stop_out_percent": "50.00",
                 "platform_fee_percent": "0.00", "guaranteed_pool": "0.00", "prize_requires_trade": "on",
-                "max_rebuys": "0", "rebuy_fee": "0.00", "freeze_minutes": "0",
+                "max_rebuys": "0", "rebuy_fee": "0.00", "freeze_minutes": "0", "breach_action": "FLAG",
                 **{f"lev_{cls}": str(value) for cls, value in DEFAULT_LEVERAGE.items()}}
     values = {name: "" if getattr(competition, name) is None else str(getattr(competition, name))
               for name in TERM_FIELDS if name not in ("max_leverage", "prize_table", "allowed_markets") + CHECKBOXES}

@@ -145,6 +145,12 @@
     var badge = document.querySelector("[data-testid=account-balance]");
     if (badge && badge.firstChild && badge.firstChild.nodeType === 3) badge.firstChild.nodeValue = EduTradeX.formatMoney(equity) + " ";
     setText("cfd-free-margin", EduTradeX.formatMoney(equity - used));
+    // The rule set's nearest loss floor (rules.py): how far the equity is above it.
+    var rule = document.getElementById("cfd-rule-distance");
+    if (rule) {
+      var floor = Number(rule.getAttribute("data-floor"));
+      setText("cfd-rule-distance", EduTradeX.formatMoney(floor) + " · " + EduTradeX.formatMoney(equity - floor) + " away");
+    }
     setText("cfd-margin-level", level === null ? "—" : EduTradeX.formatMoney(level) + " %");
     var call = Number(bar.getAttribute("data-margin-call"));
     var stop = Number(bar.getAttribute("data-stop-out"));
@@ -212,6 +218,7 @@
     order_expired: ["A pending order expired.", "info"],
     order_rejected: ["A pending order triggered but could not fill (not enough free margin).", "warning"],
     margin_call: ["Margin call: your margin level is under the margin-call level.", "warning"],
+    rule_breach: ["You broke a rule of this competition (see its Rules).", "error"],
   };
   var CLOSED_BY = { STOP_LOSS: "its stop-loss", TAKE_PROFIT: "its take-profit", STOP_OUT: "the stop-out",
                     NEGATIVE_BALANCE: "negative-balance protection", COMPETITION_END: "the end of the competition",
@@ -227,6 +234,9 @@
       var news = ENGINE_NEWS[frame.event];
       if (frame.event === "position_closed" && CLOSED_BY[frame.reason]) {
         news = ["Position #" + frame.position_id + " closed by " + CLOSED_BY[frame.reason] + ".", "info"];
+      }
+      if (frame.event === "rule_breach" && frame.detail) {
+        news = [(frame.disqualified ? "Disqualified: " : "Rule broken: ") + frame.detail + ".", "error"];
       }
       if (news) EduTradeX.toast(news[0], news[1]);
       if (frame.event && frame.event !== "margin_call") refreshBook(100);
