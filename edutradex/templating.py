@@ -15,6 +15,7 @@ NAVIGATION = (
     ("Competitions", "competitions.index", False),
     ("Wallet", "wallet.index", False),
     ("History", "binary.history", False),
+    ("Alerts", "alerts.index", False),
     ("Admin", "admin.index", True),
 )
 

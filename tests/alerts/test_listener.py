@@ -1,0 +1,147 @@
+"""The alert engine on recorded ticks: 10,000 alerts on one symbol, a tick that crosses 3
+fires exactly those 3, once each, and again after restarts (the replay does not fire twice;
+a tick missed while down fires after the restart); the re-arm of "every time" alerts, the
+crossing alert's change of side, the strict way back at the level, expiry, a tick from
+before the alert, and an alert deleted while in the book."""
+
+from __future__ import annotations
+
+import pathlib
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from edutradex.alerts.models import AlertEngineState, PriceAlert
+from edutradex.extensions import db
+from edutradex.types import utcnow
+from tests.alerts.conftest import EUR, alert, bulk_alerts, fires, started
+from tests.factories import make_user
+
+
+def filler(count: int) -> list[tuple[str, str, str, bool]]:
+    """Alerts no tick of these tests reaches: ABOVE from 1.09000 up, BELOW from 1.07900 down."""
+    specs = []
+    for n in range(count):
+        if n % 2:
+            specs.append(("ABOVE", f"{1.09 + (n // 2) * 0.00001:.5f}", ">=", n % 3 == 0))
+        else:
+            specs.append(("BELOW", f"{1.079 - (n // 2) * 0.00001:.5f}", "<=", n % 3 == 0))
+    return specs
+
+
+def outbox(app) -> list[pathlib.Path]:
+    return sorted(pathlib.Path(app.config["MAIL_OUTBOX_DIR"]).glob("alert-email-*.eml"))
+
+
+def test_ten_thousand_alerts_a_tick_crossing_three_fires_exactly_those_once_and_after_restarts(app, record, announced):
+    with app.app_context():
+        owner, other = make_user(), make_user()
+        first = record(EUR, "1.08500")
+        every, once, crossing, below = bulk_alerts(owner.id, [
+            ("ABOVE", "1.08600", ">=", True),  # every time
+            ("ABOVE", "1.08650", ">=", False),
+            ("CROSSING", "1.08700", ">=", False),  # set while the price was below
+            ("BELOW", "1.08000", "<=", False),
+        ], first.id)
+        bulk_alerts(other.id, filler(9_996), first.id)
+        assert db.session.query(PriceAlert).count() == 10_000
+
+        engine = started(app)
+        assert len(engine.book) == 10_000
+        up = record(EUR, "1.08700")
+        engine([up])
+        fired = fires()
+        assert sorted(f.alert_id for f in fired) == sorted([every, once, crossing])
+        assert {f.tick_id for f in fired} == {up.id}
+        assert [m for _, _, m in announced if "rose to 1.08700" in m] and len(announced) == 3
+        assert len(outbox(app)) == 3 and all(f.emailed_at is not None for f in fires())
+        assert alert(once).status == alert(crossing).status == "FIRED"
+        assert (alert(every).status, alert(every).watching, alert(every).fire_count) == ("ACTIVE", "<", 1)
+        assert len(engine.book) == 9_998  # the two once-alerts left; every-time waits for its re-arm
+        engine([up])  # the same tick again (a feed retry): nothing
+        assert len(fires()) == 3
+
+        # a restart replays from the watermark: nothing fires twice
+        engine.on_authority(False)
+        engine = started(app)
+        assert len(fires()) == 3 and len(announced) == 3 and len(outbox(app)) == 3
+
+        # a tick while the engine is down fires at the restart, once; it also re-arms "every time"
+        engine.on_authority(False)
+        down = record(EUR, "1.07995")
+        engine = started(app)
+        assert [f.alert_id for f in fires()][3:] == [below] and fires(below)[0].tick_id == down.id
+        assert (alert(every).watching, alert(every).fire_count) == (">=", 1)  # re-armed, silently
+        assert len(announced) == 4 and len(outbox(app)) == 4
+        engine.on_authority(False)
+        engine = started(app)
+        assert len(fires()) == 4
+
+        # back up through 1.08600: the every-time alert fires a second time
+        engine([record(EUR, "1.08610")])
+        assert [f.alert_id for f in fires()][4:] == [every] and alert(every).fire_count == 2
+        assert len(fires()) == 5 and len(outbox(app)) == 5
+        watermark = db.session.scalar(select(AlertEngineState.last_tick_id).where(AlertEngineState.symbol == EUR))
+        assert watermark == fires()[-1].tick_id
+
+
+def test_every_time_fires_again_only_after_going_back_across_and_crossing_fires_at_each_change_of_side(app, record):
+    with app.app_context():
+        user = make_user()
+        start = record(EUR, "1.08500")
+        above, crossing, below = bulk_alerts(user.id, [
+            ("ABOVE", "1.08600", ">=", True), ("CROSSING", "1.08600", ">=", True), ("BELOW", "1.08400", "<=", True)],
+            start.id)
+        engine = started(app)
+        path = ["1.08600",  # reaches: above and crossing fire
+                "1.08700", "1.08600",  # stays at or above: nothing (crossing waits for < 1.08600, strictly)
+                "1.08599",  # back below: above re-arms silently, crossing fires (down)
+                "1.08600",  # up again: both fire
+                "1.08400", "1.08350",  # below fires once, not again while below
+                "1.08500", "1.08400"]  # back above 1.08400 then down: below fires again
+        rows = [record(EUR, mid) for mid in path]
+        engine(rows)
+        by_alert = {a: [f.tick_id for f in fires(a)] for a in (above, crossing, below)}
+        assert by_alert[above] == [rows[0].id, rows[4].id]
+        assert by_alert[crossing] == [rows[0].id, rows[3].id, rows[4].id, rows[5].id]
+        assert by_alert[below] == [rows[5].id, rows[8].id]
+        crossing_messages = [f.message for f in fires(crossing)]
+        assert crossing_messages[1] == "EUR/USD OTC fell to 1.08599: below your alert at 1.08600."
+
+
+def test_a_strict_way_back_is_not_met_at_the_level_itself(app, record):
+    with app.app_context():
+        user = make_user()
+        start = record(EUR, "1.08500")
+        (crossing,) = bulk_alerts(user.id, [("CROSSING", "1.08600", ">=", True)], start.id)
+        engine = started(app)
+        engine([record(EUR, "1.08600")] + [record(EUR, "1.08600") for _ in range(5)])
+        assert len(fires(crossing)) == 1  # sitting on the level is not crossing back
+        assert alert(crossing).watching == "<" and crossing in engine.book
+
+
+def test_expired_deleted_and_older_ticks_never_fire(app, record):
+    with app.app_context():
+        user = make_user()
+        start = record(EUR, "1.08500")
+        expiring, deleted, fresh = bulk_alerts(user.id, [
+            ("ABOVE", "1.08600", ">=", False), ("ABOVE", "1.08610", ">=", False), ("ABOVE", "1.08620", ">=", False)],
+            start.id)
+        engine = started(app)
+        db.session.execute(update(PriceAlert).where(PriceAlert.id == expiring)
+                           .values(expires_at=utcnow() - timedelta(seconds=1), version=PriceAlert.version + 1))
+        # deleted in the database without a notice (a lost message): the conditional update refuses it
+        db.session.execute(update(PriceAlert).where(PriceAlert.id == deleted)
+                           .values(status="DELETED", version=PriceAlert.version + 1))
+        db.session.commit()
+        # set after the tick below was recorded (its last_tick_id is later): that tick is older
+        late = record(EUR, "1.08700")
+        db.session.execute(update(PriceAlert).where(PriceAlert.id == fresh).values(last_tick_id=late.id + 1))
+        db.session.commit()
+        engine.alerts[expiring].expires_ms = 0  # the engine learnt the expiry (as at its reconcile)
+        engine.alerts[fresh].after_tick = late.id + 1
+        engine([late])
+        assert fires() == []
+        assert alert(expiring).status == "EXPIRED" and expiring not in engine.book
+        assert deleted not in engine.book and alert(deleted).fire_count == 0
+        assert fresh in engine.book  # waits for a tick after it was set
