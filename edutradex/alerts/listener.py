@@ -261,10 +261,23 @@ class AlertEngine:
 
     def reconcile(self) -> None:
         """Expire what is past its date, then make the book what the database says: only
-        alerts whose version moved are reloaded."""
+        alerts whose version moved are reloaded. First one aggregate row, (count, sum of
+        versions, largest id) of the ACTIVE alerts, against the engine's own: any change moves
+        it (a new alert raises the largest id, every change of an alert raises its version,
+        one leaving the set lowers the count unless a newer one came), so a reconcile that
+        finds nothing changed reads one row, not every alert."""
         self.next_reconcile = self.monotonic() + self._reconcile_every()
         try:
             self._expire()
+            count, versions, top = db.session.execute(
+                select(func.count(), func.coalesce(func.sum(PriceAlert.version), 0),
+                       func.coalesce(func.max(PriceAlert.id), 0))
+                .where(PriceAlert.status == AlertStatus.ACTIVE.value)).one()
+            mine = (len(self.alerts), sum(a.version for a in self.alerts.values()), max(self.alerts, default=0))
+            if (count, versions, top) == mine:
+                db.session.rollback()
+                self._email_missed()
+                return
             stamps = dict(db.session.execute(select(PriceAlert.id, PriceAlert.version)
                                              .where(PriceAlert.status == AlertStatus.ACTIVE.value)).all())
             db.session.rollback()

@@ -145,3 +145,27 @@ def test_expired_deleted_and_older_ticks_never_fire(app, record):
         assert alert(expiring).status == "EXPIRED" and expiring not in engine.book
         assert deleted not in engine.book and alert(deleted).fire_count == 0
         assert fresh in engine.book  # waits for a tick after it was set
+
+
+def test_the_reconcile_finds_what_no_notice_announced(app, record):
+    """Changes made without a notice (a lost Redis message): a new alert, a deleted one and a
+    moved level each reach the book at the next reconcile."""
+    with app.app_context():
+        user_id = make_user().id
+        start = record(EUR, "1.08500")
+        moved, deleted = bulk_alerts(user_id, [("ABOVE", "1.08600", ">=", False), ("ABOVE", "1.08700", ">=", False)],
+                                     start.id)
+        engine = started(app)
+        engine.reconcile()  # nothing changed: the book stays
+        assert {moved, deleted} <= engine.book.keys()
+        (new,) = bulk_alerts(user_id, [("BELOW", "1.08400", "<=", False)], start.id)
+        db.session.execute(update(PriceAlert).where(PriceAlert.id == deleted)
+                           .values(status="DELETED", version=PriceAlert.version + 1))
+        db.session.execute(update(PriceAlert).where(PriceAlert.id == moved)
+                           .values(level="1.08550", version=PriceAlert.version + 1))
+        db.session.commit()
+        engine.reconcile()
+        assert new in engine.book and deleted not in engine.book
+        assert engine.book.get(moved).level == alert(moved).level
+        engine([record(EUR, "1.08560")])
+        assert [f.alert_id for f in fires()] == [moved]
