@@ -43,7 +43,7 @@ def create():
     except DomainError as exc:
         if is_htmx():
             return (render_template("alerts/_form_error.html", error=exc), exc.status_code,
-                    {"HX-Retarget": "#alert-form-error", "HX-Reswap": "innerHTML"})
+                    {"HX-Retarget": "#alert-form-refusal", "HX-Reswap": "innerHTML"})
         return _page(exc.status_code, exc, dict(form))
     if is_htmx():
         return render_template("alerts/_created.html", alert=alert)

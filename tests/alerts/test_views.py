@@ -82,7 +82,7 @@ def test_the_trade_page_form_answers_htmx_with_the_message_in_place(app, client,
     assert 'data-testid="trade-alert"' in page
     headers = {"HX-Request": "true", "X-CSRFToken": csrf_token(client, f"/trade/{EUR}")}
     refused = client.post("/alerts", data={"symbol": EUR, "kind": "ABOVE", "level": "1.08000"}, headers=headers)
-    assert refused.status_code == 409 and refused.headers["HX-Retarget"] == "#alert-form-error"
+    assert refused.status_code == 409 and refused.headers["HX-Retarget"] == "#alert-form-refusal"
     assert "already above 1.08000 (now 1.08500)" in refused.get_data(as_text=True)
     made = client.post("/alerts", data={"symbol": EUR, "kind": "ABOVE", "level": "1.09000"}, headers=headers)
     assert made.status_code == 200 and 'data-testid="alert-created"' in made.get_data(as_text=True)
