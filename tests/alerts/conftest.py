@@ -49,6 +49,12 @@ class Ticks:
         return row
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_app(request):
+    """The same test on the embedded default (SQLite) and on PostgreSQL."""
+    return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
+
+
 @pytest.fixture
 def record(app):
     with app.app_context():

@@ -14,7 +14,8 @@ from sqlalchemy import select, update
 from edutradex.alerts.models import AlertEngineState, PriceAlert
 from edutradex.extensions import db
 from edutradex.types import utcnow
-from tests.alerts.conftest import EUR, alert, bulk_alerts, fires, started
+from edutradex.market.service import seed_markets
+from tests.alerts.conftest import EUR, Ticks, alert, bulk_alerts, fires, started
 from tests.factories import make_user
 
 
@@ -33,8 +34,11 @@ def outbox(app) -> list[pathlib.Path]:
     return sorted(pathlib.Path(app.config["MAIL_OUTBOX_DIR"]).glob("alert-email-*.eml"))
 
 
-def test_ten_thousand_alerts_a_tick_crossing_three_fires_exactly_those_once_and_after_restarts(app, record, announced):
+def test_ten_thousand_alerts_a_tick_crossing_three_fires_exactly_those_once_and_after_restarts(db_app, announced):
+    app = db_app
     with app.app_context():
+        seed_markets()
+        record = Ticks()
         owner, other = make_user(), make_user()
         first = record(EUR, "1.08500")
         every, once, crossing, below = bulk_alerts(owner.id, [
@@ -169,3 +173,32 @@ def test_the_reconcile_finds_what_no_notice_announced(app, record):
         assert engine.book.get(moved).level == alert(moved).level
         engine([record(EUR, "1.08560")])
         assert [f.alert_id for f in fires()] == [moved]
+
+
+def test_a_tick_whose_transaction_fails_is_replayed_from_the_store_and_fires_once(app, record, monkeypatch):
+    from edutradex.alerts import listener
+
+    with app.app_context():
+        user_id = make_user().id
+        start = record(EUR, "1.08500")
+        first, second = bulk_alerts(user_id, [("ABOVE", "1.08600", ">=", False), ("ABOVE", "1.08610", ">=", False)],
+                                    start.id)
+        engine = started(app)
+        real = listener._write_watermarks
+        calls = []
+
+        def failing_once(marks):
+            calls.append(marks)
+            if len(calls) == 1:
+                raise RuntimeError("database went away")
+            real(marks)
+
+        monkeypatch.setattr(listener, "_write_watermarks", failing_once)
+        up = record(EUR, "1.08650")
+        engine([up])  # the tick's one transaction fails: nothing recorded, the engine is behind
+        assert fires() == [] and engine.behind and {first, second} <= engine.book.keys()
+        engine([])  # the next pass (a heartbeat) replays the tick from the store
+        assert sorted(f.alert_id for f in fires()) == [first, second] and not engine.behind
+        assert {f.tick_id for f in fires()} == {up.id}
+        engine([up])
+        assert len(fires()) == 2
