@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 
 from edutradex.alerts.models import AlertEngineState, PriceAlert
 from edutradex.extensions import db
-from edutradex.types import utcnow
 from edutradex.market.service import seed_markets
+from edutradex.types import utcnow
 from tests.alerts.conftest import EUR, Ticks, alert, bulk_alerts, fires, started
 from tests.factories import make_user
 
