@@ -202,3 +202,36 @@ def test_a_tick_whose_transaction_fails_is_replayed_from_the_store_and_fires_onc
         assert {f.tick_id for f in fires()} == {up.id}
         engine([up])
         assert len(fires()) == 2
+
+
+def test_an_alert_set_in_a_web_process_reaches_the_feed_process_over_redis(tmp_path, redis_url):
+    """Production shape: the web process creates the alert and publishes its notice; the
+    feed process's engine (reconcile an hour away) reads it on its next pass."""
+    import time
+
+    from edutradex.alerts import service
+    from tests.conftest import build_app
+
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    web = build_app(url, REDIS_URL=redis_url)
+    feed = build_app(url, REDIS_URL=redis_url, ALERTS_RECONCILE_SECONDS=3600)
+    with feed.app_context():
+        seed_markets()
+        record = Ticks()
+        user_id = make_user().id
+        record(EUR, "1.08500")  # the quote goes to Redis: the web process reads it there
+        engine = started(feed)
+    with web.app_context():
+        assert not web.extensions["alert_engine"].active  # the web process runs no engine
+        alert_id = service.create_alert(user_id, EUR, "ABOVE", "1.08600").id
+    with feed.app_context():
+        deadline = time.monotonic() + 5
+        while alert_id not in engine.book and time.monotonic() < deadline:
+            engine([])
+        assert alert_id in engine.book
+        engine([record(EUR, "1.08600")])
+        assert [f.alert_id for f in fires()] == [alert_id]
+        engine.stop()
+    for app in (web, feed):
+        with app.app_context():
+            db.engine.dispose()
