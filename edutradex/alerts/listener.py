@@ -27,7 +27,9 @@ starts at its latest recorded tick.
 Intake: the web commits, then ``notify(alert_id)``: an in-process call when the engine runs
 in the same process, a Redis message on NOTICE_CHANNEL when REDIS_URL is set. A reconcile
 with the database every ALERTS_RECONCILE_SECONDS (and the expiry of alerts past their date)
-makes a lost notice cost seconds.
+makes a lost notice cost seconds, and no crossing: a new alert is checked against the recorded
+ticks the engine processed since it was set (``_catch_up``), so a tick that crossed its level
+before the engine heard of it still fires it, at that tick.
 
 Not thread-safe: everything runs in the feed loop.
 """
@@ -302,11 +304,39 @@ class AlertEngine:
         rows = db.session.execute(query).all()
         db.session.rollback()
         stale = set(self.alerts) if scope is None else scope & set(self.alerts)
+        new = []
         for row in rows:
             stale.discard(row.id)
+            if row.id not in self.alerts:
+                new.append(row.id)
             self._track(row)
         for alert_id in stale:
             self._forget_alert(alert_id)
+        if self.active:
+            for alert_id in new:
+                self._catch_up(alert_id)
+
+    def _catch_up(self, alert_id: int) -> None:
+        """A new alert the engine learns of after ticks it has already processed (the notice
+        takes a moment; a lost one, until the reconcile): the recorded ticks of its symbol
+        after it was set, up to the watermark, meet its conditions exactly as live ticks
+        would have, in order, so no crossing is missed for the notice's delay."""
+        ops = {">=": Tick.mid.__ge__, "<=": Tick.mid.__le__, ">": Tick.mid.__gt__, "<": Tick.mid.__lt__}
+        while (alert := self.alerts.get(alert_id)) is not None:
+            mark = self.watermarks.get(alert.symbol, 0)
+            tick = db.session.execute(
+                select(Tick.id, Tick.symbol, Tick.ts_ms, Tick.bid, Tick.ask, Tick.mid)
+                .where(Tick.symbol == alert.symbol, Tick.ts_ms >= alert.since_ms, Tick.id > alert.after_tick,
+                       Tick.id <= mark, ops[alert.watching](alert.level))
+                .order_by(Tick.id).limit(1)).first()
+            db.session.rollback()
+            if tick is None:
+                return
+            row = TickRow(tick.id, tick.symbol, tick.ts_ms, tick.bid, tick.ask, tick.mid, "")
+            self.book.remove(alert_id)
+            self._crossed([self._trigger(alert)], row)
+            if self.alerts.get(alert_id) is alert and alert.after_tick < row.id:
+                return  # nothing moved it (expired, or the database said otherwise): stop here
 
     def _track(self, row) -> None:
         known = self.alerts.get(row.id)
@@ -434,7 +464,7 @@ class AlertEngine:
             raise EngineBehind(f"tick {row.id}") from None
         finally:
             db.session.remove()
-        self.saved[row.symbol] = row.id
+        self.saved[row.symbol] = max(row.id, self.saved.get(row.symbol, 0))
         self.fired += len(fired)
         for fire in fired:
             announce(fire)

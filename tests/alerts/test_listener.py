@@ -235,3 +235,26 @@ def test_an_alert_set_in_a_web_process_reaches_the_feed_process_over_redis(tmp_p
     for app in (web, feed):
         with app.app_context():
             db.engine.dispose()
+
+
+def test_ticks_that_passed_before_the_engine_heard_of_a_new_alert_still_fire_it(app, record):
+    """The notice comes late (or only the reconcile finds the alert): the recorded ticks the
+    engine processed meanwhile are checked against it, in order, once."""
+    with app.app_context():
+        user_id = make_user().id
+        start = record(EUR, "1.08500")
+        engine = started(app)
+        (crossing,) = bulk_alerts(user_id, [("CROSSING", "1.08600", ">=", True)], start.id)
+        gap = [record(EUR, mid) for mid in ("1.08550", "1.08620", "1.08580", "1.08540")]
+        engine(gap)  # the engine does not know the alert yet: the price went up through it and back
+        assert fires() == []
+        engine.notice(crossing)
+        engine([])
+        assert [f.tick_id for f in fires(crossing)] == [gap[1].id, gap[2].id]  # up, then back down
+        assert alert(crossing).watching == ">=" and crossing in engine.book
+        engine.notice(crossing)
+        engine([])
+        engine.reconcile()
+        assert len(fires()) == 2
+        engine([record(EUR, "1.08600")])
+        assert len(fires(crossing)) == 3
