@@ -66,6 +66,7 @@ WATERMARK_EVERY_S = 1.0
 REPLAY_BATCH = 2000
 START_RETRY_S = 2.0
 EMAIL_RETRY_AFTER = timedelta(seconds=60)  # a fire whose email no job took is enqueued again after this
+EMAIL_GIVE_UP_AFTER = timedelta(days=1)  # ... until it is this old (it stays in the notifications)
 
 _COLUMNS = (PriceAlert.id, PriceAlert.user_id, PriceAlert.symbol, PriceAlert.kind, PriceAlert.level,
             PriceAlert.repeat, PriceAlert.watching, PriceAlert.expires_at, PriceAlert.created_at,
@@ -114,6 +115,7 @@ class AlertEngine:
         self.notices: collections.deque[int] = collections.deque()
         self.pubsub = None
         self.fired = 0
+        self.email_due: dict[int, float] = {}  # fire id -> when its email may be enqueued again
         self._forget()
 
     def _forget(self) -> None:
@@ -367,13 +369,18 @@ class AlertEngine:
             self._forget_alert(alert_id)
 
     def _email_missed(self) -> None:
-        """Fires whose email no job has taken (lost between a commit and its enqueue)."""
+        """Fires whose email no job has taken (lost between a commit and its enqueue, or given
+        back by a failed send), each at most once per EMAIL_RETRY_AFTER, for EMAIL_GIVE_UP_AFTER."""
+        now, monotonic = utcnow(), self.monotonic()
         missed = db.session.scalars(select(AlertFire.id).where(
-            AlertFire.emailed_at.is_(None), AlertFire.created_at <= utcnow() - EMAIL_RETRY_AFTER)
-            .order_by(AlertFire.id).limit(500)).all()
+            AlertFire.emailed_at.is_(None), AlertFire.created_at <= now - EMAIL_RETRY_AFTER,
+            AlertFire.created_at > now - EMAIL_GIVE_UP_AFTER).order_by(AlertFire.id).limit(500)).all()
         db.session.rollback()
+        self.email_due = {f: due for f, due in self.email_due.items() if f in missed}
         for fire_id in missed:
-            enqueue_email(fire_id)
+            if self.email_due.get(fire_id, 0.0) <= monotonic:
+                self.email_due[fire_id] = monotonic + EMAIL_RETRY_AFTER.total_seconds()
+                enqueue_email(fire_id)
 
     # ---- watermark and replay ------------------------------------------------------------
 

@@ -58,3 +58,39 @@ def test_smtp_down_at_the_fire_sends_once_later(mail_app, smtp_server, monkeypat
     engine.reconcile()
     engine.reconcile()
     assert len(smtp_server.messages) == 1 and fires(alert_id)[0].emailed_at is not None
+
+
+def test_an_email_that_keeps_failing_is_retried_once_a_minute_for_a_day(app, record, monkeypatch):
+    from sqlalchemy import select, update
+
+    from edutradex.alerts.models import AlertFire
+    from edutradex.extensions import db
+    from edutradex.types import utcnow
+
+    with app.app_context():
+        user_id = make_user().id
+        start = record(EUR, "1.08500")
+        (alert_id,) = bulk_alerts(user_id, [("ABOVE", "1.08600", ">=", False)], start.id)
+        now = [1000.0]
+        engine = listener.AlertEngine(app, monotonic=lambda: now[0])
+        app.extensions["alert_engine"] = engine
+        engine.on_authority(True)
+        attempts = []
+        monkeypatch.setattr(listener, "enqueue_email", attempts.append)
+        engine([record(EUR, "1.08600")])
+        fire_id = db.session.scalar(select(AlertFire.id).where(AlertFire.alert_id == alert_id))
+        assert attempts == [fire_id]  # at the fire
+        # its job never took it (SMTP refused it every time): an hour later the reconcile retries
+        db.session.execute(update(AlertFire).values(created_at=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+        engine.reconcile()
+        engine.reconcile()
+        assert attempts == [fire_id, fire_id]  # once per minute, not once per reconcile
+        now[0] += 61
+        engine.reconcile()
+        assert attempts == [fire_id] * 3
+        db.session.execute(update(AlertFire).values(created_at=utcnow() - timedelta(days=2)))
+        db.session.commit()
+        now[0] += 61
+        engine.reconcile()
+        assert len(attempts) == 3  # given up after a day: the notification stays in the list
