@@ -573,6 +573,7 @@ def enqueue_email(fire_id: int) -> None:
     try:
         jobs.enqueue(send_alert_email, fire_id, job_id=f"alert-email-{fire_id}", retry_intervals=RETRY_INTERVALS)
     except Exception:
+        db.session.rollback()  # a job run in this process (sync mode) may have failed mid-transaction
         log.exception("could not enqueue the email of alert fire %s; the reconcile tries again", fire_id)
 
 
