@@ -81,6 +81,9 @@ class Config:
     TICK_FLUSH_MAX = int(os.environ.get("TICK_FLUSH_MAX", "500"))
     # the CFD engine re-reads pending orders and open positions this often (a lost notice costs this long)
     CFD_RECONCILE_SECONDS = float(os.environ.get("CFD_RECONCILE_SECONDS", "5"))
+    # price alerts: active alerts per user, and how often the alert engine re-reads them (backs up lost notices)
+    ALERTS_PER_USER = int(os.environ.get("ALERTS_PER_USER", "50"))
+    ALERTS_RECONCILE_SECONDS = float(os.environ.get("ALERTS_RECONCILE_SECONDS", "5"))
     TICK_RETENTION_HOURS = float(os.environ.get("TICK_RETENTION_HOURS", "48"))
     # `flask seed` records this many hours of simulated history for simulated markets that
     # have none, so a new install's charts start full (0: no history).

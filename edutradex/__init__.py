@@ -14,7 +14,7 @@ from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 
 # Feature packages, each a blueprint (and optionally socket events, CLI, background
 # services). Order is the navigation order.
-FEATURES = ("core", "auth", "market", "binary", "admin", "wallet", "competitions", "journal", "watchlist")
+FEATURES = ("core", "auth", "market", "binary", "admin", "wallet", "competitions", "journal", "watchlist", "alerts")
 
 
 def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:

@@ -16,6 +16,7 @@ NAVIGATION = (
     ("Wallet", "wallet.index", False),
     ("History", "binary.history", False),
     ("Journal", "journal.index", False),
+    ("Alerts", "alerts.index", False),
     ("Admin", "admin.index", True),
 )
 
