@@ -127,6 +127,18 @@ class Config:
     # to a signed-in admin or a request with the header X-Healthz-Token: <HEALTHZ_TOKEN>.
     HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN") or None
 
+    # Observability (README "Observability"). Logs: "text" lines, or one JSON object per line
+    # ("json", production's default).
+    LOG_FORMAT = (os.environ.get("LOG_FORMAT") or "text").strip().lower()
+    LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"
+    # Errors to Sentry (sentry-sdk, Flask and RQ integrations) when set; nothing when unset.
+    SENTRY_DSN = os.environ.get("SENTRY_DSN") or None
+    SENTRY_ENVIRONMENT = os.environ.get("SENTRY_ENVIRONMENT") or None  # default: the EDUTRADEX_ENV name
+    SENTRY_TRACES_SAMPLE_RATE = float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE") or "0")
+    # /metrics with several processes on one host: the directory they share (read by
+    # prometheus_client from the environment, see edutradex/metrics.py); unset: one process.
+    PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
     SITE_NAME = os.environ.get("SITE_NAME", "EduTradeX")
 
     MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
@@ -192,6 +204,7 @@ class TestingConfig(Config):
 
 class ProductionConfig(Config):
     ENV_NAME = "production"
+    LOG_FORMAT = (os.environ.get("LOG_FORMAT") or "json").strip().lower()
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
