@@ -63,6 +63,9 @@ def configure(app: Flask) -> None:
             root.addHandler(ours[0])
         ours[0].setFormatter(formatter)
         root.setLevel(app.config["LOG_LEVEL"].upper())
+        # Python's warnings (a library's deprecation notice at start-up) as log lines too,
+        # not raw text between the JSON lines.
+        logging.captureWarnings(log_format == "json")
     app.before_request(_take_request_id)
     app.after_request(_return_request_id)
 
