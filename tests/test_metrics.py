@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edutradex import jobs
+from edutradex.auth.models import User
 from edutradex.binary.models import Trade
 from edutradex.binary.settlement import settle_due_trades
 from edutradex.extensions import db, socketio
@@ -151,6 +152,41 @@ def test_a_placement_and_its_settlement_lag_are_observed(app, scraped, auth, mon
     assert moved("edutradex_settlement_lag_seconds_sum") == pytest.approx(1.2)
     assert moved("edutradex_settlement_lag_seconds_bucket", le="1.0") == 0
     assert moved("edutradex_settlement_lag_seconds_bucket", le="1.5") == 1
+
+
+def test_cfd_orders_are_counted_placed_and_refused(app, scraped):
+    from edutradex.competitions.models import Competition
+    from tests.competitions.cfd import live_account, quote
+    from tests.factories import PASSWORD
+    from tests.support.web import AuthActions
+
+    with app.app_context():
+        competition_id, _participant_id, user_id = live_account(allowed_markets=["OTC_EUR_USD"])
+        url = f"/competitions/{db.session.get(Competition, competition_id).slug}/trade"
+        email = db.session.get(User, user_id).email
+        quote("OTC_EUR_USD", "1.08500", "1.08510", tick_id=7)
+    AuthActions(scraped).login(email, PASSWORD)
+    before = scrape(scraped)
+
+    def order(**fields):
+        html = scraped.get(url).get_data(as_text=True)
+        key = html.split('id="cfd-client-key" name="client_key" value="', 1)[1].split('"', 1)[0]
+        data = {"client_key": key, "symbol": "OTC_EUR_USD", "side": "BUY", "order_type": "MARKET", "lots": "0.10",
+                "price": "", "stop_loss": "", "take_profit": "", "leverage": "30", **fields}
+        return scraped.post(url + "/orders", data=data,
+                            headers={"HX-Request": "true", "X-CSRFToken": csrf_token(scraped, url)})
+
+    assert order().status_code == 200
+    refused = order(lots="-1")
+    assert refused.status_code == 422 and "Lots: must be more than 0." in refused.get_data(as_text=True)
+    after = scrape(scraped)
+    assert (value(after, "edutradex_placements_total", kind="cfd", outcome="placed")
+            - value(before, "edutradex_placements_total", kind="cfd", outcome="placed")) == 1
+    assert (value(after, "edutradex_placements_total", kind="cfd", outcome="refused")
+            - value(before, "edutradex_placements_total", kind="cfd", outcome="refused")) == 1
+    assert (value(after, "edutradex_http_requests_total", endpoint="competitions.place", method="POST", status="200")
+            - value(before, "edutradex_http_requests_total", endpoint="competitions.place", method="POST",
+                    status="200")) == 1
 
 
 # ---- Socket.IO -----------------------------------------------------------------------------
@@ -291,3 +327,31 @@ def test_one_scrape_adds_up_the_samples_of_every_process(tmp_path):
     writers = {name.removesuffix(".db").removesuffix("_job").rsplit("_", 1)[1] + ("_job" if "_job" in name else "")
                for name in os.listdir(shared)}
     assert len(writers) == 5 and len([w for w in writers if w.endswith("_job")]) == 1, sorted(os.listdir(shared))
+
+
+@pytest.mark.redis
+def test_the_procfile_worker_writes_one_set_of_files_for_all_its_jobs(tmp_path, redis_url):
+    """`flask worker` forks a process per job: their samples add up in one scrape, in files
+    named after the worker (not a new set per job, which would grow without end)."""
+    from tests import job_targets
+    from tests.support.deploy import procfile, production_env
+
+    shared = tmp_path / "prometheus"
+    database = f"sqlite:///{tmp_path / 'w.db'}"
+    app = build_app(database, REDIS_URL=redis_url, JOBS_MODE="rq", JOBS_IN_PROCESS_WITHOUT_WORKER=False)
+    with app.app_context():
+        for seconds in (0.2, 0.4, 0.6, 2.0):
+            jobs.enqueue(job_targets.observe_settlement_lag, seconds)
+        db.engine.dispose()
+    environment = {**os.environ, **production_env(database, REDIS_URL=redis_url, PROMETHEUS_MULTIPROC_DIR=str(shared)),
+                   "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])}
+    environment.pop("SENTRY_DSN", None)
+    done = subprocess.run(["sh", "-c", f"{procfile()['worker']} --burst"], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    job_files = sorted(name for name in os.listdir(shared) if name.endswith("_job.db"))
+    assert job_files and len({name.rsplit("_", 2)[-2] for name in job_files}) == 1, sorted(os.listdir(shared))
+    samples = parse(run_python(SCRAPER_PROCESS, shared, database))
+    assert value(samples, "edutradex_settlement_lag_seconds_count") == 4
+    assert value(samples, "edutradex_settlement_lag_seconds_bucket", le="0.5") == 2
+    assert value(samples, "edutradex_settlement_lag_seconds_sum") == pytest.approx(3.2)
