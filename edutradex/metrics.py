@@ -50,6 +50,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # (pid, identifier) of an RQ work horse: see forked_for_job
+JOB_SUFFIX = "_job"
 _job_process: tuple[int, str] | None = None
 
 
@@ -69,7 +70,7 @@ def forked_for_job() -> None:
     after its parent worker, which runs one horse at a time, instead of new files per job.
     Each horse reads the files' values when it first writes, so none overwrites another's."""
     global _job_process
-    _job_process = (os.getpid(), f"{os.getppid()}_job")
+    _job_process = (os.getpid(), f"{os.getppid()}{JOB_SUFFIX}")
 
 
 def _use_multiprocess_files(directory: str) -> None:
@@ -87,9 +88,10 @@ def _forget_dead_processes(directory: str) -> None:
     for name in os.listdir(directory):
         if not name.startswith("gauge_live") or not name.endswith(".db"):
             continue
-        pid = name[:-3].rsplit("_", 1)[-1]
-        if pid.isdigit() and not _running(int(pid)):
-            mark_process_dead(pid, directory)
+        identifier = name[:-3].removesuffix(JOB_SUFFIX).rsplit("_", 1)[-1]
+        if identifier.isdigit() and not _running(int(identifier)):
+            mark_process_dead(identifier, directory)
+            mark_process_dead(identifier + JOB_SUFFIX, directory)
 
 
 def _running(pid: int) -> bool:
@@ -106,8 +108,9 @@ def _forget_this_process() -> None:
     from prometheus_client.multiprocess import mark_process_dead
 
     directory = multiprocess_dir()
-    if directory and os.path.isdir(directory):
-        mark_process_dead(_process_identifier(), directory)
+    if directory and os.path.isdir(directory) and _job_process is None:  # a work horse leaves by os._exit anyway
+        mark_process_dead(str(os.getpid()), directory)
+        mark_process_dead(f"{os.getpid()}{JOB_SUFFIX}", directory)  # its work horses' gauges
 
 
 if multiprocess_dir():

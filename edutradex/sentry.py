@@ -4,16 +4,13 @@ sentry-sdk's Flask integration reports unhandled errors in requests (with the re
 URL and endpoint, not its body or cookies: send_default_pii stays off), its RQ
 integration failed jobs in `flask worker`, and its logging integration (on by default)
 every ERROR line, so a background service that logs an exception (the feed, the
-settlement clock) reports it too. Every process builds its app with create_app, so the
+settlement clock) reports it too. A request's event is tagged with its request_id, the
+one in its log lines (edutradex/logs.py). Every process builds its app with create_app, so the
 web processes, the feed and the worker all report."""
 
 from __future__ import annotations
 
-import logging
-
-from flask import Flask
-
-log = logging.getLogger(__name__)
+from flask import Flask, g
 
 
 def init(app: Flask) -> bool:
@@ -32,4 +29,10 @@ def init(app: Flask) -> bool:
         traces_sample_rate=app.config["SENTRY_TRACES_SAMPLE_RATE"],
         send_default_pii=False,
     )
+
+    @app.before_request
+    def tag_request_id():
+        # after logs' own before_request: the id in the log lines and in X-Request-ID
+        sentry_sdk.set_tag("request_id", g.get("request_id"))
+
     return True

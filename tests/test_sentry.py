@@ -79,7 +79,7 @@ APP = textwrap.dedent("""
     def fail(n):
         raise RuntimeError(f"the view broke on {n}")
 
-    assert app.test_client().get("/fail/7").status_code == 500
+    assert app.test_client().get("/fail/7", headers={"X-Request-ID": "router-id-0001"}).status_code == 500
     """)
 
 
@@ -101,6 +101,7 @@ def test_an_error_in_a_request_reaches_sentry(tmp_path, sentry):
     assert exception["type"] == "RuntimeError" and exception["value"] == "the view broke on 7"
     assert exception["mechanism"]["type"] == "flask" and exception["mechanism"]["handled"] is False
     assert event["environment"] == "production" and event["transaction"] == "fail"
+    assert event["tags"]["request_id"] == "router-id-0001"  # as in the request's log lines
     assert event["request"]["url"].endswith("/fail/7") and event["request"]["method"] == "GET"
     assert "Cookie" not in event["request"].get("headers", {})  # no personal data sent
 
