@@ -123,8 +123,9 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
 
-    # /healthz answers status and code to anyone; the checks' details (errors, counters) only
-    # to a signed-in admin or a request with the header X-Healthz-Token: <HEALTHZ_TOKEN>.
+    # /healthz answers status and code to anyone; the checks' details (errors, counters), and
+    # /metrics, only to a signed-in admin or a request with the header X-Healthz-Token:
+    # <HEALTHZ_TOKEN> (or Authorization: Bearer <HEALTHZ_TOKEN>, as Prometheus sends it).
     HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN") or None
 
     # Observability (README "Observability"). Logs: "text" lines, or one JSON object per line

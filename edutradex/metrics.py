@@ -23,6 +23,7 @@ method and status; emits by event name; placements by kind and outcome.
 from __future__ import annotations
 
 import atexit
+import bisect
 import logging
 import os
 import time
@@ -199,11 +200,29 @@ def placing(kind: str) -> Iterator[None]:
 def settled(trades: Iterable, now_ms: int) -> None:
     """After a settlement's commit: each trade's lag after its expiry."""
     results: dict[str, int] = {}
+    lags = []
     for trade in trades:
-        SETTLEMENT_LAG.observe(max(0, now_ms - trade.expires_ms) / 1000)
+        lags.append(max(0, now_ms - trade.expires_ms) / 1000)
         results[trade.result] = results.get(trade.result, 0) + 1
+    observe_many(SETTLEMENT_LAG, lags)
     for result, count in results.items():
-        SETTLEMENTS.labels(result).inc(count)
+        _child(SETTLEMENTS, result).inc(count)
+
+
+def observe_many(histogram, amounts: list[float]) -> None:
+    """``histogram.observe(amount)`` for every amount, writing each bucket touched once: a
+    10,000-trade burst costs a few writes, not 20,000 (80 ms in multiprocess mode). Uses
+    the histogram's internals (prometheus-client is pinned in requirements.txt; the test
+    compares this with observe)."""
+    bounds = histogram._upper_bounds  # ascending, the last +Inf
+    counts = [0] * len(bounds)
+    for amount in amounts:
+        counts[bisect.bisect_left(bounds, amount)] += 1
+    if amounts:
+        histogram._sum.inc(sum(amounts))
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
 
 
 def count_emits(server) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from edutradex import jobs
@@ -187,6 +188,25 @@ def test_cfd_orders_are_counted_placed_and_refused(app, scraped):
     assert (value(after, "edutradex_http_requests_total", endpoint="competitions.place", method="POST", status="200")
             - value(before, "edutradex_http_requests_total", endpoint="competitions.place", method="POST",
                     status="200")) == 1
+
+
+def test_observing_many_at_once_is_observing_each():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from edutradex.metrics import LAG_BUCKETS, observe_many
+
+    registry = CollectorRegistry()
+    one_by_one = Histogram("one_by_one", "each", buckets=LAG_BUCKETS, registry=registry)
+    at_once = Histogram("at_once", "all", buckets=LAG_BUCKETS, registry=registry)
+    amounts = [0.0, 0.1, 0.1000001, 0.25, 0.3, 1.0, 1.7, 59.9, 60.0, 300.0, 301.5, 7200.0] * 3
+    for amount in amounts:
+        one_by_one.observe(amount)
+    observe_many(at_once, amounts)
+    observe_many(at_once, [])
+    samples = parse(generate_latest(registry).decode())
+    for (name, labels), figure in samples.items():
+        if name.startswith("one_by_one"):
+            assert samples[(name.replace("one_by_one", "at_once"), labels)] == pytest.approx(figure), name
 
 
 # ---- Socket.IO -----------------------------------------------------------------------------
