@@ -9,6 +9,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.support.deploy import ROOT, production_env
 
 APP = textwrap.dedent("""
@@ -52,6 +54,7 @@ def run_app(tmp_path, **env: str) -> subprocess.CompletedProcess:
     return done
 
 
+@pytest.mark.slow
 def test_production_logs_one_json_object_per_line_with_the_request(tmp_path):
     done = run_app(tmp_path)
     lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line parses
@@ -76,6 +79,7 @@ def test_production_logs_one_json_object_per_line_with_the_request(tmp_path):
     assert "Traceback" in error["exception"]
 
 
+@pytest.mark.slow
 def test_development_logs_text_and_log_format_chooses(tmp_path):
     text = run_app(tmp_path, EDUTRADEX_ENV="development", DATABASE_URL=f"sqlite:///{tmp_path / 'dev.db'}")
     assert " WARNING edutradex.startup: outside any request" in text.stderr
@@ -87,6 +91,7 @@ def test_development_logs_text_and_log_format_chooses(tmp_path):
     assert all(json.loads(line) for line in as_json.stderr.splitlines())
 
 
+@pytest.mark.slow
 def test_an_unknown_log_format_is_refused(tmp_path):
     environment = {**os.environ, **production_env(f"sqlite:///{tmp_path / 'x.db'}"), "LOG_FORMAT": "xml"}
     done = subprocess.run([sys.executable, "-c", "from edutradex import create_app; create_app()"], cwd=ROOT,

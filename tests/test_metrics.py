@@ -331,6 +331,7 @@ def run_python(code: str, multiproc_dir, *args) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_one_scrape_adds_up_the_samples_of_every_process(tmp_path):
     shared = tmp_path / "prometheus"
     database = f"sqlite:///{tmp_path / 'm.db'}"
@@ -350,6 +351,7 @@ def test_one_scrape_adds_up_the_samples_of_every_process(tmp_path):
 
 
 @pytest.mark.redis
+@pytest.mark.slow
 def test_the_procfile_worker_writes_one_set_of_files_for_all_its_jobs(tmp_path, redis_url):
     """`flask worker` forks a process per job: their samples add up in one scrape, in files
     named after the worker (not a new set per job, which would grow without end)."""

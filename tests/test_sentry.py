@@ -94,6 +94,7 @@ def run_app(tmp_path, **env: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_an_error_in_a_request_reaches_sentry(tmp_path, sentry):
     assert run_app(tmp_path, SENTRY_DSN=sentry.dsn).split() == ["True"]
     [event] = sentry.events()
@@ -106,12 +107,14 @@ def test_an_error_in_a_request_reaches_sentry(tmp_path, sentry):
     assert "Cookie" not in event["request"].get("headers", {})  # no personal data sent
 
 
+@pytest.mark.slow
 def test_without_a_dsn_nothing_is_set_up(tmp_path, sentry):
     assert run_app(tmp_path).split() == ["False"]  # not even imported
     assert sentry.events(timeout=1.0) == []
 
 
 @pytest.mark.redis
+@pytest.mark.slow
 def test_a_failed_job_in_the_procfile_worker_reaches_sentry(tmp_path, redis_url, sentry):
     from edutradex import jobs
     from edutradex.extensions import db
