@@ -266,12 +266,19 @@ def exposition() -> bytes:
 
 def scrape_time_families() -> list:
     families = []
-    for read in (_feed_families, _queue_families):
+    failed = GaugeMetricFamily("edutradex_metrics_read_failed", "1 when a part of the figures read at scrape "
+                               "time could not be read (Redis or the database down): its metrics are absent.",
+                               labels=["part"])
+    for part, read in (("feed", _feed_families), ("queue", _queue_families)):
         try:
             families.extend(read())
-        except Exception:  # noqa: BLE001 - a part that cannot be read is absent; /healthz says why
-            log.exception("metrics: %s could not be read", read.__name__.strip("_"))
-    return families
+            failed.add_metric([part], 0)
+        except Exception as exc:  # noqa: BLE001 - a part that cannot be read is absent; /healthz says why
+            # a warning, not an error: a scrape every few seconds while Redis is down would
+            # otherwise report the same failure to Sentry each time
+            log.warning("metrics: the %s figures could not be read: %s", part, exc)
+            failed.add_metric([part], 1)
+    return [*families, failed]
 
 
 def _feed_families() -> list:

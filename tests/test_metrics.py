@@ -258,6 +258,7 @@ def test_rq_queue_depth_and_failed_jobs_are_read_from_redis(tmp_path, redis_url)
         for n in range(3):
             jobs.enqueue(job_targets.rename_user, 10_000 + n, "nobody")  # no such user: the job fails
     samples = scrape(client)
+    assert value(samples, "edutradex_metrics_read_failed", part="queue") == 0
     assert value(samples, "edutradex_rq_queue_depth", queue=jobs.QUEUE_NAME) == 3
     assert value(samples, "edutradex_rq_failed_jobs", queue=jobs.QUEUE_NAME) == 0
     assert value(samples, "edutradex_rq_workers", queue=jobs.QUEUE_NAME) == 0
@@ -266,6 +267,22 @@ def test_rq_queue_depth_and_failed_jobs_are_read_from_redis(tmp_path, redis_url)
     samples = scrape(client)
     assert value(samples, "edutradex_rq_queue_depth", queue=jobs.QUEUE_NAME) == 0
     assert value(samples, "edutradex_rq_failed_jobs", queue=jobs.QUEUE_NAME) == 3
+
+
+@pytest.mark.redis
+def test_a_scrape_while_redis_is_unreachable_says_which_part_is_missing(tmp_path):
+    from tests.support.servers import free_port
+
+    app = build_app(f"sqlite:///{tmp_path / 'r.db'}", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0", JOBS_MODE="rq",
+                    JOBS_IN_PROCESS_WITHOUT_WORKER=False, HEALTHZ_TOKEN=TOKEN)
+    with app.app_context():
+        make_market(SYMBOL)
+    client = app.test_client()
+    samples = scrape(client)  # still answers: what is written in processes is there
+    assert value(samples, "edutradex_metrics_read_failed", part="feed") == 1
+    assert value(samples, "edutradex_metrics_read_failed", part="queue") == 1
+    assert not any(name.startswith(("edutradex_rq_", "edutradex_feed_")) for name, _ in samples)
+    assert ("edutradex_socketio_clients", frozenset()) in samples
 
 
 def test_in_process_jobs_and_their_failures_are_counted(tmp_path):
