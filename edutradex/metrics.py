@@ -83,7 +83,8 @@ def _use_multiprocess_files(directory: str) -> None:
 
 def _forget_dead_processes(directory: str) -> None:
     """Connected-client and running-job gauges of processes that died without saying so
-    (a crash, a SIGKILL) would count for ever: drop those of processes no longer running."""
+    (a crash, a SIGKILL) would count for ever: drop those of processes no longer running
+    (on this host: the directory is shared by one host's processes only)."""
     from prometheus_client.multiprocess import mark_process_dead
 
     for name in os.listdir(directory):
@@ -253,6 +254,7 @@ def exposition() -> bytes:
     if multiprocess_dir():
         from prometheus_client.multiprocess import MultiProcessCollector
 
+        _forget_dead_processes(multiprocess_dir())  # a web process killed a moment ago had clients
         samples = CollectorRegistry()
         MultiProcessCollector(samples)
     else:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -394,3 +395,56 @@ def test_the_procfile_worker_writes_one_set_of_files_for_all_its_jobs(tmp_path, 
     assert value(samples, "edutradex_settlement_lag_seconds_count") == 4
     assert value(samples, "edutradex_settlement_lag_seconds_bucket", le="0.5") == 2
     assert value(samples, "edutradex_settlement_lag_seconds_sum") == pytest.approx(3.2)
+
+
+@pytest.mark.slow
+def test_two_eventlet_web_processes_answer_for_each_other(tmp_path):
+    """The Procfile's web process (wsgi.py, eventlet) twice on one database and one metrics
+    directory: the Socket.IO client connected to one is in the other's /metrics, and leaves
+    it when its process stops. The first runs the embedded feed: its tick ages are there."""
+    import json
+
+    import requests
+    import socketio as socketio_client
+
+    from tests.support.live import LiveServer
+
+    shared = tmp_path / "prometheus"
+    first = LiveServer(tmp_path / "first", PROMETHEUS_MULTIPROC_DIR=str(shared), LOG_FORMAT="json").prepare()
+    second = LiveServer(tmp_path / "second", PROMETHEUS_MULTIPROC_DIR=str(shared), EMBEDDED_SERVICES="0",
+                        DATABASE_URL=first.env["DATABASE_URL"])
+    watcher = socketio_client.Client()
+
+    def scraped() -> dict:
+        response = requests.get(first.url + "/metrics", timeout=10,
+                                headers={"Authorization": f"Bearer {first.env['HEALTHZ_TOKEN']}"})
+        assert response.status_code == 200
+        return parse(response.text)
+
+    def clients_become(expected: int) -> float:
+        deadline = time.monotonic() + 10
+        while (seen := value(scraped(), "edutradex_socketio_clients")) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return seen
+
+    try:
+        first.start()
+        second.start()
+        watcher.connect(second.url, transports=["websocket"])
+        assert clients_become(1) == 1
+        samples = scraped()
+        ages = [figure for (name, _labels), figure in samples.items() if name == "edutradex_feed_tick_age_seconds"]
+        assert ages and max(ages) < 5  # the simulated markets tick
+        watcher.disconnect()
+        assert clients_become(0) == 0
+        watcher.connect(second.url, transports=["websocket"])
+        assert clients_become(1) == 1
+        second.kill()  # SIGKILL: no exit handler runs; the next scrape drops the dead process's clients
+        assert value(scraped(), "edutradex_socketio_clients") == 0
+    finally:
+        if watcher.connected:
+            watcher.disconnect()
+        second.stop()
+        first.stop()
+    lines = first.log_path.read_text().splitlines()
+    assert lines and all(json.loads(line)["level"] for line in lines)  # every line of the web process is JSON
