@@ -1,7 +1,7 @@
 """Error tracking with Sentry, when SENTRY_DSN is set (nothing is imported otherwise).
 
 sentry-sdk's Flask integration reports unhandled errors in requests (with the request's
-URL and endpoint, not its body or cookies: send_default_pii stays off), its RQ
+URL and endpoint, never its body, cookies or the user's address), its RQ
 integration failed jobs in `flask worker`, and its logging integration (on by default)
 every ERROR line, so a background service that logs an exception (the feed, the
 settlement clock) reports it too. A request's event is tagged with its request_id, the
@@ -28,6 +28,7 @@ def init(app: Flask) -> bool:
         environment=app.config.get("SENTRY_ENVIRONMENT") or app.config.get("ENV_NAME"),
         traces_sample_rate=app.config["SENTRY_TRACES_SAMPLE_RATE"],
         send_default_pii=False,
+        max_request_body_size="never",  # forms carry passwords, IBANs, identity data
     )
 
     @app.before_request

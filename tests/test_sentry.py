@@ -71,15 +71,19 @@ def sentry():
 APP = textwrap.dedent("""
     import sys
     from edutradex import create_app
+    from edutradex.extensions import csrf
 
     app = create_app()
     print("sentry_sdk" in sys.modules)
 
-    @app.route("/fail/<int:n>")
+    @app.route("/fail/<int:n>", methods=["POST"])
+    @csrf.exempt
     def fail(n):
         raise RuntimeError(f"the view broke on {n}")
 
-    assert app.test_client().get("/fail/7", headers={"X-Request-ID": "router-id-0001"}).status_code == 500
+    answer = app.test_client().post("/fail/7", data={"password": "hunter2-secret", "iban": "DE89370400440532013000"},
+                                    headers={"X-Request-ID": "router-id-0001", "Cookie": "session=s3cr3t-cookie"})
+    assert answer.status_code == 500
     """)
 
 
@@ -103,8 +107,10 @@ def test_an_error_in_a_request_reaches_sentry(tmp_path, sentry):
     assert exception["mechanism"]["type"] == "flask" and exception["mechanism"]["handled"] is False
     assert event["environment"] == "production" and event["transaction"] == "fail"
     assert event["tags"]["request_id"] == "router-id-0001"  # as in the request's log lines
-    assert event["request"]["url"].endswith("/fail/7") and event["request"]["method"] == "GET"
-    assert "Cookie" not in event["request"].get("headers", {})  # no personal data sent
+    assert event["request"]["url"].endswith("/fail/7") and event["request"]["method"] == "POST"
+    sent = json.dumps(sentry.envelopes)
+    for secret in ("hunter2-secret", "DE89370400440532013000", "s3cr3t-cookie"):  # no body, no cookie
+        assert secret not in sent
 
 
 @pytest.mark.slow
