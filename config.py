@@ -126,9 +126,22 @@ class Config:
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
 
-    # /healthz answers status and code to anyone; the checks' details (errors, counters) only
-    # to a signed-in admin or a request with the header X-Healthz-Token: <HEALTHZ_TOKEN>.
+    # /healthz answers status and code to anyone; the checks' details (errors, counters), and
+    # /metrics, only to a signed-in admin or a request with the header X-Healthz-Token:
+    # <HEALTHZ_TOKEN> (or Authorization: Bearer <HEALTHZ_TOKEN>, as Prometheus sends it).
     HEALTHZ_TOKEN = os.environ.get("HEALTHZ_TOKEN") or None
+
+    # Observability (README "Observability"). Logs: "text" lines, or one JSON object per line
+    # ("json", production's default).
+    LOG_FORMAT = (os.environ.get("LOG_FORMAT") or "text").strip().lower()
+    LOG_LEVEL = os.environ.get("LOG_LEVEL") or "INFO"
+    # Errors to Sentry (sentry-sdk, Flask and RQ integrations) when set; nothing when unset.
+    SENTRY_DSN = os.environ.get("SENTRY_DSN") or None
+    SENTRY_ENVIRONMENT = os.environ.get("SENTRY_ENVIRONMENT") or None  # default: the EDUTRADEX_ENV name
+    SENTRY_TRACES_SAMPLE_RATE = float(os.environ.get("SENTRY_TRACES_SAMPLE_RATE") or "0")
+    # /metrics with several processes on one host: the directory they share (read by
+    # prometheus_client from the environment, see edutradex/metrics.py); unset: one process.
+    PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
     SITE_NAME = os.environ.get("SITE_NAME", "EduTradeX")
 
@@ -198,6 +211,7 @@ class TestingConfig(Config):
 
 class ProductionConfig(Config):
     ENV_NAME = "production"
+    LOG_FORMAT = (os.environ.get("LOG_FORMAT") or "json").strip().lower()
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"

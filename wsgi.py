@@ -13,22 +13,28 @@ knows about eventlet; everything else uses socketio.start_background_task / sock
 
 import os
 import signal
+import warnings
 
 if not os.environ.get("SOCKETIO_ASYNC_MODE", "").strip():  # empty means unset, as everywhere (config.py)
     os.environ["SOCKETIO_ASYNC_MODE"] = "eventlet"
-if os.environ["SOCKETIO_ASYNC_MODE"] == "eventlet":
-    import eventlet
+# eventlet warns at import, before logging is set up: keep its warning for the log (a JSON
+# line in production, not raw text before the first one).
+with warnings.catch_warnings(record=True) as _early_warnings:
+    if os.environ["SOCKETIO_ASYNC_MODE"] == "eventlet":
+        import eventlet
 
-    eventlet.monkey_patch()
-    from psycogreen.eventlet import patch_psycopg
+        eventlet.monkey_patch()
+        from psycogreen.eventlet import patch_psycopg
 
-    patch_psycopg()
+        patch_psycopg()
 
 from edutradex import create_app  # noqa: E402
 from edutradex.extensions import socketio  # noqa: E402
 from edutradex.runtime import start_web_services, stop_web_services  # noqa: E402
 
 app = create_app()
+for _warning in _early_warnings:
+    warnings.showwarning(_warning.message, _warning.category, _warning.filename, _warning.lineno)
 
 
 def _terminate(signum, frame):

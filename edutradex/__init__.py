@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import importlib
-import logging
 
 from flask import Flask
 
 from config import Config, ProductionConfig, get_config
 
-from . import broadcast, extensions
+from . import broadcast, extensions, logs, metrics, sentry
 from .extensions import csrf, db, limiter, login_manager, migrate, socketio
 
 # Feature packages, each a blueprint (and optionally socket events, CLI, background
@@ -25,9 +24,11 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_object(config_class)
     app.config.update(overrides)
+    logs.configure(app)
+    sentry.init(app)
+    metrics.init_app(app)
     app.extensions["background_services"] = []
     app.extensions["health_checks"] = {}
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     _init_database(app)
     migrate.init_app(app, db, render_as_batch=True)
@@ -47,6 +48,7 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
         message_queue=app.config["REDIS_URL"],
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
     )
+    metrics.count_emits(socketio.server)
     if app.config["SOCKETIO_DIRECT_WRITES"]:
         writes = broadcast.install(socketio.server)
         if writes is not None:

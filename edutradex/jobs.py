@@ -27,6 +27,7 @@ from typing import Any
 import click
 from flask import Flask, current_app, has_app_context
 
+from . import metrics
 from .extensions import db, socketio
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ def app_worker_class(fork: bool = True):
             with self.app.app_context():
                 for engine in db.engines.values():
                     engine.dispose(close=False)
+            metrics.forked_for_job()
             super().main_work_horse(job, queue)
 
         def perform_job(self, job, queue):
@@ -213,6 +215,7 @@ def _start_in_process(func: Callable, args: tuple, kwargs: dict, at: datetime | 
         if job_id in running:
             return job_id
         running.add(job_id)
+    metrics.JOBS_IN_PROCESS.inc()
     socketio.start_background_task(_run_in_thread, app, func, args, kwargs, at, job_id)
     return job_id
 
@@ -228,8 +231,10 @@ def _run_in_thread(app: Flask, func: Callable, args: tuple, kwargs: dict, at: da
             try:
                 func(*args, **kwargs)
             except Exception:
+                metrics.JOBS_IN_PROCESS_FAILED.inc()
                 log.exception("background job %s failed", getattr(func, "__name__", func))
     finally:
+        metrics.JOBS_IN_PROCESS.dec()
         app.extensions.get("jobs_in_process", set()).discard(job_id)
 
 

@@ -32,3 +32,11 @@ def record_horse(path: str) -> None:
 def crash_horse() -> None:
     """A job that takes its process down without a Python exception (a segfault, an OOM kill)."""
     os._exit(3)
+
+
+@job
+def observe_settlement_lag(seconds: float) -> None:
+    """Writes a metric sample, as a settlement job does (tests/test_metrics.py)."""
+    from edutradex import metrics
+
+    metrics.SETTLEMENT_LAG.observe(seconds)

@@ -47,7 +47,7 @@ from decimal import Decimal
 from flask import Flask, current_app
 from sqlalchemy import BigInteger, bindparam, column, select, update, values
 
-from .. import jobs
+from .. import jobs, metrics
 from ..auth.models import User
 from ..competitions.models import Participant
 from ..core.events import user_room
@@ -157,6 +157,7 @@ def settle_due_trades(symbol: str, up_to_ms: int, *, announce_later: bool = True
     except BaseException:
         db.session.rollback()
         raise
+    metrics.settled(settled, now_ms())
     if announce_later and len(settled) > ANNOUNCE_INLINE_MAX:
         # A burst: let the clock move on to the next batch while the results go out, in
         # this app's context (an event names the market).

@@ -13,6 +13,7 @@ from decimal import Decimal
 from flask import Response, abort, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
 
+from .. import metrics
 from ..errors import DomainError
 from ..extensions import db
 from ..market.models import Market
@@ -107,7 +108,8 @@ def placed_response(place: Callable[[], Trade], page_url: str):
     """The answer to a placement: the new open-trade row (HTMX), or each refusal next to
     what it is about in the ticket, with nothing else moving."""
     try:
-        trade = place()
+        with metrics.placing("rise_fall"):
+            trade = place()
     except DomainError as exc:
         if not is_htmx():
             raise

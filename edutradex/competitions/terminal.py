@@ -15,6 +15,7 @@ from decimal import Decimal
 from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from .. import metrics
 from ..devices import current_device_id
 from ..errors import DomainError, NotFound
 from ..extensions import limiter
@@ -135,8 +136,9 @@ def preview(slug: str):
 def place(slug: str):
     found = _trading_desk(slug)
     try:
-        order, fresh = orders.place_order_once(slug, current_user.id, request.form, competition=found.competition,
-                                               participant=found.participant)
+        with metrics.placing("cfd"):
+            order, fresh = orders.place_order_once(slug, current_user.id, request.form, competition=found.competition,
+                                                   participant=found.participant)
     except DomainError as error:
         if not _is_htmx():
             raise

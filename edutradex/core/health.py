@@ -40,9 +40,21 @@ def check_redis() -> tuple[bool, dict]:
 TOKEN_HEADER = "X-Healthz-Token"
 
 
+def sent_token() -> str | None:
+    """The token in X-Healthz-Token, or as a bearer token (what Prometheus sends with its
+    scrape configuration's `authorization` credentials)."""
+    sent = request.headers.get(TOKEN_HEADER)
+    if sent:
+        return sent
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credentials.strip() or None
+
+
 def may_see_details() -> bool:
     token = current_app.config.get("HEALTHZ_TOKEN")
-    sent = request.headers.get(TOKEN_HEADER)
+    sent = sent_token()
     if token and sent and hmac.compare_digest(sent.encode(), token.encode()):
         return True
     try:  # loading the signed-in user needs the database, which may be what is down
