@@ -163,24 +163,43 @@ def probe_capacity(port: int, sessions: list) -> float:
 
 
 def scrape(base: str) -> dict[str, float]:
-    """/metrics (when the app serves it) as {sample: value}, summed over label sets per name."""
+    """/metrics (when the app serves it) as {name: value}: counters and histogram sums and
+    counts added up over their label sets, gauges too, except the tick age (the oldest)."""
     try:
-        response = requests.get(base + "/metrics", headers={"X-Healthz-Token": HEALTH_TOKEN}, timeout=5)
+        response = requests.get(base + "/metrics", headers={"Authorization": f"Bearer {HEALTH_TOKEN}"}, timeout=10)
     except requests.RequestException:
         return {}
     if response.status_code != 200:
         return {}
     totals: dict[str, float] = {}
     for line in response.text.splitlines():
-        if not line or line.startswith("#"):
+        if not line or line.startswith("#") or "_bucket{" in line or "_created" in line:
             continue
         name, _, value = line.rpartition(" ")
         name = name.split("{", 1)[0]
         try:
-            totals[name] = totals.get(name, 0.0) + float(value)
+            number = float(value)
         except ValueError:
             continue
+        if name == "edutradex_feed_tick_age_seconds":
+            totals[name] = max(totals.get(name, 0.0), number)
+        else:
+            totals[name] = totals.get(name, 0.0) + number
     return totals
+
+
+METRICS_COLUMNS = (  # (heading, per-minute figure from two consecutive scrapes)
+    ("placed/min", lambda a, b: b.get("edutradex_placements_total", 0) - a.get("edutradex_placements_total", 0)),
+    ("settled/min", lambda a, b: b.get("edutradex_settlements_total", 0) - a.get("edutradex_settlements_total", 0)),
+    ("lag mean ms", lambda a, b: 1000 * (b.get("edutradex_settlement_lag_seconds_sum", 0)
+                                         - a.get("edutradex_settlement_lag_seconds_sum", 0))
+     / max(1.0, b.get("edutradex_settlement_lag_seconds_count", 0) - a.get("edutradex_settlement_lag_seconds_count", 0))),
+    ("sio clients", lambda a, b: b.get("edutradex_socketio_clients", float("nan"))),
+    ("emits/s", lambda a, b: (b.get("edutradex_socketio_emits_total", 0) - a.get("edutradex_socketio_emits_total", 0)) / 60),
+    ("tick age s", lambda a, b: b.get("edutradex_feed_tick_age_seconds", float("nan"))),
+    ("rq depth", lambda a, b: b.get("edutradex_rq_queue_depth", float("nan"))),
+    ("rq failed", lambda a, b: b.get("edutradex_rq_failed_jobs", float("nan"))),
+)
 
 
 def settlement_lags(db_url: str, start_at: float) -> dict[int, list[float]]:
@@ -222,9 +241,12 @@ def main() -> None:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         logs = Path(pg.base)
+        samples = logs / "prometheus"  # every process writes its samples here; one scrape adds them up
+        samples.mkdir()
         env = {**{k: v for k, v in os.environ.items() if k != "REDIS_URL"},
                **production_env(db_url, REDIS_URL=redis.url, EDUTRADEX_ENV="development", RATELIMIT_ENABLED="0",
-                                PORT=str(port), HOST="127.0.0.1", WEB_REUSE_PORT="1", HEALTHZ_TOKEN=HEALTH_TOKEN)}
+                                PORT=str(port), HOST="127.0.0.1", WEB_REUSE_PORT="1", HEALTHZ_TOKEN=HEALTH_TOKEN,
+                                PROMETHEUS_MULTIPROC_DIR=str(samples))}
         run_release(env)
         prepare(db_url)  # the bench users (bench.binary_place), with a higher open-trade limit
         processes["feed"] = start("feed", env, logs)
@@ -257,7 +279,7 @@ def main() -> None:
             proc.start()
         print(f"soak: {SECONDS}s, {WATCHERS} board watchers, {rate:.0f} placements/s open loop, processes "
               f"{', '.join(processes)}; {os.cpu_count()} cores", flush=True)
-        scrapes: list[dict[str, float]] = []
+        scrapes: list[dict[str, float]] = [scrape(base)]
         while time.time() < stop_at:
             time.sleep(min(60.0, max(0.0, stop_at - time.time())))
             scrapes.append(scrape(base))
@@ -292,11 +314,11 @@ def main() -> None:
                   f"{percentile(ticks, 0.99):>11.0f} {percentile([int(v) for v in lags.get(minute, [])], 0.99):>13.0f}")
         if first_refusal:
             print(f"first refusal: {first_refusal}")
-        if scrapes and scrapes[-1]:
-            wanted = [name for name in scrapes[-1] if re.search(r"(settle|placement|socketio|queue|tick_age|failed)", name)]
-            print("\n/metrics per minute: " + ", ".join(wanted[:12]))
-            for minute, sample in enumerate(scrapes):
-                print(f"{minute + 1:>4} " + " ".join(f"{sample.get(name, float('nan')):.6g}" for name in wanted[:12]))
+        if len(scrapes) > 1 and scrapes[-1]:
+            print("\n/metrics, per minute: " + ", ".join(heading for heading, _ in METRICS_COLUMNS))
+            for minute in range(1, len(scrapes)):
+                print(f"{minute:>4} " + " ".join(f"{figure(scrapes[minute - 1], scrapes[minute]):>11.1f}"
+                                                 for _, figure in METRICS_COLUMNS))
         print(f"\n{'process':>8} {'RSS start MB':>12} {'RSS end MB':>10} {'growth':>7}")
         grew = []
         for name in processes:
