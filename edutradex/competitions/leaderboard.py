@@ -44,7 +44,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from flask import Flask, current_app
 from sortedcontainers import SortedList
-from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy import bindparam, case, func, or_, select, text, update
 
 from ..extensions import db, socketio
 from ..types import utcnow
@@ -558,11 +558,14 @@ def note_equity(competition_id: int, updates: Iterable[tuple[int, Decimal, int]]
 
 PERSIST_CHUNK = 1000
 # Three arrays, unnested side by side; only while the competition is live (the end writes
-# the final equities; a late save must not overwrite them).
+# the final equities; a late save must not overwrite them), and never over a row written
+# since the equity was reached (a rebuy resets equity and equity_at_ms in its transaction:
+# an equity noted before it, saved after it, would undo the reset).
 PERSIST_PG = text(
     "UPDATE competition_participants AS p SET equity = v.equity, equity_at_ms = v.at "
     "FROM unnest(CAST(:ids AS integer[]), CAST(:equities AS numeric[]), CAST(:ats AS bigint[])) AS v(id, equity, at) "
-    "WHERE p.id = v.id AND p.competition_id IN (SELECT id FROM competitions WHERE status = 'LIVE')")
+    "WHERE p.id = v.id AND p.competition_id IN (SELECT id FROM competitions WHERE status = 'LIVE') "
+    "AND (p.equity_at_ms IS NULL OR p.equity_at_ms <= v.at)")
 
 
 def _persist_seconds() -> float:
@@ -572,7 +575,8 @@ def _persist_seconds() -> float:
 def _persist(changed: list[Entry]) -> None:
     """The changed equities and reach times, PERSIST_CHUNK rows a transaction: on PostgreSQL
     one set-based UPDATE each (an executemany is a round trip per row there); on SQLite, in
-    process, an executemany."""
+    process, an executemany. A row whose equity_at_ms is later than the saved reach time
+    changed since (a rebuy): left as it is."""
     table = Participant.__table__
     postgres = db.session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(changed), PERSIST_CHUNK):
@@ -582,7 +586,9 @@ def _persist(changed: list[Entry]) -> None:
                                             "equities": [e.equity for e in chunk], "ats": [e.at_ms for e in chunk]})
         else:
             live = select(Competition.id).where(Competition.status == CompetitionStatus.LIVE.value)
-            db.session.execute(update(table).where(table.c.id == bindparam("pid"), table.c.competition_id.in_(live))
+            db.session.execute(update(table).where(table.c.id == bindparam("pid"), table.c.competition_id.in_(live),
+                                                   or_(table.c.equity_at_ms.is_(None),
+                                                       table.c.equity_at_ms <= bindparam("at")))
                                .values(equity=bindparam("value"), equity_at_ms=bindparam("at")),
                                [{"pid": e.participant_id, "value": e.equity, "at": e.at_ms} for e in chunk])
         db.session.commit()

@@ -135,6 +135,30 @@ def test_the_ranked_equities_reach_the_database_every_few_seconds_and_never_afte
         assert saved(cid)[a][0] == D("9000.00")  # what the end wrote stays
 
 
+def test_a_save_never_writes_back_an_equity_noted_before_a_rebuy(db_app):
+    """The engine noted a's equity, then a rebought (the row reset to the starting capital
+    in its transaction); the next save must not put the old equity back over the reset."""
+    from edutradex.competitions import service
+
+    app = db_app
+    now = utcnow().replace(microsecond=0)
+    with app.app_context():
+        cid, people = live_competition(2, rebuys_allowed=True, max_rebuys=1, rebuy_fee="0.00")
+        (a, user_a), (b, _) = people
+        lb.publish_boards(app, now, tracked={a, b})  # saves (nothing noted yet); the engine values a and b
+        db.session.execute(update(Participant).where(Participant.id == a).values(equity=D("9000.00")))
+        db.session.commit()
+        lb.note_equity(cid, [(a, D("9000.00"), lb.ms(now)), (b, D("10100.00"), lb.ms(now))])
+        lb.publish_boards(app, now + timedelta(seconds=1), tracked={a, b})  # ranked, not saved yet
+        assert saved(cid)[a] == (D("9000.00"), None)
+        service.rebuy(cid, user_a, now=now + timedelta(seconds=2))
+        lb.publish_boards(app, now + timedelta(seconds=6), tracked={a, b})  # the save is due
+        assert saved(cid)[a] == (D("10000.00"), lb.ms(now + timedelta(seconds=2)))  # the reset stands
+        assert saved(cid)[b] == (D("10100.00"), lb.ms(now))  # the others are saved
+        db.session.expire_all()
+        assert db.session.get(Participant, a).rebuys == 1
+
+
 def test_a_redis_flush_mid_contest_rebuilds_an_identical_board_within_a_second(tmp_path, redis_url):
     from redis import Redis
 
