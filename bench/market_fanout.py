@@ -45,19 +45,24 @@ CLIENT = os.environ.get("FANOUT_CLIENT", "lean")
 
 # ---- a client process ------------------------------------------------------------------
 
-async def lean_client_main(url: str, count: int, start_at: float, seconds: float) -> dict:
+async def lean_client_main(url: str, count: int, start_at: float, seconds: float, subscribe: list[str] | None = None,
+                           ts_key: bytes = b"ts_ms") -> dict:
     """Engine.IO v4 / Socket.IO v5 over a WebSocket spoken by an asyncio Protocol: frames
     parsed by hand, tick times pulled out with a regular expression. Per message it costs a
     fraction of what the python-socketio client does, so more of the 2 cores are left to
-    the server being measured."""
+    the server being measured. ``subscribe``: the Socket.IO packets sent once connected
+    (the tick rooms by default); ``ts_key``: the frame's server time in ms. The distinct
+    server times seen come back as ``stamps`` (frames sent, as far as any client saw)."""
     loop = asyncio.get_running_loop()
     host, port = url.removeprefix("http://").split(":")
-    subscribe = ['42["subscribe_board"]'] if MODE == "board" else \
-        [f'42["subscribe",{{"symbol":"{symbol}"}}]' for symbol in SYMBOLS]
-    ts_pattern = re.compile(rb'"ts_ms":(\d+)')
+    if subscribe is None:
+        subscribe = ['42["subscribe_board"]'] if MODE == "board" else \
+            [f'42["subscribe",{{"symbol":"{symbol}"}}]' for symbol in SYMBOLS]
+    ts_pattern = re.compile(rb'"' + ts_key + rb'":(\d+)')
     end_at = start_at + seconds
     stats = {"connected": 0, "frames": 0, "messages": 0}
     latencies: list[int] = []
+    stamps: set[int] = set()
 
     class Connection(asyncio.Protocol):
         def __init__(self):
@@ -112,6 +117,7 @@ async def lean_client_main(url: str, count: int, start_at: float, seconds: float
                     stats["frames"] += len(times)
                     now_ms = int(now * 1000)
                     latencies.extend(now_ms - int(t) for t in times)
+                    stamps.update(int(t) for t in times)
             elif payload == b"2":  # Engine.IO ping
                 self.send_text("3")
             elif payload.startswith(b"40"):  # Socket.IO connected
@@ -142,7 +148,7 @@ async def lean_client_main(url: str, count: int, start_at: float, seconds: float
     for connection in connections:
         if connection is not None:
             connection.transport.close()
-    return {**stats, "latencies": latencies}
+    return {**stats, "latencies": latencies, "stamps": sorted(stamps)}
 
 
 async def client_main(url: str, count: int, start_at: float, seconds: float) -> dict:
@@ -224,21 +230,25 @@ def percentile(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_level(url: str, clients: int) -> dict:
+def run_level(url: str, clients: int, *, module: str = "bench.market_fanout", extra: tuple[str, ...] = (),
+              frames_per_client_s: int = len(SYMBOLS) * 10) -> dict:
+    """Clients in CLIENT_PROCESSES processes (``module --client url count start seconds
+    *extra``), measured for MEASURE_SECONDS once everyone had time to connect."""
     per_process = [clients // CLIENT_PROCESSES + (1 if i < clients % CLIENT_PROCESSES else 0)
                    for i in range(CLIENT_PROCESSES)]
     start_at = time.time() + 4 + clients / 150  # time to connect everyone first
-    procs = [subprocess.Popen([sys.executable, "-m", "bench.market_fanout", "--client", url, str(n), str(start_at),
-                               str(MEASURE_SECONDS)], cwd=ROOT, stdout=subprocess.PIPE)
+    procs = [subprocess.Popen([sys.executable, "-m", module, "--client", url, str(n), str(start_at),
+                               str(MEASURE_SECONDS), *extra], cwd=ROOT, stdout=subprocess.PIPE)
              for n in per_process if n]
     results = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
     latencies = [v for r in results for v in r["latencies"]]
     frames = sum(r["frames"] for r in results)
     messages = sum(r["messages"] for r in results)
     connected = sum(r["connected"] for r in results)
-    ideal = connected * len(SYMBOLS) * 10
+    ideal = connected * frames_per_client_s
     return {"clients": clients, "connected": connected, "frames_per_s": frames / MEASURE_SECONDS,
-            "messages_per_s": messages / MEASURE_SECONDS,
+            "messages_per_s": messages / MEASURE_SECONDS, "frames": frames,
+            "stamps": sorted({t for r in results for t in r.get("stamps", [])}),
             "ideal_per_s": ideal, "p50_ms": percentile(latencies, 0.50), "p99_ms": percentile(latencies, 0.99)}
 
 

@@ -669,7 +669,7 @@ def build_frame(competition: Competition, view: str, entries: list[Entry], moves
                                                  info.get("cent_seconds", 0), info.get("elapsed", 0))),
             "trades": info.get("trades", 0), "win_rate": info.get("win_rate"),
         })
-    return {"id": competition.id, "view": view, "at": now.isoformat(),
+    return {"id": competition.id, "view": view, "at": now.isoformat(), "at_ms": ms(now),
             "counts": {"participants": counts_.participants, "above_start": counts_.above_start}, "rows": rows}
 
 
