@@ -315,3 +315,68 @@ def test_the_engine_publish_reads_untracked_accounts_from_the_database_and_keeps
         lb.publish_boards(app, tracked={b})
         rank, entry = lb.rank_of(cid, a)
         assert (rank, entry.equity) == (1, D("11000.00"))
+
+
+def test_ties_go_to_who_reached_the_equity_first_while_live_and_share_a_rank_at_the_end(app):
+    from edutradex.competitions import lifecycle
+
+    app.config["LEADERBOARD_PERSIST_SECONDS"] = 0
+    with app.app_context():
+        cid, people = live_competition(3, prize_requires_trade=False)
+        (a, _), (b, _), (c, _) = people
+        lb.note_equity(cid, [(a, D("10200.00"), 2_000), (b, D("10200.00"), 1_000), (c, D("10100.00"), 500)])
+        lb.publish_boards(app)
+        assert [(e.participant_id, e.at_ms) for e in lb.top(cid, 0, 3)] == [(b, 1_000), (a, 2_000), (c, 500)]
+        assert [r["rank"] for r in lb.frame(cid)["rows"]] == [1, 2, 3]  # live: no shared rank
+        db.session.execute(update(Competition).where(Competition.id == cid).values(end_at=utcnow()))
+        db.session.commit()
+        assert lifecycle.end_competition(cid, utcnow())
+        db.session.expire_all()
+        final = {p.id: (p.final_rank, p.final_equity) for p in db.session.scalars(
+            select(Participant).where(Participant.competition_id == cid))}
+        assert final == {a: (1, D("10200.00")), b: (1, D("10200.00")), c: (3, D("10100.00"))}
+
+
+def test_a_large_board_is_written_by_a_background_task_its_frame_after_it(tmp_path, redis_url, monkeypatch):
+    """Beyond INLINE_MAX the authority's re-rank does not wait for Redis: the whole board and
+    then its frame go out from a background task, the latest board wins."""
+    monkeypatch.setattr(lb, "INLINE_MAX", 1)
+    app = build_app(f"sqlite:///{tmp_path / 'large.db'}", REDIS_URL=redis_url, JOBS_MODE="thread")
+    with app.app_context():
+        cid, people = live_competition(3)
+        (a, _), (b, _), (c, _) = people
+        pub = lb.publisher(app)
+        for n, equities in enumerate((("10100.00", "10200.00", "10300.00"), ("10600.00", "10500.00", "10400.00"))):
+            lb.note_equity(cid, [(pid, D(value), 10 + n) for (pid, _), value in zip(people, equities, strict=True)])
+            lb.publish_boards(app)
+        deadline = time.monotonic() + 5
+        while (cid in pub.board_writes or cid in pub.sending) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cid not in pub.board_writes
+        assert [(e.participant_id, e.equity) for e in lb.top(cid, 0, 10)] == [
+            (a, D("10600.00")), (b, D("10500.00")), (c, D("10400.00"))]
+        assert [r["participant_id"] for r in lb.frame(cid)["rows"]] == [a, b, c]
+        assert lb.top(cid, 0, 10) == lb.ranking_entries(cid)
+
+
+def test_during_the_freeze_the_room_gets_no_live_frame_and_each_trader_their_live_equity(app):
+    flask_client = app.test_client()
+    with app.app_context():
+        cid, people = live_competition(2, ends_in=timedelta(minutes=5), freeze_minutes=10)
+        (a, user_a), (b, _) = people
+        lb.note_equity(cid, [(a, D("10100.00"), 1), (b, D("10200.00"), 2)])
+        lb.publish_boards(app)  # the freeze window has begun: the snapshot (b first)
+    login(flask_client, user_a)
+    watcher = socketio.test_client(app, flask_test_client=flask_client)
+    watcher.emit("competition_watch", {"id": cid}, callback=True)
+    watcher.get_received()
+    with app.app_context():
+        lb.note_equity(cid, [(a, D("12000.00"), 3)])  # a overtakes b after the freeze began
+        lb.publish_boards(app)
+        assert [e.participant_id for e in lb.top(cid, 0, 2, lb.LIVE)] == [a, b]
+    received = watcher.get_received()
+    assert [m["name"] for m in received] == ["leaderboard_me"]  # nothing live for the public room
+    assert received[0]["args"][0] == {"id": cid, "rank": 2, "frozen": True, "of": 2, "equity": "12000.00"}
+    with app.app_context():
+        assert [r["participant_id"] for r in lb.frame(cid, lb.FROZEN)["rows"]] == [b, a]
+    watcher.disconnect()
