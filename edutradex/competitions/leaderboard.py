@@ -9,7 +9,7 @@ Who writes, who reads:
   ``competition:<id>``, and sends each participant whose rank or equity moved their own
   ``leaderboard_me`` frame over ``user:<id>``. Every LEADERBOARD_PERSIST_SECONDS it writes
   the changed equities and reach times to the participants' rows (the truth), 1,000 rows a
-  transaction, and always before the freeze snapshot.
+  transaction, once the frames went out, and always before the freeze snapshot.
 - Web processes read the shared board: ``top``, ``rank_of``, ``counts``, ``frame``.
 
 The shared board is a Redis sorted set per competition when REDIS_URL is set, the same
@@ -715,7 +715,9 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
         to_save = [unpack(key) for key in unsaved.values()] if due else []
         if due:
             pub.unsaved[competition.id], pub.saved_at[competition.id] = {}, now.timestamp()
-    _persist(to_save)  # commits in chunks: an order waits for a row lock a few ms at most
+    if freezing:  # every equity saved before the snapshot
+        _persist(to_save)
+        to_save = []
     froze = _freeze(competition, now) if freezing else False
     db.session.commit()
     live_frame = None
@@ -742,6 +744,9 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
     if competition.frozen_at is None:
         _emit("leaderboard", live_frame, competition_room(competition.id))
     _send_own(pub, competition, ranks, users, ranking)
+    # After the frames went out (the room does not wait for the database); commits in
+    # chunks: an order waits for a row lock a few ms at most.
+    _persist(to_save)
     return public
 
 
