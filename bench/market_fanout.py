@@ -46,13 +46,16 @@ CLIENT = os.environ.get("FANOUT_CLIENT", "lean")
 # ---- a client process ------------------------------------------------------------------
 
 async def lean_client_main(url: str, count: int, start_at: float, seconds: float, subscribe: list[str] | None = None,
-                           ts_key: bytes = b"ts_ms") -> dict:
+                           ts_key: bytes = b"ts_ms", by_stamp: float = 0.0) -> dict:
     """Engine.IO v4 / Socket.IO v5 over a WebSocket spoken by an asyncio Protocol: frames
     parsed by hand, tick times pulled out with a regular expression. Per message it costs a
     fraction of what the python-socketio client does, so more of the 2 cores are left to
     the server being measured. ``subscribe``: the Socket.IO packets sent once connected
     (the tick rooms by default); ``ts_key``: the frame's server time in ms. The distinct
-    server times seen come back as ``stamps`` (frames sent, as far as any client saw)."""
+    server times seen come back as ``stamps`` (frames sent, as far as any client saw).
+    ``by_stamp`` (seconds of grace): count the frames whose server time is in the window,
+    whenever they arrive (up to the grace after it), so that no frame is counted by some
+    clients and not others at the window's edges."""
     loop = asyncio.get_running_loop()
     host, port = url.removeprefix("http://").split(":")
     if subscribe is None:
@@ -67,6 +70,7 @@ async def lean_client_main(url: str, count: int, start_at: float, seconds: float
     class Connection(asyncio.Protocol):
         def __init__(self):
             self.buffer = bytearray()
+            self.frames = 0
             self.upgraded = False
             self.ready = loop.create_future()
             self.closed = loop.create_future()
@@ -111,10 +115,13 @@ async def lean_client_main(url: str, count: int, start_at: float, seconds: float
         def message(self, payload: bytes) -> None:
             if payload.startswith(b"42"):
                 now = time.time()
-                if start_at <= now < end_at:
-                    times = ts_pattern.findall(payload)
+                times = ts_pattern.findall(payload)
+                if by_stamp:
+                    times = [t for t in times if start_at * 1000 <= int(t) < end_at * 1000]
+                if times if by_stamp else start_at <= now < end_at:
                     stats["messages"] += 1
                     stats["frames"] += len(times)
+                    self.frames += len(times)
                     now_ms = int(now * 1000)
                     latencies.extend(now_ms - int(t) for t in times)
                     stamps.update(int(t) for t in times)
@@ -144,11 +151,12 @@ async def lean_client_main(url: str, count: int, start_at: float, seconds: float
 
     semaphore = asyncio.Semaphore(50)  # connections being opened at once
     connections = await asyncio.gather(*(one(semaphore) for _ in range(count)))
-    await asyncio.sleep(max(0.0, end_at - time.time()) + 0.2)
+    await asyncio.sleep(max(0.0, end_at - time.time()) + 0.2 + by_stamp)
     for connection in connections:
         if connection is not None:
             connection.transport.close()
-    return {**stats, "latencies": latencies, "stamps": sorted(stamps)}
+    return {**stats, "latencies": latencies, "stamps": sorted(stamps),
+            "per_client": [c.frames for c in connections if c is not None]}
 
 
 async def client_main(url: str, count: int, start_at: float, seconds: float) -> dict:
@@ -249,6 +257,7 @@ def run_level(url: str, clients: int, *, module: str = "bench.market_fanout", ex
     return {"clients": clients, "connected": connected, "frames_per_s": frames / MEASURE_SECONDS,
             "messages_per_s": messages / MEASURE_SECONDS, "frames": frames,
             "stamps": sorted({t for r in results for t in r.get("stamps", [])}),
+            "per_client": [n for r in results for n in r.get("per_client", [])],
             "ideal_per_s": ideal, "p50_ms": percentile(latencies, 0.50), "p99_ms": percentile(latencies, 0.99)}
 
 
