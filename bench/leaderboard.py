@@ -115,7 +115,7 @@ def run(label: str, app) -> dict:
             return write
 
         store.apply_keys, store.replace_keys = timed(inner_apply), timed(inner_replace)
-        notes, publishes, fanouts, clock = [], [], [], 1_700_000_000_000
+        notes, publishes, cpus, fanouts, clock = [], [], [], [], 1_700_000_000_000
         for _ in range(SECONDS):
             batches = []  # the engine's valuations for one second, made before the clock starts
             for _tick in range(TICKS_PER_SECOND):
@@ -129,9 +129,10 @@ def run(label: str, app) -> dict:
                 lb.note_equity(cid, batch)
             notes.append(time.perf_counter() - started)
             competition = db.session.get(Competition, cid)
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.thread_time()
             lb.publish_competition(competition, utcnow())
             publishes.append(time.perf_counter() - started)
+            cpus.append(time.thread_time() - cpu_started)
             fanout_started = time.perf_counter()
             pub = lb.publisher(app)
             while cid in pub.sending or cid in pub.board_writes:  # own frames and the board, in the background
@@ -159,7 +160,7 @@ def run(label: str, app) -> dict:
     publish_ms = statistics.mean(publishes) * 1000
     ranking_ms = publish_ms - sum(parts.values())
     return {"label": label, "note": statistics.mean(notes) * 1000, "publish": publish_ms, "ranking": ranking_ms,
-            "fanout": statistics.mean(fanouts) * 1000, "board write": board_write, "save": save_ms, "saved_rows": len(unsaved),
+            "fanout": statistics.mean(fanouts) * 1000, "cpu": statistics.mean(cpus) * 1000, "board write": board_write, "save": save_ms, "saved_rows": len(unsaved),
             **parts, "read_p50": percentile(reads, 0.5) * 1000, "read_p99": percentile(reads, 0.99) * 1000}
 
 
@@ -183,10 +184,11 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{PARTICIPANTS:,} participants, {SYMBOLS} symbols x {TICKS_PER_SECOND} ticks/s "
           f"({PARTICIPANTS * TICKS_PER_SECOND:,} equity updates per second), mean over {SECONDS} s; ms")
-    columns = ("note", "_exact", "_ranks_and_moves", "ranking", "build_frame", "_send_own", "publish", "board write",
+    columns = ("note", "_exact", "_ranks_and_moves", "ranking", "build_frame", "_send_own", "publish", "cpu",
+               "board write",
                "fanout", "save", "read_p50", "read_p99")
     heads = ("note 1 s of ticks", "to cents", "ranks + moves", "rest of the re-rank", "frame rows",
-             "own frames built", "re-rank total", "shared board write (background)",
+             "own frames built", "re-rank total", "re-rank CPU (its thread)", "shared board write (background)",
              "board written + own frames sent (background, wall)",
              f"DB save of {results[0]['saved_rows']:,} rows (every 5 s)", "read p50", "read p99")
     print("| store | " + " | ".join(heads) + " |")

@@ -144,9 +144,6 @@ class Ranking:
         ranking._keys = SortedList(ranking._by_id.values())
         return ranking
 
-    def copy(self) -> Ranking:
-        return Ranking.of_keys(self._keys)
-
     def __len__(self) -> int:
         return len(self._keys)
 

@@ -202,6 +202,15 @@ def test_two_web_processes_on_one_redis_serve_the_same_board(tmp_path, redis_url
         assert lb.rank_of(cid, people[2][0])[0] == 1
         assert lb.frame_and_rank(cid, people[2][0]) == (lb.frame(cid), lb.rank_of(cid, people[2][0]))
         assert lb.frame_and_rank(cid, 999_999)[1] is None
+    # The pages, as each process serves them to the same trader: the same board.
+    pages = []
+    for process in (authority, web):
+        client = process.test_client()
+        login(client, people[0][1])
+        html = client.get(f"/competitions/{cid}/leaderboard").get_data(as_text=True)
+        pages.append((html[html.index('<div id="board"'):html.index("</section>", html.index('<div id="board"'))],
+                      client.get(f"/competitions/{cid}/leaderboard/counts").get_json()))
+    assert pages[0] == pages[1] and f'data-participant="{people[2][0]}"' in pages[0][0]
 
 
 def test_one_frame_per_publish_to_the_room_and_each_participant_their_own(app):
