@@ -599,8 +599,8 @@ def _exact(competition_id: int, noted: dict[int, tuple[Decimal, int]]) -> list[i
         cents = equity * HUNDRED
         value = int(cents)
         if cents != value or not -EXACT_LIMIT < value < EXACT_LIMIT or not 0 <= at <= AT_MASK:
-            log.error("competition %s participant %s: equity %s is not exact cents; not ranked", competition_id,
-                      pid, equity)
+            log.error("competition %s participant %s: equity %s at %s ms is not exact cents or out of range; "
+                      "not ranked", competition_id, pid, equity, at)
             continue
         changed.append(((EXACT_LIMIT - value) << LOW_BITS) | (at << ID_BITS) | pid)
     return changed

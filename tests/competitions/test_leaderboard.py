@@ -389,3 +389,14 @@ def test_during_the_freeze_the_room_gets_no_live_frame_and_each_trader_their_liv
     with app.app_context():
         assert [r["participant_id"] for r in lb.frame(cid, lb.FROZEN)["rows"]] == [b, a]
     watcher.disconnect()
+
+
+def test_an_inexact_noted_equity_is_logged_and_left_out_of_the_re_rank(app, caplog):
+    with app.app_context():
+        cid, people = live_competition(3)
+        (a, _), (b, _), (c, _) = people
+        lb.note_equity(cid, [(a, D("10100.005"), 1), (b, D(2 ** 53) / 100, 1), (c, D("10050.00"), 1)])
+        lb.publish_boards(app)
+        assert [(e.participant_id, e.equity) for e in lb.top(cid, 0, 3)] == [
+            (c, D("10050.00")), (a, D("10000.00")), (b, D("10000.00"))]  # a and b keep their last exact equity
+        assert sum("not exact cents" in r.getMessage() for r in caplog.records) == 2
