@@ -316,7 +316,9 @@ class RedisBoards:
 
     @staticmethod
     def _keys(competition_id: int, view: str) -> tuple[str, str, str, str]:
-        base = f"edutradex:board:{competition_id}:{view}"
+        # v2: the member format of ``pack`` (a board written by an older release, whose
+        # members readers could not parse, is left aside and dropped with the competition)
+        base = f"edutradex:board:{competition_id}:v2:{view}"
         return f"{base}:rank", f"{base}:member", f"{base}:built", f"{base}:frame"
 
     @staticmethod

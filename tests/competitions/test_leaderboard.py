@@ -400,3 +400,29 @@ def test_an_inexact_noted_equity_is_logged_and_left_out_of_the_re_rank(app, capl
         assert [(e.participant_id, e.equity) for e in lb.top(cid, 0, 3)] == [
             (c, D("10050.00")), (a, D("10000.00")), (b, D("10000.00"))]  # a and b keep their last exact equity
         assert sum("not exact cents" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_board_left_in_redis_by_the_previous_member_format_is_not_read(tmp_path, redis_url):
+    """Deploying the packed member format with boards live: the old keys (members
+    "<at>:<id>") are left aside, the next publish writes the new board whole."""
+    from redis import Redis
+
+    redis = Redis.from_url(redis_url)
+    app = build_app(f"sqlite:///{tmp_path / 'old.db'}", REDIS_URL=redis_url, JOBS_MODE="thread")
+    with app.app_context():
+        cid, people = live_competition(5)
+        ids = [pid for pid, _ in people]
+        old = f"edutradex:board:{cid}:live"
+        members = {pid: f"{n:015d}:{pid:010d}" for n, pid in enumerate(ids)}
+        redis.zadd(f"{old}:rank", {member: -1_000_000 for member in members.values()})
+        redis.hset(f"{old}:member", mapping=members)
+        redis.set(f"{old}:built", 1)
+        lb.note_equity(cid, [(ids[4], D("10100.00"), 5)])  # one of five moved: a partial write
+        lb.publish_boards(app)
+        assert [(e.participant_id, e.equity) for e in lb.top(cid, 0, 5)] == [(ids[4], D("10100.00"))] + [
+            (pid, D("10000.00")) for pid in ids[:4]]
+        assert lb.rank_of(cid, ids[0])[0] == 2
+        db.session.execute(update(Competition).where(Competition.id == cid).values(status="ENDED"))
+        db.session.commit()
+        lb.publish_boards(app)  # ended: its boards are dropped, the old ones with them
+    assert list(redis.scan_iter(f"edutradex:board:{cid}:*")) == []
