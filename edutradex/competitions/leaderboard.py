@@ -707,16 +707,10 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
         moves = {e.participant_id: move[e.participant_id] for e in entries_top if e.participant_id in move}
         users = dict(pub.users.get(competition.id, {}))
     with pub.lock:
-        unsaved = pub.unsaved.setdefault(competition.id, {})
-        unsaved.update({key & ID_MASK: key for key in changed})
-        freezing = _freeze_due(competition, now)
-        due = freezing or now.timestamp() - pub.saved_at.get(competition.id, 0) >= _persist_seconds()
-        to_save = [unpack(key) for key in unsaved.values()] if due else []
-        if due:
-            pub.unsaved[competition.id], pub.saved_at[competition.id] = {}, now.timestamp()
+        pub.unsaved.setdefault(competition.id, {}).update({key & ID_MASK: key for key in changed})
+    freezing = _freeze_due(competition, now)
     if freezing:  # every equity saved before the snapshot
-        _persist(to_save)
-        to_save = []
+        _persist(_take_unsaved(pub, competition.id, now, force=True))
     froze = _freeze(competition, now) if freezing else False
     db.session.commit()
     live_frame = None
@@ -745,8 +739,19 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
     _send_own(pub, competition, ranks, users, ranking)
     # After the frames went out (the room does not wait for the database); commits in
     # chunks: an order waits for a row lock a few ms at most.
-    _persist(to_save)
+    _persist(_take_unsaved(pub, competition.id, now))
     return public
+
+
+def _take_unsaved(pub: Publisher, competition_id: int, now: datetime, force: bool = False) -> list[Entry]:
+    """The equities changed since the last save, when a save is due (taken: the next save
+    starts from here); nothing otherwise."""
+    with pub.lock:
+        if not force and now.timestamp() - pub.saved_at.get(competition_id, 0) < _persist_seconds():
+            return []
+        unsaved = pub.unsaved.get(competition_id, {})
+        pub.unsaved[competition_id], pub.saved_at[competition_id] = {}, now.timestamp()
+        return [unpack(key) for key in unsaved.values()]
 
 
 def _queue_board_write(pub: Publisher, competition_id: int, keys: list[int], frame_json: str) -> None:

@@ -426,3 +426,19 @@ def test_a_board_left_in_redis_by_the_previous_member_format_is_not_read(tmp_pat
         db.session.commit()
         lb.publish_boards(app)  # ended: its boards are dropped, the old ones with them
     assert list(redis.scan_iter(f"edutradex:board:{cid}:*")) == []
+
+
+def test_a_publish_that_fails_before_its_save_leaves_the_equities_for_the_next_save(app, monkeypatch):
+    app.config["LEADERBOARD_PERSIST_SECONDS"] = 0
+    with app.app_context():
+        cid, people = live_competition(2)
+        (a, _), _ = people
+        lb.publish_boards(app)
+        lb.note_equity(cid, [(a, D("10400.00"), 4_000)])
+        build = lb.build_frame
+        monkeypatch.setattr(lb, "build_frame", lambda *args, **kwargs: 1 / 0)
+        lb.publish_boards(app)  # logged; the frame and the save did not happen
+        assert saved(cid)[a] == (D("10000.00"), None)
+        monkeypatch.setattr(lb, "build_frame", build)
+        lb.publish_boards(app)
+        assert saved(cid)[a] == (D("10400.00"), 4_000)
