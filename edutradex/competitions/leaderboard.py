@@ -44,7 +44,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from flask import Flask, current_app
 from sortedcontainers import SortedList
-from sqlalchemy import bindparam, case, func, or_, select, text, update
+from sqlalchemy import Boolean, bindparam, case, false, func, or_, select, text, update
 
 from ..extensions import db, socketio
 from ..types import utcnow
@@ -559,37 +559,47 @@ PERSIST_CHUNK = 1000
 # Three arrays, unnested side by side; only while the competition is live (the end writes
 # the final equities; a late save must not overwrite them), and never over a row written
 # since the equity was reached (a rebuy resets equity and equity_at_ms in its transaction:
-# an equity noted before it, saved after it, would undo the reset).
+# an equity noted before it, saved after it, would undo the reset). ``own``: the equity was
+# read from the row (an account the engine does not value): saved only while the row still
+# holds it (a rise/fall stake or a close committed since keeps its equity).
 PERSIST_PG = text(
     "UPDATE competition_participants AS p SET equity = v.equity, equity_at_ms = v.at "
-    "FROM unnest(CAST(:ids AS integer[]), CAST(:equities AS numeric[]), CAST(:ats AS bigint[])) AS v(id, equity, at) "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:equities AS numeric[]), CAST(:ats AS bigint[]), "
+    "CAST(:own AS boolean[])) AS v(id, equity, at, own) "
     "WHERE p.id = v.id AND p.competition_id IN (SELECT id FROM competitions WHERE status = 'LIVE') "
-    "AND (p.equity_at_ms IS NULL OR p.equity_at_ms <= v.at)")
+    "AND (p.equity_at_ms IS NULL OR p.equity_at_ms <= v.at) AND (NOT v.own OR p.equity = v.equity)")
 
 
 def _persist_seconds() -> float:
     return current_app.config.get("LEADERBOARD_PERSIST_SECONDS", 5.0)
 
 
-def _persist(changed: list[Entry]) -> None:
+def _persist(changed: list[Entry], tracked: set[int] | None = None) -> None:
     """The changed equities and reach times, PERSIST_CHUNK rows a transaction: on PostgreSQL
     one set-based UPDATE each (an executemany is a round trip per row there); on SQLite, in
     process, an executemany. A row whose equity_at_ms is later than the saved reach time
-    changed since (a rebuy): left as it is."""
+    changed since (a rebuy): left as it is. ``tracked``: the accounts the engine values; the
+    others' equities came from their rows and are saved only where the row still holds them
+    (None: the caller noted every equity itself, tests and benches)."""
     table = Participant.__table__
     postgres = db.session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(changed), PERSIST_CHUNK):
         chunk = changed[start:start + PERSIST_CHUNK]
+        own = [tracked is not None and e.participant_id not in tracked for e in chunk]
         if postgres:
             db.session.execute(PERSIST_PG, {"ids": [e.participant_id for e in chunk],
-                                            "equities": [e.equity for e in chunk], "ats": [e.at_ms for e in chunk]})
+                                            "equities": [e.equity for e in chunk], "ats": [e.at_ms for e in chunk],
+                                            "own": own})
         else:
             live = select(Competition.id).where(Competition.status == CompetitionStatus.LIVE.value)
             db.session.execute(update(table).where(table.c.id == bindparam("pid"), table.c.competition_id.in_(live),
                                                    or_(table.c.equity_at_ms.is_(None),
-                                                       table.c.equity_at_ms <= bindparam("at")))
+                                                       table.c.equity_at_ms <= bindparam("at")),
+                                                   or_(bindparam("own", type_=Boolean).is_(false()),
+                                                       table.c.equity == bindparam("value")))
                                .values(equity=bindparam("value"), equity_at_ms=bindparam("at")),
-                               [{"pid": e.participant_id, "value": e.equity, "at": e.at_ms} for e in chunk])
+                               [{"pid": e.participant_id, "value": e.equity, "at": e.at_ms, "own": mine}
+                                for e, mine in zip(chunk, own, strict=True)])
         db.session.commit()
 
 
@@ -686,7 +696,7 @@ def _ranks_and_moves(pub: Publisher, competition_id: int, ranking: Ranking) -> d
     return ranks
 
 
-def publish_competition(competition: Competition, now: datetime) -> dict:
+def publish_competition(competition: Competition, now: datetime, tracked: set[int] | None = None) -> dict:
     """One re-rank of one live competition (see the module docstring). Returns the public frame."""
     pub = publisher()
     store = boards()
@@ -710,7 +720,7 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
         pub.unsaved.setdefault(competition.id, {}).update({key & ID_MASK: key for key in changed})
     freezing = _freeze_due(competition, now)
     if freezing:  # every equity saved before the snapshot
-        _persist(_take_unsaved(pub, competition.id, now, force=True))
+        _persist(_take_unsaved(pub, competition.id, now, force=True), tracked)
     froze = _freeze(competition, now) if freezing else False
     db.session.commit()
     live_frame = None
@@ -739,7 +749,7 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
     _send_own(pub, competition, ranks, users, ranking)
     # After the frames went out (the room does not wait for the database); commits in
     # chunks: an order waits for a row lock a few ms at most.
-    _persist(_take_unsaved(pub, competition.id, now))
+    _persist(_take_unsaved(pub, competition.id, now), tracked)
     return public
 
 
@@ -893,7 +903,7 @@ def publish_boards(app: Flask, now: datetime | None = None, *, tracked: set[int]
                 try:
                     if tracked is not None:
                         refresh_from_database(competition, tracked, now)
-                    publish_competition(competition, now)
+                    publish_competition(competition, now, tracked)
                     done += 1
                 except Exception:
                     db.session.rollback()

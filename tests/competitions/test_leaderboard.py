@@ -442,3 +442,30 @@ def test_a_publish_that_fails_before_its_save_leaves_the_equities_for_the_next_s
         monkeypatch.setattr(lb, "build_frame", build)
         lb.publish_boards(app)
         assert saved(cid)[a] == (D("10400.00"), 4_000)
+
+
+def test_a_save_keeps_an_equity_committed_after_the_publish_read_it(db_app, monkeypatch):
+    """a holds nothing the engine values: its board equity is read from its row. A rise/fall
+    stake (or a close) committed after that read and before the save keeps its equity."""
+    app = db_app
+    now = utcnow().replace(microsecond=0)
+    with app.app_context():
+        cid, people = live_competition(2)
+        (a, _), (b, _) = people
+        lb.publish_boards(app, now, tracked={b})  # saves (nothing changed yet)
+        db.session.execute(update(Participant).where(Participant.id == a).values(equity=D("10400.00")))
+        db.session.commit()
+        read = lb.refresh_from_database
+
+        def read_then_a_stake_commits(*args):
+            read(*args)
+            db.session.execute(update(Participant).where(Participant.id == a).values(equity=D("10300.00")))
+            db.session.commit()
+
+        monkeypatch.setattr(lb, "refresh_from_database", read_then_a_stake_commits)
+        lb.publish_boards(app, now + timedelta(seconds=6), tracked={b})  # ranks 10,400.00, the save is due
+        assert lb.rank_of(cid, a)[1].equity == D("10400.00")
+        assert saved(cid)[a][0] == D("10300.00")  # the stake's equity stands
+        monkeypatch.setattr(lb, "refresh_from_database", read)
+        lb.publish_boards(app, now + timedelta(seconds=7), tracked={b})
+        assert lb.rank_of(cid, a)[1].equity == D("10300.00")  # and the next publish ranks it
