@@ -44,7 +44,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from flask import Flask, current_app
 from sortedcontainers import SortedList
-from sqlalchemy import Boolean, bindparam, case, false, func, or_, select, text, update
+from sqlalchemy import Boolean, Integer, bindparam, case, false, func, or_, select, text, update
 
 from ..extensions import db, socketio
 from ..types import utcnow
@@ -462,10 +462,11 @@ class Publisher:
         self.sent: dict[int, dict[int, tuple[int, int]]] = {}  # (rank, cents) last sent to the user
         self.frozen_ranks: dict[int, dict[int, int]] = {}
         self.board_writes: dict[int, tuple[list[int], str]] = {}  # the latest board waiting for its writer
+        self.versions: dict[int, dict[int, int]] = {}  # the account version of the engine's latest valuation
 
     def forget(self, competition_id: int) -> None:
         for table in (self.rankings, self.users, self.equities, self.pending, self.last_rank, self.move,
-                      self.sent, self.frozen_ranks, self.unsaved, self.saved_at, self.board_writes):
+                      self.sent, self.frozen_ranks, self.unsaved, self.saved_at, self.board_writes, self.versions):
             table.pop(competition_id, None)
 
 
@@ -497,7 +498,8 @@ def rebuild(competition_id: int) -> None:
     pub = publisher()
     with pub.lock:
         unsaved = [unpack(key) for key in pub.unsaved.pop(competition_id, {}).values()]
-    _persist(unsaved)
+        versions = dict(pub.versions.get(competition_id, {}))
+    _persist(unsaved, None, versions)
     competition = db.session.get(Competition, competition_id)
     entries, users = _rows(competition, frozen=False)
     with pub.lock:
@@ -537,12 +539,17 @@ def _load(competition_id: int) -> Ranking:
     return ranking
 
 
-def note_equity(competition_id: int, updates: Iterable[tuple[int, Decimal, int]]) -> None:
-    """The engine's call: (participant id, equity, at ms) for accounts it re-valued. The reach
-    time is recorded only when the equity changes; ranking waits for the next publish."""
+def note_equity(competition_id: int, updates: Iterable[tuple[int, Decimal, int]],
+                versions: dict[int, int] | None = None) -> None:
+    """The engine's call: (participant id, equity, at ms) for accounts it re-valued, and the
+    account versions it valued them at (the save then writes only rows still at that
+    version: a close committed since keeps its equity). The reach time is recorded only
+    when the equity changes; ranking waits for the next publish."""
     pub = publisher()
     with pub.lock:
         _load(competition_id)
+        if versions:
+            pub.versions.setdefault(competition_id, {}).update(versions)
         published, pending = pub.equities[competition_id], pub.pending[competition_id]
         for participant_id, equity, at_ms in updates:  # a Decimal comparison and a dict write: no ranking here
             noted = pending.get(participant_id)
@@ -561,45 +568,51 @@ PERSIST_CHUNK = 1000
 # since the equity was reached (a rebuy resets equity and equity_at_ms in its transaction:
 # an equity noted before it, saved after it, would undo the reset). ``own``: the equity was
 # read from the row (an account the engine does not value): saved only while the row still
-# holds it (a rise/fall stake or a close committed since keeps its equity).
+# holds it (a rise/fall stake or a close committed since keeps its equity); ``version``: the
+# account version the engine valued it at, saved only while the row is still at it.
 PERSIST_PG = text(
     "UPDATE competition_participants AS p SET equity = v.equity, equity_at_ms = v.at "
     "FROM unnest(CAST(:ids AS integer[]), CAST(:equities AS numeric[]), CAST(:ats AS bigint[]), "
-    "CAST(:own AS boolean[])) AS v(id, equity, at, own) "
+    "CAST(:own AS boolean[]), CAST(:versions AS integer[])) AS v(id, equity, at, own, version) "
     "WHERE p.id = v.id AND p.competition_id IN (SELECT id FROM competitions WHERE status = 'LIVE') "
-    "AND (p.equity_at_ms IS NULL OR p.equity_at_ms <= v.at) AND (NOT v.own OR p.equity = v.equity)")
+    "AND (p.equity_at_ms IS NULL OR p.equity_at_ms <= v.at) AND (NOT v.own OR p.equity = v.equity) "
+    "AND (v.version IS NULL OR p.version = v.version)")
 
 
 def _persist_seconds() -> float:
     return current_app.config.get("LEADERBOARD_PERSIST_SECONDS", 5.0)
 
 
-def _persist(changed: list[Entry], tracked: set[int] | None = None) -> None:
+def _persist(changed: list[Entry], tracked: set[int] | None = None, versions: dict[int, int] | None = None) -> None:
     """The changed equities and reach times, PERSIST_CHUNK rows a transaction: on PostgreSQL
     one set-based UPDATE each (an executemany is a round trip per row there); on SQLite, in
     process, an executemany. A row whose equity_at_ms is later than the saved reach time
     changed since (a rebuy): left as it is. ``tracked``: the accounts the engine values; the
     others' equities came from their rows and are saved only where the row still holds them
-    (None: the caller noted every equity itself, tests and benches)."""
+    (None: the caller noted every equity itself, tests and benches). ``versions``: the account
+    versions the engine valued its accounts at; a row at another version changed since."""
     table = Participant.__table__
     postgres = db.session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(changed), PERSIST_CHUNK):
         chunk = changed[start:start + PERSIST_CHUNK]
         own = [tracked is not None and e.participant_id not in tracked for e in chunk]
+        at_version = [None if mine else (versions or {}).get(e.participant_id) for e, mine in zip(chunk, own, strict=True)]
         if postgres:
             db.session.execute(PERSIST_PG, {"ids": [e.participant_id for e in chunk],
                                             "equities": [e.equity for e in chunk], "ats": [e.at_ms for e in chunk],
-                                            "own": own})
+                                            "own": own, "versions": at_version})
         else:
             live = select(Competition.id).where(Competition.status == CompetitionStatus.LIVE.value)
             db.session.execute(update(table).where(table.c.id == bindparam("pid"), table.c.competition_id.in_(live),
                                                    or_(table.c.equity_at_ms.is_(None),
                                                        table.c.equity_at_ms <= bindparam("at")),
                                                    or_(bindparam("own", type_=Boolean).is_(false()),
-                                                       table.c.equity == bindparam("value")))
+                                                       table.c.equity == bindparam("value")),
+                                                   or_(bindparam("v", type_=Integer).is_(None),
+                                                       table.c.version == bindparam("v")))
                                .values(equity=bindparam("value"), equity_at_ms=bindparam("at")),
-                               [{"pid": e.participant_id, "value": e.equity, "at": e.at_ms, "own": mine}
-                                for e, mine in zip(chunk, own, strict=True)])
+                               [{"pid": e.participant_id, "value": e.equity, "at": e.at_ms, "own": mine, "v": v}
+                                for e, mine, v in zip(chunk, own, at_version, strict=True)])
         db.session.commit()
 
 
@@ -720,7 +733,7 @@ def publish_competition(competition: Competition, now: datetime, tracked: set[in
         pub.unsaved.setdefault(competition.id, {}).update({key & ID_MASK: key for key in changed})
     freezing = _freeze_due(competition, now)
     if freezing:  # every equity saved before the snapshot
-        _persist(_take_unsaved(pub, competition.id, now, force=True), tracked)
+        _persist(_take_unsaved(pub, competition.id, now, force=True), tracked, pub.versions.get(competition.id))
     froze = _freeze(competition, now) if freezing else False
     db.session.commit()
     live_frame = None
@@ -749,7 +762,7 @@ def publish_competition(competition: Competition, now: datetime, tracked: set[in
     _send_own(pub, competition, ranks, users, ranking)
     # After the frames went out (the room does not wait for the database); commits in
     # chunks: an order waits for a row lock a few ms at most.
-    _persist(_take_unsaved(pub, competition.id, now), tracked)
+    _persist(_take_unsaved(pub, competition.id, now), tracked, pub.versions.get(competition.id))
     return public
 
 

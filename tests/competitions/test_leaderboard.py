@@ -469,3 +469,26 @@ def test_a_save_keeps_an_equity_committed_after_the_publish_read_it(db_app, monk
         monkeypatch.setattr(lb, "refresh_from_database", read)
         lb.publish_boards(app, now + timedelta(seconds=7), tracked={b})
         assert lb.rank_of(cid, a)[1].equity == D("10300.00")  # and the next publish ranks it
+
+
+def test_a_save_keeps_the_equity_of_a_close_committed_after_the_engine_valued_the_account(db_app):
+    """The engine valued a at version v; a web process then closed a position (the account
+    locked: version v + 1, its equity written). The engine's older figure is not saved over it."""
+    from edutradex.competitions import positions
+
+    app = db_app
+    now = utcnow().replace(microsecond=0)
+    with app.app_context():
+        cid, people = live_competition(2)
+        (a, _), (b, _) = people
+        lb.publish_boards(app, now, tracked={a, b})  # saves (nothing noted yet)
+        version = {pid: v for pid, v in db.session.execute(
+            select(Participant.id, Participant.version).where(Participant.competition_id == cid))}
+        lb.note_equity(cid, [(a, D("10500.00"), lb.ms(now)), (b, D("10100.00"), lb.ms(now))], version)
+        lb.publish_boards(app, now + timedelta(seconds=1), tracked={a, b})  # ranked, not saved yet
+        positions.lock_account(a)  # the close, in a web process
+        db.session.execute(update(Participant).where(Participant.id == a).values(equity=D("10200.00")))
+        db.session.commit()
+        lb.publish_boards(app, now + timedelta(seconds=6), tracked={a, b})  # the save is due
+        assert saved(cid)[a][0] == D("10200.00")  # the close's equity stands
+        assert saved(cid)[b] == (D("10100.00"), lb.ms(now))  # b, still at the version valued, is saved
