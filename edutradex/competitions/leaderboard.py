@@ -9,7 +9,9 @@ Who writes, who reads:
   ``competition:<id>``, and sends each participant whose rank or equity moved their own
   ``leaderboard_me`` frame over ``user:<id>``. Every LEADERBOARD_PERSIST_SECONDS it writes
   the changed equities and reach times to the participants' rows (the truth), 1,000 rows a
-  transaction, once the frames went out, and always before the freeze snapshot.
+  transaction, once the frames went out, and always before the freeze snapshot; never over a
+  row that changed since the equity was valued (a rebuy, a close, a rise/fall stake: see
+  PERSIST_PG).
 - Web processes read the shared board: ``top``, ``rank_of``, ``counts``, ``frame``.
 
 The shared board is a Redis sorted set per competition when REDIS_URL is set, the same
