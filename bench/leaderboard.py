@@ -12,6 +12,11 @@ then READS reads of the top 100 (the shared frame) plus one random participant's
 the board page does (one Redis round trip).
 Targets (issue #13): re-rank <= 50 ms per second of ticks; top 100 + own rank p99 <= 5 ms.
 
+The background tasks are threads here, sharing the GIL with the re-rank while it runs; in
+the authority (eventlet) they are green threads that run when the loop yields.
+BENCH_BACKGROUND=after runs them once the re-rank returned, as a loop that does not yield
+meanwhile would: the re-rank's wall time without that contention.
+
     .venv/bin/python -m bench.leaderboard [participants] [seconds] [reads]
 """
 
@@ -37,6 +42,7 @@ from edutradex.types import utcnow
 from tests.support.servers import PostgresServer, RedisServer
 
 PARTICIPANTS, SECONDS, READS = (int(a) for a in (sys.argv[1:] + ["10000", "5", "2000"][len(sys.argv[1:]):]))
+BACKGROUND_AFTER = os.environ.get("BENCH_BACKGROUND") == "after"
 SYMBOLS = 10
 TICKS_PER_SECOND = 10
 CAPITAL = Decimal("10000.00")
@@ -116,6 +122,10 @@ def run(label: str, app) -> dict:
 
         store.apply_keys, store.replace_keys = timed(inner_apply), timed(inner_replace)
         notes, publishes, cpus, fanouts, clock = [], [], [], [], 1_700_000_000_000
+        deferred: list = []
+        start_task = lb.socketio.start_background_task
+        if BACKGROUND_AFTER:
+            lb.socketio.start_background_task = lambda target, *args: deferred.append((target, args))
         for _ in range(SECONDS):
             batches = []  # the engine's valuations for one second, made before the clock starts
             for _tick in range(TICKS_PER_SECOND):
@@ -135,6 +145,9 @@ def run(label: str, app) -> dict:
             cpus.append(time.thread_time() - cpu_started)
             fanout_started = time.perf_counter()
             pub = lb.publisher(app)
+            while deferred:
+                target, args = deferred.pop(0)
+                target(*args)
             while cid in pub.sending or cid in pub.board_writes:  # own frames and the board, in the background
                 time.sleep(0.001)
             fanouts.append(time.perf_counter() - fanout_started)
@@ -142,6 +155,7 @@ def run(label: str, app) -> dict:
         board_write = store_timer["write"] / SECONDS * 1000  # in the background beyond INLINE_MAX: not in publish
         for name, timer in timers.items():
             setattr(lb, name, timer.inner)
+        lb.socketio.start_background_task = start_task
         store.apply_keys, store.replace_keys = inner_apply, inner_replace
         unsaved = [lb.unpack(key) for key in lb.publisher(app).unsaved[cid].values()]
         started = time.perf_counter()
@@ -181,7 +195,8 @@ def main() -> None:
     finally:
         redis.stop()
         pg.stop()
-    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; background tasks "
+          f"{'after the re-rank' if BACKGROUND_AFTER else 'in threads'}")
     print(f"{PARTICIPANTS:,} participants, {SYMBOLS} symbols x {TICKS_PER_SECOND} ticks/s "
           f"({PARTICIPANTS * TICKS_PER_SECOND:,} equity updates per second), mean over {SECONDS} s; ms")
     columns = ("note", "_exact", "_ranks_and_moves", "ranking", "build_frame", "_send_own", "publish", "cpu",
