@@ -45,25 +45,35 @@ CLIENT = os.environ.get("FANOUT_CLIENT", "lean")
 
 # ---- a client process ------------------------------------------------------------------
 
-async def lean_client_main(url: str, count: int, start_at: float, seconds: float, per_minute: bool = False) -> dict:
+async def lean_client_main(url: str, count: int, start_at: float, seconds: float, subscribe: list[str] | None = None,
+                           ts_key: bytes = b"ts_ms", by_stamp: float = 0.0,
+                           per_minute: bool = False) -> dict:
     """Engine.IO v4 / Socket.IO v5 over a WebSocket spoken by an asyncio Protocol: frames
     parsed by hand, tick times pulled out with a regular expression. Per message it costs a
     fraction of what the python-socketio client does, so more of the 2 cores are left to
-    the server being measured. `per_minute`: the latencies come back per minute since
-    `start_at` ({"0": [...], "1": [...]}, for a soak), and so do the frame counts."""
+    the server being measured. ``subscribe``: the Socket.IO packets sent once connected
+    (the tick rooms by default); ``ts_key``: the frame's server time in ms. The distinct
+    server times seen come back as ``stamps`` (frames sent, as far as any client saw).
+    ``by_stamp`` (seconds of grace): count the frames whose server time is in the window,
+    whenever they arrive (up to the grace after it), so that no frame is counted by some
+    clients and not others at the window's edges. ``per_minute``: the latencies come back per
+    minute since `start_at` ({"0": [...], "1": [...]}, for a soak)."""
     loop = asyncio.get_running_loop()
     host, port = url.removeprefix("http://").split(":")
-    subscribe = ['42["subscribe_board"]'] if MODE == "board" else \
-        [f'42["subscribe",{{"symbol":"{symbol}"}}]' for symbol in SYMBOLS]
-    ts_pattern = re.compile(rb'"ts_ms":(\d+)')
+    if subscribe is None:
+        subscribe = ['42["subscribe_board"]'] if MODE == "board" else \
+            [f'42["subscribe",{{"symbol":"{symbol}"}}]' for symbol in SYMBOLS]
+    ts_pattern = re.compile(rb'"' + ts_key + rb'":(\d+)')
     end_at = start_at + seconds
     stats = {"connected": 0, "frames": 0, "messages": 0}
     latencies: list[int] = []
     minutes: dict[str, list[int]] = {}
+    stamps: set[int] = set()
 
     class Connection(asyncio.Protocol):
         def __init__(self):
             self.buffer = bytearray()
+            self.frames = 0
             self.upgraded = False
             self.ready = loop.create_future()
             self.closed = loop.create_future()
@@ -108,13 +118,17 @@ async def lean_client_main(url: str, count: int, start_at: float, seconds: float
         def message(self, payload: bytes) -> None:
             if payload.startswith(b"42"):
                 now = time.time()
-                if start_at <= now < end_at:
-                    times = ts_pattern.findall(payload)
+                times = ts_pattern.findall(payload)
+                if by_stamp:
+                    times = [t for t in times if start_at * 1000 <= int(t) < end_at * 1000]
+                if times if by_stamp else start_at <= now < end_at:
                     stats["messages"] += 1
                     stats["frames"] += len(times)
+                    self.frames += len(times)
                     now_ms = int(now * 1000)
                     into = minutes.setdefault(str(int((now - start_at) // 60)), []) if per_minute else latencies
                     into.extend(now_ms - int(t) for t in times)
+                    stamps.update(int(t) for t in times)
             elif payload == b"2":  # Engine.IO ping
                 self.send_text("3")
             elif payload.startswith(b"40"):  # Socket.IO connected
@@ -141,11 +155,12 @@ async def lean_client_main(url: str, count: int, start_at: float, seconds: float
 
     semaphore = asyncio.Semaphore(50)  # connections being opened at once
     connections = await asyncio.gather(*(one(semaphore) for _ in range(count)))
-    await asyncio.sleep(max(0.0, end_at - time.time()) + 0.2)
+    await asyncio.sleep(max(0.0, end_at - time.time()) + 0.2 + by_stamp)
     for connection in connections:
         if connection is not None:
             connection.transport.close()
-    return {**stats, "latencies": minutes if per_minute else latencies}
+    return {**stats, "latencies": minutes if per_minute else latencies, "stamps": sorted(stamps),
+            "per_client": [c.frames for c in connections if c is not None]}
 
 
 async def client_main(url: str, count: int, start_at: float, seconds: float) -> dict:
@@ -227,21 +242,26 @@ def percentile(values: list[int], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_level(url: str, clients: int) -> dict:
+def run_level(url: str, clients: int, *, module: str = "bench.market_fanout", extra: tuple[str, ...] = (),
+              frames_per_client_s: int = len(SYMBOLS) * 10) -> dict:
+    """Clients in CLIENT_PROCESSES processes (``module --client url count start seconds
+    *extra``), measured for MEASURE_SECONDS once everyone had time to connect."""
     per_process = [clients // CLIENT_PROCESSES + (1 if i < clients % CLIENT_PROCESSES else 0)
                    for i in range(CLIENT_PROCESSES)]
     start_at = time.time() + 4 + clients / 150  # time to connect everyone first
-    procs = [subprocess.Popen([sys.executable, "-m", "bench.market_fanout", "--client", url, str(n), str(start_at),
-                               str(MEASURE_SECONDS)], cwd=ROOT, stdout=subprocess.PIPE)
+    procs = [subprocess.Popen([sys.executable, "-m", module, "--client", url, str(n), str(start_at),
+                               str(MEASURE_SECONDS), *extra], cwd=ROOT, stdout=subprocess.PIPE)
              for n in per_process if n]
     results = [json.loads(p.communicate(timeout=600)[0]) for p in procs]
     latencies = [v for r in results for v in r["latencies"]]
     frames = sum(r["frames"] for r in results)
     messages = sum(r["messages"] for r in results)
     connected = sum(r["connected"] for r in results)
-    ideal = connected * len(SYMBOLS) * 10
+    ideal = connected * frames_per_client_s
     return {"clients": clients, "connected": connected, "frames_per_s": frames / MEASURE_SECONDS,
-            "messages_per_s": messages / MEASURE_SECONDS,
+            "messages_per_s": messages / MEASURE_SECONDS, "frames": frames,
+            "stamps": sorted({t for r in results for t in r.get("stamps", [])}),
+            "per_client": [n for r in results for n in r.get("per_client", [])],
             "ideal_per_s": ideal, "p50_ms": percentile(latencies, 0.50), "p99_ms": percentile(latencies, 0.99)}
 
 

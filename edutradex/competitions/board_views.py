@@ -5,7 +5,7 @@ the snapshot."""
 
 from __future__ import annotations
 
-from flask import Response, redirect, render_template, request, stream_with_context, url_for
+from flask import Response, make_response, redirect, render_template, request, stream_with_context, url_for
 from flask_login import current_user, login_required
 
 from ..parsing import parse_page
@@ -19,6 +19,14 @@ S = CompetitionStatus
 
 def _view(competition) -> str:
     return leaderboard.LIVE if current_user.is_admin else leaderboard.public_view(competition)
+
+
+def _private(body):
+    """The board page pins the reader's own row, and admins see another view than traders:
+    no shared cache (a proxy, a CDN) may keep it for someone else."""
+    response = make_response(body)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 def _me(competition):
@@ -39,8 +47,9 @@ def leaderboard_page(competition_id: int):
     board = standings.board_page(competition, view, parse_page(request.args.get("page")), me.id if me else None)
     mine = standings.my_row(competition, me, view, board) if me is not None else None
     template = "competitions/_board.html" if _is_htmx() else "competitions/leaderboard.html"
-    return render_template(template, c=competition, board=board, mine=mine, live=competition.status == S.LIVE.value,
-                           admin_view=current_user.is_admin and competition.frozen_at is not None)
+    return _private(render_template(template, c=competition, board=board, mine=mine,
+                                    live=competition.status == S.LIVE.value,
+                                    admin_view=current_user.is_admin and competition.frozen_at is not None))
 
 
 @bp.route("/<int:competition_id>/leaderboard/counts")
@@ -49,7 +58,7 @@ def leaderboard_counts(competition_id: int):
     competition = _visible(competition_id)
     view = _view(competition)
     board = standings.board_page(competition, view, 1)
-    return {"id": competition.id, "view": view, **board.counts}
+    return _private({"id": competition.id, "view": view, **board.counts})
 
 
 @bp.route("/<int:competition_id>/standings")

@@ -1037,10 +1037,13 @@ class CfdEngine:
             return
         at_ms = self.clock_ms()
         by_competition: dict[int, list] = collections.defaultdict(list)
+        versions: dict[int, dict[int, int]] = collections.defaultdict(dict)
         for row in rows:
-            by_competition[row.pop("competition_id")].append((row["pid"], row["equity"], at_ms))
+            competition_id = row.pop("competition_id")
+            by_competition[competition_id].append((row["pid"], row["equity"], at_ms))
+            versions[competition_id][row["pid"]] = row["v"]
         for competition_id, updates in by_competition.items():
-            leaderboard.note_equity(competition_id, updates)  # ranked at the next publish
+            leaderboard.note_equity(competition_id, updates, versions[competition_id])  # ranked at the next publish
         table = Participant.__table__
         try:
             from sqlalchemy import bindparam

@@ -9,16 +9,19 @@ Who writes, who reads:
   ``competition:<id>``, and sends each participant whose rank or equity moved their own
   ``leaderboard_me`` frame over ``user:<id>``. Every LEADERBOARD_PERSIST_SECONDS it writes
   the changed equities and reach times to the participants' rows (the truth), 1,000 rows a
-  transaction, and always before the freeze snapshot.
+  transaction, once the frames went out, and always before the freeze snapshot; never over a
+  row that changed since the equity was valued (a rebuy, a close, a rise/fall stake: see
+  PERSIST_PG).
 - Web processes read the shared board: ``top``, ``rank_of``, ``counts``, ``frame``.
 
 The shared board is a Redis sorted set per competition when REDIS_URL is set, the same
 interface in process otherwise (the embedded default). In Redis:
 - the score is minus the equity in integer cents: exact (every integer below 2^53 is a
   double), asserted by ``to_cents``; the reach time is never packed into it;
-- the member is ``<reach time ms, 15 digits>:<participant id, 10 digits>``: Redis orders
-  equal scores by member, so equal equity ranks by reach time, then by participant id,
-  never by a name; a companion hash maps participant id -> current member.
+- the member is ``reach time ms << 32 | participant id`` in 25 decimal digits (the low
+  part of the authority's packed key, see ``pack``): Redis orders equal scores by member,
+  so equal equity ranks by reach time, then by participant id, never by a name; a
+  companion hash maps participant id -> current member.
 The database is the truth, the authority's memory at most LEADERBOARD_PERSIST_SECONDS
 ahead of it: if Redis loses a board (flushed, restarted), the next publish writes it again
 from the authority's ranking, identical, within a second; an authority that restarts loads
@@ -43,7 +46,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from flask import Flask, current_app
 from sortedcontainers import SortedList
-from sqlalchemy import bindparam, case, func, select, text, update
+from sqlalchemy import Boolean, Integer, bindparam, case, false, func, or_, select, text, update
 
 from ..extensions import db, socketio
 from ..types import utcnow
@@ -103,38 +106,74 @@ class Counts:
     above_start: int  # equity above the starting capital
 
 
+# ---- packed keys ------------------------------------------------------------------------
+# A board entry as one Python int: (2^53 - cents) << 80 | reach time ms << 32 | participant id.
+# Ints order as the board does (equity descending, then reach time, then id), compare faster
+# than tuples, and are not tracked by the garbage collector: a re-rank of 10,000 moved
+# accounts allocates no container the collector then has to walk.
+ID_BITS, AT_BITS = 32, 48
+ID_MASK = (1 << ID_BITS) - 1
+AT_MASK = (1 << AT_BITS) - 1
+LOW_BITS = ID_BITS + AT_BITS  # the tie-break part: reach time, then id
+LOW_MASK = (1 << LOW_BITS) - 1
+
+
+def pack(cents: int, at_ms: int, participant_id: int) -> int:
+    if not (0 <= at_ms <= AT_MASK and 0 <= participant_id <= ID_MASK):
+        raise ValueError(f"reach time {at_ms} or participant {participant_id} out of range")
+    return ((EXACT_LIMIT - cents) << LOW_BITS) | (at_ms << ID_BITS) | participant_id
+
+
+def unpack(key: int) -> Entry:
+    return Entry(key & ID_MASK, EXACT_LIMIT - (key >> LOW_BITS), (key >> ID_BITS) & AT_MASK)
+
+
+def key_cents(key: int) -> int:
+    return EXACT_LIMIT - (key >> LOW_BITS)
+
+
 class Ranking:
-    """One board in process: equity descending, then reach time, then participant id."""
+    """One board in process: equity descending, then reach time, then participant id (packed keys)."""
 
     def __init__(self, entries: Iterable[Entry] = ()):
-        self._by_id = {e.participant_id: (-e.cents, e.at_ms, e.participant_id) for e in entries}
+        self._by_id = {e.participant_id: pack(e.cents, e.at_ms, e.participant_id) for e in entries}
         self._keys = SortedList(self._by_id.values())
+
+    @classmethod
+    def of_keys(cls, keys: Iterable[int]) -> Ranking:
+        ranking = cls()
+        ranking._by_id = {key & ID_MASK: key for key in keys}
+        ranking._keys = SortedList(ranking._by_id.values())
+        return ranking
 
     def __len__(self) -> int:
         return len(self._keys)
 
     def cents_of(self, participant_id: int) -> int | None:
         key = self._by_id.get(participant_id)
-        return None if key is None else -key[0]
+        return None if key is None else key_cents(key)
 
     def put(self, entry: Entry) -> None:
-        old = self._by_id.get(entry.participant_id)
-        if old is not None:
-            self._keys.remove(old)
-        key = (-entry.cents, entry.at_ms, entry.participant_id)
-        self._by_id[entry.participant_id] = key
-        self._keys.add(key)
+        self.put_keys([pack(entry.cents, entry.at_ms, entry.participant_id)])
 
     def put_many(self, entries: list[Entry]) -> None:
+        self.put_keys([pack(e.cents, e.at_ms, e.participant_id) for e in entries])
+
+    def put_keys(self, keys: list[int]) -> None:
         """Many at once: when a good part of the board moved (every tick moves most
         accounts), sorting it again (C's sort) is cheaper than moving each entry."""
-        if len(entries) * 8 < len(self._keys):
-            for entry in entries:
-                self.put(entry)
+        by_id = self._by_id
+        if len(keys) * 8 < len(self._keys):
+            for key in keys:
+                old = by_id.get(key & ID_MASK)
+                if old is not None:
+                    self._keys.remove(old)
+                by_id[key & ID_MASK] = key
+                self._keys.add(key)
             return
-        for e in entries:
-            self._by_id[e.participant_id] = (-e.cents, e.at_ms, e.participant_id)
-        self._keys = SortedList(self._by_id.values())
+        for key in keys:
+            by_id[key & ID_MASK] = key
+        self._keys = SortedList(by_id.values())
 
     def remove(self, participant_id: int) -> None:
         old = self._by_id.pop(participant_id, None)
@@ -142,26 +181,30 @@ class Ranking:
             self._keys.remove(old)
 
     def top(self, offset: int, limit: int) -> list[Entry]:
-        return [Entry(pid, -neg, at) for neg, at, pid in self._keys.islice(offset, offset + limit)]
+        return [unpack(key) for key in self._keys.islice(offset, offset + limit)]
 
     def rank_of(self, participant_id: int) -> tuple[int, Entry] | None:
         key = self._by_id.get(participant_id)
         if key is None:
             return None
-        return self._keys.index(key) + 1, Entry(participant_id, -key[0], key[1])
+        return self._keys.index(key) + 1, unpack(key)
 
     def counts(self, start_cents: int) -> Counts:
-        return Counts(len(self._keys), self._keys.bisect_left((-start_cents,)))
+        return Counts(len(self._keys), self._keys.bisect_left((EXACT_LIMIT - start_cents) << LOW_BITS))
 
     def entries(self) -> list[Entry]:
-        return [Entry(pid, -neg, at) for neg, at, pid in self._keys]
+        return [unpack(key) for key in self._keys]
+
+    def keys(self) -> list[int]:
+        """The packed keys, best first."""
+        return list(self._keys)
 
     def cents_snapshot(self) -> dict[int, int]:
-        return {pid: -key[0] for pid, key in self._by_id.items()}
+        return {pid: key_cents(key) for pid, key in self._by_id.items()}
 
     def ids(self) -> list[int]:
         """Participant ids, best first."""
-        return [key[2] for key in self._keys]
+        return [key & ID_MASK for key in self._keys]
 
 
 # ---- the shared boards ------------------------------------------------------------------
@@ -178,13 +221,19 @@ class MemoryBoards:
         return (competition_id, view) in self._boards
 
     def replace(self, competition_id: int, view: str, entries: list[Entry]) -> None:
-        ranking = Ranking(entries)
+        self.replace_keys(competition_id, view, [pack(e.cents, e.at_ms, e.participant_id) for e in entries])
+
+    def apply(self, competition_id: int, view: str, entries: list[Entry]) -> None:
+        self.apply_keys(competition_id, view, [pack(e.cents, e.at_ms, e.participant_id) for e in entries])
+
+    def replace_keys(self, competition_id: int, view: str, keys: list[int]) -> None:
+        ranking = Ranking.of_keys(keys)
         with self._lock:
             self._boards[(competition_id, view)] = ranking
 
-    def apply(self, competition_id: int, view: str, entries: list[Entry]) -> None:
+    def apply_keys(self, competition_id: int, view: str, keys: list[int]) -> None:
         with self._lock:
-            self._boards[(competition_id, view)].put_many(entries)
+            self._boards[(competition_id, view)].put_keys(keys)
 
     def top(self, competition_id: int, view: str, offset: int, limit: int) -> list[Entry]:
         with self._lock:
@@ -269,33 +318,38 @@ class RedisBoards:
 
     @staticmethod
     def _keys(competition_id: int, view: str) -> tuple[str, str, str, str]:
-        base = f"edutradex:board:{competition_id}:{view}"
+        # v2: the member format of ``pack`` (a board written by an older release, whose
+        # members readers could not parse, is left aside and dropped with the competition)
+        base = f"edutradex:board:{competition_id}:v2:{view}"
         return f"{base}:rank", f"{base}:member", f"{base}:built", f"{base}:frame"
 
     @staticmethod
-    def member(entry: Entry) -> str:
-        return f"{entry.at_ms:015d}:{entry.participant_id:010d}"
-
-    @staticmethod
     def _entry(member: bytes | str, score: float) -> Entry:
-        text = member.decode() if isinstance(member, bytes) else member
-        at, pid = text.split(":")
-        return Entry(int(pid), -int(score), int(at))
+        low = int(member)
+        return Entry(low & ID_MASK, -int(score), low >> ID_BITS)
 
     def exists(self, competition_id: int, view: str) -> bool:
         return bool(self.redis.exists(self._keys(competition_id, view)[2]))
 
     def replace(self, competition_id: int, view: str, entries: list[Entry]) -> None:
-        ranks, members, built, _ = self._keys(competition_id, view)
-        payload = "".join(f"{e.participant_id} {e.at_ms:015d}:{e.participant_id:010d} {-e.cents}\n" for e in entries)
-        self._replace(keys=[ranks, members, built], args=[payload])  # a script: readers never see half a board
+        self.replace_keys(competition_id, view, [pack(e.cents, e.at_ms, e.participant_id) for e in entries])
 
     def apply(self, competition_id: int, view: str, entries: list[Entry]) -> None:
+        self.apply_keys(competition_id, view, [pack(e.cents, e.at_ms, e.participant_id) for e in entries])
+
+    def replace_keys(self, competition_id: int, view: str, keys: list[int]) -> None:
+        ranks, members, built, _ = self._keys(competition_id, view)
+        # score = -cents = (key >> LOW_BITS) - 2^53
+        payload = "".join([f"{key & ID_MASK} {key & LOW_MASK:025d} {(key >> LOW_BITS) - EXACT_LIMIT}\n"
+                           for key in keys])
+        self._replace(keys=[ranks, members, built], args=[payload])  # a script: readers never see half a board
+
+    def apply_keys(self, competition_id: int, view: str, keys: list[int]) -> None:
         ranks, members, _, _ = self._keys(competition_id, view)
-        for start in range(0, len(entries), APPLY_CHUNK):
+        for start in range(0, len(keys), APPLY_CHUNK):
             args: list = []
-            for e in entries[start:start + APPLY_CHUNK]:
-                args += [e.participant_id, self.member(e), -e.cents]
+            for key in keys[start:start + APPLY_CHUNK]:
+                args += [key & ID_MASK, f"{key & LOW_MASK:025d}", (key >> LOW_BITS) - EXACT_LIMIT]
             self._apply(keys=[ranks, members], args=args)
 
     def top(self, competition_id: int, view: str, offset: int, limit: int) -> list[Entry]:
@@ -321,8 +375,7 @@ class RedisBoards:
         if not found:
             return None
         rank, member, score = found
-        at, _ = (member.decode() if isinstance(member, bytes) else member).split(":")
-        return int(rank) + 1, Entry(participant_id, -int(score), int(at))
+        return int(rank) + 1, Entry(participant_id, -int(score), int(member) >> ID_BITS)
 
     def counts(self, competition_id: int, view: str, start_cents: int) -> Counts:
         ranks = self._keys(competition_id, view)[0]
@@ -404,16 +457,18 @@ class Publisher:
         self.equities: dict[int, dict[int, Decimal]] = {}  # competition -> participant -> equity published
         self.pending: dict[int, dict[int, tuple[Decimal, int]]] = {}  # competition -> participant -> (equity, at)
         self.sending: set[int] = set()  # competitions whose own frames are still going out
-        self.unsaved: dict[int, dict[int, Entry]] = {}  # changed since the last database write
+        self.unsaved: dict[int, dict[int, int]] = {}  # packed keys changed since the last database write
         self.saved_at: dict[int, float] = {}
         self.last_rank: dict[int, dict[int, int]] = {}
         self.move: dict[int, dict[int, int]] = {}  # the last rank change: + up, - down
         self.sent: dict[int, dict[int, tuple[int, int]]] = {}  # (rank, cents) last sent to the user
         self.frozen_ranks: dict[int, dict[int, int]] = {}
+        self.board_writes: dict[int, tuple[list[int], str]] = {}  # the latest board waiting for its writer
+        self.versions: dict[int, dict[int, int]] = {}  # the account version of the engine's latest valuation
 
     def forget(self, competition_id: int) -> None:
         for table in (self.rankings, self.users, self.equities, self.pending, self.last_rank, self.move,
-                      self.sent, self.frozen_ranks, self.unsaved, self.saved_at):
+                      self.sent, self.frozen_ranks, self.unsaved, self.saved_at, self.board_writes, self.versions):
             table.pop(competition_id, None)
 
 
@@ -444,8 +499,9 @@ def rebuild(competition_id: int) -> None:
     kept for the next one."""
     pub = publisher()
     with pub.lock:
-        unsaved = list(pub.unsaved.pop(competition_id, {}).values())
-    _persist(unsaved)
+        unsaved = [unpack(key) for key in pub.unsaved.pop(competition_id, {}).values()]
+        versions = dict(pub.versions.get(competition_id, {}))
+    _persist(unsaved, None, versions)
     competition = db.session.get(Competition, competition_id)
     entries, users = _rows(competition, frozen=False)
     with pub.lock:
@@ -485,12 +541,17 @@ def _load(competition_id: int) -> Ranking:
     return ranking
 
 
-def note_equity(competition_id: int, updates: Iterable[tuple[int, Decimal, int]]) -> None:
-    """The engine's call: (participant id, equity, at ms) for accounts it re-valued. The reach
-    time is recorded only when the equity changes; ranking waits for the next publish."""
+def note_equity(competition_id: int, updates: Iterable[tuple[int, Decimal, int]],
+                versions: dict[int, int] | None = None) -> None:
+    """The engine's call: (participant id, equity, at ms) for accounts it re-valued, and the
+    account versions it valued them at (the save then writes only rows still at that
+    version: a close committed since keeps its equity). The reach time is recorded only
+    when the equity changes; ranking waits for the next publish."""
     pub = publisher()
     with pub.lock:
         _load(competition_id)
+        if versions:
+            pub.versions.setdefault(competition_id, {}).update(versions)
         published, pending = pub.equities[competition_id], pub.pending[competition_id]
         for participant_id, equity, at_ms in updates:  # a Decimal comparison and a dict write: no ranking here
             noted = pending.get(participant_id)
@@ -505,45 +566,70 @@ def note_equity(competition_id: int, updates: Iterable[tuple[int, Decimal, int]]
 
 PERSIST_CHUNK = 1000
 # Three arrays, unnested side by side; only while the competition is live (the end writes
-# the final equities; a late save must not overwrite them).
+# the final equities; a late save must not overwrite them), and never over a row written
+# since the equity was reached (a rebuy resets equity and equity_at_ms in its transaction:
+# an equity noted before it, saved after it, would undo the reset). ``own``: the equity was
+# read from the row (an account the engine does not value): saved only while the row still
+# holds it (a rise/fall stake or a close committed since keeps its equity); ``version``: the
+# account version the engine valued it at, saved only while the row is still at it.
 PERSIST_PG = text(
     "UPDATE competition_participants AS p SET equity = v.equity, equity_at_ms = v.at "
-    "FROM unnest(CAST(:ids AS integer[]), CAST(:equities AS numeric[]), CAST(:ats AS bigint[])) AS v(id, equity, at) "
-    "WHERE p.id = v.id AND p.competition_id IN (SELECT id FROM competitions WHERE status = 'LIVE')")
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:equities AS numeric[]), CAST(:ats AS bigint[]), "
+    "CAST(:own AS boolean[]), CAST(:versions AS integer[])) AS v(id, equity, at, own, version) "
+    "WHERE p.id = v.id AND p.competition_id IN (SELECT id FROM competitions WHERE status = 'LIVE') "
+    "AND (p.equity_at_ms IS NULL OR p.equity_at_ms <= v.at) AND (NOT v.own OR p.equity = v.equity) "
+    "AND (v.version IS NULL OR p.version = v.version)")
 
 
 def _persist_seconds() -> float:
     return current_app.config.get("LEADERBOARD_PERSIST_SECONDS", 5.0)
 
 
-def _persist(changed: list[Entry]) -> None:
+def _persist(changed: list[Entry], tracked: set[int] | None = None, versions: dict[int, int] | None = None) -> None:
     """The changed equities and reach times, PERSIST_CHUNK rows a transaction: on PostgreSQL
     one set-based UPDATE each (an executemany is a round trip per row there); on SQLite, in
-    process, an executemany."""
+    process, an executemany. A row whose equity_at_ms is later than the saved reach time
+    changed since (a rebuy): left as it is. ``tracked``: the accounts the engine values; the
+    others' equities came from their rows and are saved only where the row still holds them
+    (None: the caller noted every equity itself, tests and benches). ``versions``: the account
+    versions the engine valued its accounts at; a row at another version changed since."""
     table = Participant.__table__
     postgres = db.session.get_bind().dialect.name == "postgresql"
     for start in range(0, len(changed), PERSIST_CHUNK):
         chunk = changed[start:start + PERSIST_CHUNK]
+        own = [tracked is not None and e.participant_id not in tracked for e in chunk]
+        at_version = [None if mine else (versions or {}).get(e.participant_id) for e, mine in zip(chunk, own, strict=True)]
         if postgres:
             db.session.execute(PERSIST_PG, {"ids": [e.participant_id for e in chunk],
-                                            "equities": [e.equity for e in chunk], "ats": [e.at_ms for e in chunk]})
+                                            "equities": [e.equity for e in chunk], "ats": [e.at_ms for e in chunk],
+                                            "own": own, "versions": at_version})
         else:
             live = select(Competition.id).where(Competition.status == CompetitionStatus.LIVE.value)
-            db.session.execute(update(table).where(table.c.id == bindparam("pid"), table.c.competition_id.in_(live))
+            db.session.execute(update(table).where(table.c.id == bindparam("pid"), table.c.competition_id.in_(live),
+                                                   or_(table.c.equity_at_ms.is_(None),
+                                                       table.c.equity_at_ms <= bindparam("at")),
+                                                   or_(bindparam("own", type_=Boolean).is_(false()),
+                                                       table.c.equity == bindparam("value")),
+                                                   or_(bindparam("v", type_=Integer).is_(None),
+                                                       table.c.version == bindparam("v")))
                                .values(equity=bindparam("value"), equity_at_ms=bindparam("at")),
-                               [{"pid": e.participant_id, "value": e.equity, "at": e.at_ms} for e in chunk])
+                               [{"pid": e.participant_id, "value": e.equity, "at": e.at_ms, "own": mine, "v": v}
+                                for e, mine, v in zip(chunk, own, at_version, strict=True)])
         db.session.commit()
 
 
-def _exact(competition_id: int, noted: dict[int, tuple[Decimal, int]]) -> list[Entry]:
-    """The noted equities as exact cents; an inexact one is an engine bug: logged, left out."""
+def _exact(competition_id: int, noted: dict[int, tuple[Decimal, int]]) -> list[int]:
+    """The noted equities as packed keys of exact cents (``to_cents`` inlined: it runs for
+    every moved account each second); an inexact one is an engine bug: logged, left out."""
     changed = []
     for pid, (equity, at) in noted.items():
-        try:
-            changed.append(Entry(pid, to_cents(equity), at))
-        except InexactEquity:
-            log.error("competition %s participant %s: equity %s is not exact cents; not ranked", competition_id,
-                      pid, equity)
+        cents = equity * HUNDRED
+        value = int(cents)
+        if cents != value or not -EXACT_LIMIT < value < EXACT_LIMIT or not 0 <= at <= AT_MASK:
+            log.error("competition %s participant %s: equity %s at %s ms is not exact cents or out of range; "
+                      "not ranked", competition_id, pid, equity, at)
+            continue
+        changed.append(((EXACT_LIMIT - value) << LOW_BITS) | (at << ID_BITS) | pid)
     return changed
 
 
@@ -607,24 +693,25 @@ def build_frame(competition: Competition, view: str, entries: list[Entry], moves
                                                  info.get("cent_seconds", 0), info.get("elapsed", 0))),
             "trades": info.get("trades", 0), "win_rate": info.get("win_rate"),
         })
-    return {"id": competition.id, "view": view, "at": now.isoformat(),
+    return {"id": competition.id, "view": view, "at": now.isoformat(), "at_ms": ms(now),
             "counts": {"participants": counts_.participants, "above_start": counts_.above_start}, "rows": rows}
 
 
 def _ranks_and_moves(pub: Publisher, competition_id: int, ranking: Ranking) -> dict[int, int]:
-    last = pub.last_rank.setdefault(competition_id, {})
+    """Each ranked participant's rank now; notes the rank changes (the frame's arrows)."""
+    last = pub.last_rank.get(competition_id, {})
     move = pub.move.setdefault(competition_id, {})
-    ranks = {}
-    for rank, pid in enumerate(ranking.ids(), start=1):
-        ranks[pid] = rank
+    ids = ranking.ids()
+    ranks = dict(zip(ids, range(1, len(ids) + 1), strict=True))
+    for pid, rank in ranks.items():
         before = last.get(pid)
         if before is not None and before != rank:
             move[pid] = before - rank
-        last[pid] = rank
+    pub.last_rank[competition_id] = ranks
     return ranks
 
 
-def publish_competition(competition: Competition, now: datetime) -> dict:
+def publish_competition(competition: Competition, now: datetime, tracked: set[int] | None = None) -> dict:
     """One re-rank of one live competition (see the module docstring). Returns the public frame."""
     pub = publisher()
     store = boards()
@@ -634,31 +721,32 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
         ranking = _load(competition.id)
         noted, pub.pending[competition.id] = pub.pending[competition.id], {}
         changed = _exact(competition.id, noted)
-        published = pub.equities[competition.id]
-        ranking.put_many(changed)
-        for pid, (equity, _) in noted.items():
-            published[pid] = equity
+        ranking.put_keys(changed)
+        pub.equities[competition.id].update((pid, equity) for pid, (equity, _) in noted.items())
         whole = len(changed) * 4 >= len(ranking)
+        board_keys = ranking.keys() if whole else None
         ranks = _ranks_and_moves(pub, competition.id, ranking)
         entries_top = ranking.top(0, FRAME_SIZE)
         live_counts = ranking.counts(to_cents(competition.starting_capital))
-        moves = dict(pub.move.get(competition.id, {}))
+        move = pub.move.get(competition.id, {})
+        moves = {e.participant_id: move[e.participant_id] for e in entries_top if e.participant_id in move}
         users = dict(pub.users.get(competition.id, {}))
     with pub.lock:
-        unsaved = pub.unsaved.setdefault(competition.id, {})
-        unsaved.update((e.participant_id, e) for e in changed)
-        freezing = _freeze_due(competition, now)
-        due = freezing or now.timestamp() - pub.saved_at.get(competition.id, 0) >= _persist_seconds()
-        to_save = list(unsaved.values()) if due else []
-        if due:
-            pub.unsaved[competition.id], pub.saved_at[competition.id] = {}, now.timestamp()
-    _persist(to_save)  # commits in chunks: an order waits for a row lock a few ms at most
+        pub.unsaved.setdefault(competition.id, {}).update({key & ID_MASK: key for key in changed})
+    freezing = _freeze_due(competition, now)
+    if freezing:  # every equity saved before the snapshot
+        _persist(_take_unsaved(pub, competition.id, now, force=True), tracked, pub.versions.get(competition.id))
     froze = _freeze(competition, now) if freezing else False
     db.session.commit()
-    if whole or not store.exists(competition.id, LIVE):  # most moved (or Redis lost it): write it whole
-        store.replace(competition.id, LIVE, ranking_entries(competition.id))
+    live_frame = None
+    if len(ranks) > INLINE_MAX or competition.id in pub.board_writes:
+        live_frame = build_frame(competition, LIVE, entries_top, moves, live_counts, now)
+        _queue_board_write(pub, competition.id, board_keys if board_keys is not None else ranking_keys(competition.id),
+                           json.dumps(live_frame))
+    elif whole or not store.exists(competition.id, LIVE):  # most moved (or Redis lost it): write it whole
+        store.replace_keys(competition.id, LIVE, board_keys if board_keys is not None else ranking_keys(competition.id))
     elif changed:
-        store.apply(competition.id, LIVE, changed)
+        store.apply_keys(competition.id, LIVE, changed)
     if competition.frozen_at is not None and (froze or not store.exists(competition.id, FROZEN)):
         frozen_entries = _rows(competition, frozen=True)[0]
         store.replace(competition.id, FROZEN, frozen_entries)
@@ -666,14 +754,59 @@ def publish_competition(competition: Competition, now: datetime) -> dict:
         with pub.lock:
             pub.frozen_ranks[competition.id] = {pid: rank for rank, pid in enumerate(ordered.ids(), start=1)}
         _freeze_pages(competition, ordered, now)
-    live_frame = build_frame(competition, LIVE, entries_top, moves, live_counts, now)
-    store.set_frame(competition.id, LIVE, json.dumps(live_frame))
+    if live_frame is None:
+        live_frame = build_frame(competition, LIVE, entries_top, moves, live_counts, now)
+        store.set_frame(competition.id, LIVE, json.dumps(live_frame))
     db.session.rollback()  # end the reading transaction
     public = live_frame if competition.frozen_at is None else frame(competition.id, FROZEN)
     if competition.frozen_at is None:
         _emit("leaderboard", live_frame, competition_room(competition.id))
     _send_own(pub, competition, ranks, users, ranking)
+    # After the frames went out (the room does not wait for the database); commits in
+    # chunks: an order waits for a row lock a few ms at most.
+    _persist(_take_unsaved(pub, competition.id, now), tracked, pub.versions.get(competition.id))
     return public
+
+
+def _take_unsaved(pub: Publisher, competition_id: int, now: datetime, force: bool = False) -> list[Entry]:
+    """The equities changed since the last save, when a save is due (taken: the next save
+    starts from here); nothing otherwise."""
+    with pub.lock:
+        if not force and now.timestamp() - pub.saved_at.get(competition_id, 0) < _persist_seconds():
+            return []
+        unsaved = pub.unsaved.get(competition_id, {})
+        pub.unsaved[competition_id], pub.saved_at[competition_id] = {}, now.timestamp()
+        return [unpack(key) for key in unsaved.values()]
+
+
+def _queue_board_write(pub: Publisher, competition_id: int, keys: list[int], frame_json: str) -> None:
+    """Beyond INLINE_MAX participants the whole board and its frame are written by a
+    background task, so the authority's loop does not wait for Redis (17 ms of server time
+    for 10,000 entries): the latest board wins, written whole, and the frame after its board,
+    so a reader never sees a frame ahead of the ranks. Readers stay at most a publish behind."""
+    with pub.lock:
+        busy = competition_id in pub.board_writes
+        pub.board_writes[competition_id] = (keys, frame_json)
+    if not busy:
+        socketio.start_background_task(_write_boards, pub, boards(), competition_id)
+
+
+def _write_boards(pub: Publisher, store, competition_id: int) -> None:
+    written = None
+    try:
+        while True:
+            with pub.lock:
+                latest = pub.board_writes.get(competition_id)
+                if latest is written or competition_id not in pub.rankings:  # nothing newer, or it ended
+                    pub.board_writes.pop(competition_id, None)
+                    return
+            keys, frame_json = written = latest
+            store.replace_keys(competition_id, LIVE, keys)
+            store.set_frame(competition_id, LIVE, frame_json)
+    except Exception:
+        with pub.lock:
+            pub.board_writes.pop(competition_id, None)
+        log.exception("could not write the board of competition %s", competition_id)
 
 
 def frozen_page_view(page: int) -> str:
@@ -696,6 +829,12 @@ def ranking_entries(competition_id: int) -> list[Entry]:
     pub = publisher()
     with pub.lock:
         return pub.rankings[competition_id].entries()
+
+
+def ranking_keys(competition_id: int) -> list[int]:
+    pub = publisher()
+    with pub.lock:
+        return pub.rankings[competition_id].keys()
 
 
 def _send_own(pub: Publisher, competition: Competition, ranks: dict[int, int], users: dict[int, int],
@@ -779,7 +918,7 @@ def publish_boards(app: Flask, now: datetime | None = None, *, tracked: set[int]
                 try:
                     if tracked is not None:
                         refresh_from_database(competition, tracked, now)
-                    publish_competition(competition, now)
+                    publish_competition(competition, now, tracked)
                     done += 1
                 except Exception:
                     db.session.rollback()

@@ -173,3 +173,45 @@ def test_drafts_have_no_board(app, path):
         someone = trader("0")
     login(client, someone)
     assert client.get(f"/competitions/{draft_id}/{path}").status_code == 404
+
+
+def test_no_reader_s_row_reaches_another_and_no_parameter_reaches_the_shared_cache(tmp_path, redis_url, monkeypatch):
+    """CTFd served one user's scoreboard view to others (#1584) and let a `top/<count>`
+    parameter poison a cache key (#2741). Here the only shared data is the frame per
+    competition and view: reading never writes it, whatever the parameters; the page that
+    pins a reader's row is private to that reader."""
+    from redis import Redis
+
+    from tests.conftest import build_app
+
+    monkeypatch.setattr(lb, "FRAME_SIZE", 2)
+    monkeypatch.setattr(standings, "PER_PAGE", 2)
+    app = build_app(f"sqlite:///{tmp_path / 'cache.db'}", REDIS_URL=redis_url, JOBS_MODE="thread")
+    redis = Redis.from_url(redis_url)
+    with app.app_context():
+        cid, people = live_competition(3)
+        (a, user_a), (b, user_b), (c, _) = people
+        lb.note_equity(cid, [(a, D("10300.00"), 1), (b, D("9100.00"), 2), (c, D("10200.00"), 3)])
+        lb.publish_boards(app)
+    shared = {key: redis.dump(key) for key in redis.scan_iter("edutradex:board:*")}
+    reader_a, reader_b = app.test_client(), app.test_client()
+    login(reader_a, user_a)
+    login(reader_b, user_b)
+
+    for query in ("", "?page=2", "?page=999999999", "?page=-1", "?top=1", "?count=500", "?page=2&top=1"):
+        for headers in ({}, {"HX-Request": "true"}):
+            seen_a = reader_a.get(f"/competitions/{cid}/leaderboard{query}", headers=headers)
+            seen_b = reader_b.get(f"/competitions/{cid}/leaderboard{query}", headers=headers)
+            for response, (rank, equity), (_, others) in ((seen_a, ("1", "10,300.00"), ("3", "9,100.00")),
+                                                          (seen_b, ("3", "9,100.00"), ("1", "10,300.00"))):
+                assert response.status_code == 200 and response.headers["Cache-Control"] == "private, no-store"
+                pinned = re.findall(r'data-testid="my-board-row".*?</div>', response.get_data(as_text=True), re.S)
+                assert len(pinned) == 1  # one pinned row: the reader's own
+                assert f"data-my-rank>{rank}<" in pinned[0] and equity in pinned[0] and others not in pinned[0]
+        counts = reader_b.get(f"/competitions/{cid}/leaderboard/counts{query}")
+        assert counts.get_json() == {"id": cid, "view": "live", "participants": 3, "above_start": 2}
+        assert counts.headers["Cache-Control"] == "private, no-store"
+    # Reading wrote nothing shared: the same keys, the same frame, whatever was asked.
+    assert {key: redis.dump(key) for key in redis.scan_iter("edutradex:board:*")} == shared
+    first = board_html(reader_b.get(f"/competitions/{cid}/leaderboard"))
+    assert rows(first) == [a, c] and "Page 1 of 2" in first

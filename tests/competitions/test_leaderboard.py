@@ -135,6 +135,30 @@ def test_the_ranked_equities_reach_the_database_every_few_seconds_and_never_afte
         assert saved(cid)[a][0] == D("9000.00")  # what the end wrote stays
 
 
+def test_a_save_never_writes_back_an_equity_noted_before_a_rebuy(db_app):
+    """The engine noted a's equity, then a rebought (the row reset to the starting capital
+    in its transaction); the next save must not put the old equity back over the reset."""
+    from edutradex.competitions import service
+
+    app = db_app
+    now = utcnow().replace(microsecond=0)
+    with app.app_context():
+        cid, people = live_competition(2, rebuys_allowed=True, max_rebuys=1, rebuy_fee="0.00")
+        (a, user_a), (b, _) = people
+        lb.publish_boards(app, now, tracked={a, b})  # saves (nothing noted yet); the engine values a and b
+        db.session.execute(update(Participant).where(Participant.id == a).values(equity=D("9000.00")))
+        db.session.commit()
+        lb.note_equity(cid, [(a, D("9000.00"), lb.ms(now)), (b, D("10100.00"), lb.ms(now))])
+        lb.publish_boards(app, now + timedelta(seconds=1), tracked={a, b})  # ranked, not saved yet
+        assert saved(cid)[a] == (D("9000.00"), None)
+        service.rebuy(cid, user_a, now=now + timedelta(seconds=2))
+        lb.publish_boards(app, now + timedelta(seconds=6), tracked={a, b})  # the save is due
+        assert saved(cid)[a] == (D("10000.00"), lb.ms(now + timedelta(seconds=2)))  # the reset stands
+        assert saved(cid)[b] == (D("10100.00"), lb.ms(now))  # the others are saved
+        db.session.expire_all()
+        assert db.session.get(Participant, a).rebuys == 1
+
+
 def test_a_redis_flush_mid_contest_rebuilds_an_identical_board_within_a_second(tmp_path, redis_url):
     from redis import Redis
 
@@ -178,6 +202,15 @@ def test_two_web_processes_on_one_redis_serve_the_same_board(tmp_path, redis_url
         assert lb.rank_of(cid, people[2][0])[0] == 1
         assert lb.frame_and_rank(cid, people[2][0]) == (lb.frame(cid), lb.rank_of(cid, people[2][0]))
         assert lb.frame_and_rank(cid, 999_999)[1] is None
+    # The pages, as each process serves them to the same trader: the same board.
+    pages = []
+    for process in (authority, web):
+        client = process.test_client()
+        login(client, people[0][1])
+        html = client.get(f"/competitions/{cid}/leaderboard").get_data(as_text=True)
+        pages.append((html[html.index('<div id="board"'):html.index("</section>", html.index('<div id="board"'))],
+                      client.get(f"/competitions/{cid}/leaderboard/counts").get_json()))
+    assert pages[0] == pages[1] and f'data-participant="{people[2][0]}"' in pages[0][0]
 
 
 def test_one_frame_per_publish_to_the_room_and_each_participant_their_own(app):
@@ -291,3 +324,171 @@ def test_the_engine_publish_reads_untracked_accounts_from_the_database_and_keeps
         lb.publish_boards(app, tracked={b})
         rank, entry = lb.rank_of(cid, a)
         assert (rank, entry.equity) == (1, D("11000.00"))
+
+
+def test_ties_go_to_who_reached_the_equity_first_while_live_and_share_a_rank_at_the_end(app):
+    from edutradex.competitions import lifecycle
+
+    app.config["LEADERBOARD_PERSIST_SECONDS"] = 0
+    with app.app_context():
+        cid, people = live_competition(3, prize_requires_trade=False)
+        (a, _), (b, _), (c, _) = people
+        lb.note_equity(cid, [(a, D("10200.00"), 2_000), (b, D("10200.00"), 1_000), (c, D("10100.00"), 500)])
+        lb.publish_boards(app)
+        assert [(e.participant_id, e.at_ms) for e in lb.top(cid, 0, 3)] == [(b, 1_000), (a, 2_000), (c, 500)]
+        assert [r["rank"] for r in lb.frame(cid)["rows"]] == [1, 2, 3]  # live: no shared rank
+        db.session.execute(update(Competition).where(Competition.id == cid).values(end_at=utcnow()))
+        db.session.commit()
+        assert lifecycle.end_competition(cid, utcnow())
+        db.session.expire_all()
+        final = {p.id: (p.final_rank, p.final_equity) for p in db.session.scalars(
+            select(Participant).where(Participant.competition_id == cid))}
+        assert final == {a: (1, D("10200.00")), b: (1, D("10200.00")), c: (3, D("10100.00"))}
+
+
+def test_a_large_board_is_written_by_a_background_task_its_frame_after_it(tmp_path, redis_url, monkeypatch):
+    """Beyond INLINE_MAX the authority's re-rank does not wait for Redis: the whole board and
+    then its frame go out from a background task, the latest board wins."""
+    monkeypatch.setattr(lb, "INLINE_MAX", 1)
+    app = build_app(f"sqlite:///{tmp_path / 'large.db'}", REDIS_URL=redis_url, JOBS_MODE="thread")
+    with app.app_context():
+        cid, people = live_competition(3)
+        (a, _), (b, _), (c, _) = people
+        pub = lb.publisher(app)
+        for n, equities in enumerate((("10100.00", "10200.00", "10300.00"), ("10600.00", "10500.00", "10400.00"))):
+            lb.note_equity(cid, [(pid, D(value), 10 + n) for (pid, _), value in zip(people, equities, strict=True)])
+            lb.publish_boards(app)
+        deadline = time.monotonic() + 5
+        while (cid in pub.board_writes or cid in pub.sending) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cid not in pub.board_writes
+        assert [(e.participant_id, e.equity) for e in lb.top(cid, 0, 10)] == [
+            (a, D("10600.00")), (b, D("10500.00")), (c, D("10400.00"))]
+        assert [r["participant_id"] for r in lb.frame(cid)["rows"]] == [a, b, c]
+        assert lb.top(cid, 0, 10) == lb.ranking_entries(cid)
+
+
+def test_during_the_freeze_the_room_gets_no_live_frame_and_each_trader_their_live_equity(app):
+    flask_client = app.test_client()
+    with app.app_context():
+        cid, people = live_competition(2, ends_in=timedelta(minutes=5), freeze_minutes=10)
+        (a, user_a), (b, _) = people
+        lb.note_equity(cid, [(a, D("10100.00"), 1), (b, D("10200.00"), 2)])
+        lb.publish_boards(app)  # the freeze window has begun: the snapshot (b first)
+    login(flask_client, user_a)
+    watcher = socketio.test_client(app, flask_test_client=flask_client)
+    watcher.emit("competition_watch", {"id": cid}, callback=True)
+    watcher.get_received()
+    with app.app_context():
+        lb.note_equity(cid, [(a, D("12000.00"), 3)])  # a overtakes b after the freeze began
+        lb.publish_boards(app)
+        assert [e.participant_id for e in lb.top(cid, 0, 2, lb.LIVE)] == [a, b]
+    received = watcher.get_received()
+    assert [m["name"] for m in received] == ["leaderboard_me"]  # nothing live for the public room
+    assert received[0]["args"][0] == {"id": cid, "rank": 2, "frozen": True, "of": 2, "equity": "12000.00"}
+    with app.app_context():
+        assert [r["participant_id"] for r in lb.frame(cid, lb.FROZEN)["rows"]] == [b, a]
+    watcher.disconnect()
+
+
+def test_an_inexact_noted_equity_is_logged_and_left_out_of_the_re_rank(app, caplog):
+    with app.app_context():
+        cid, people = live_competition(3)
+        (a, _), (b, _), (c, _) = people
+        lb.note_equity(cid, [(a, D("10100.005"), 1), (b, D(2 ** 53) / 100, 1), (c, D("10050.00"), 1)])
+        lb.publish_boards(app)
+        assert [(e.participant_id, e.equity) for e in lb.top(cid, 0, 3)] == [
+            (c, D("10050.00")), (a, D("10000.00")), (b, D("10000.00"))]  # a and b keep their last exact equity
+        assert sum("not exact cents" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_a_board_left_in_redis_by_the_previous_member_format_is_not_read(tmp_path, redis_url):
+    """Deploying the packed member format with boards live: the old keys (members
+    "<at>:<id>") are left aside, the next publish writes the new board whole."""
+    from redis import Redis
+
+    redis = Redis.from_url(redis_url)
+    app = build_app(f"sqlite:///{tmp_path / 'old.db'}", REDIS_URL=redis_url, JOBS_MODE="thread")
+    with app.app_context():
+        cid, people = live_competition(5)
+        ids = [pid for pid, _ in people]
+        old = f"edutradex:board:{cid}:live"
+        members = {pid: f"{n:015d}:{pid:010d}" for n, pid in enumerate(ids)}
+        redis.zadd(f"{old}:rank", {member: -1_000_000 for member in members.values()})
+        redis.hset(f"{old}:member", mapping=members)
+        redis.set(f"{old}:built", 1)
+        lb.note_equity(cid, [(ids[4], D("10100.00"), 5)])  # one of five moved: a partial write
+        lb.publish_boards(app)
+        assert [(e.participant_id, e.equity) for e in lb.top(cid, 0, 5)] == [(ids[4], D("10100.00"))] + [
+            (pid, D("10000.00")) for pid in ids[:4]]
+        assert lb.rank_of(cid, ids[0])[0] == 2
+        db.session.execute(update(Competition).where(Competition.id == cid).values(status="ENDED"))
+        db.session.commit()
+        lb.publish_boards(app)  # ended: its boards are dropped, the old ones with them
+    assert list(redis.scan_iter(f"edutradex:board:{cid}:*")) == []
+
+
+def test_a_publish_that_fails_before_its_save_leaves_the_equities_for_the_next_save(app, monkeypatch):
+    app.config["LEADERBOARD_PERSIST_SECONDS"] = 0
+    with app.app_context():
+        cid, people = live_competition(2)
+        (a, _), _ = people
+        lb.publish_boards(app)
+        lb.note_equity(cid, [(a, D("10400.00"), 4_000)])
+        build = lb.build_frame
+        monkeypatch.setattr(lb, "build_frame", lambda *args, **kwargs: 1 / 0)
+        lb.publish_boards(app)  # logged; the frame and the save did not happen
+        assert saved(cid)[a] == (D("10000.00"), None)
+        monkeypatch.setattr(lb, "build_frame", build)
+        lb.publish_boards(app)
+        assert saved(cid)[a] == (D("10400.00"), 4_000)
+
+
+def test_a_save_keeps_an_equity_committed_after_the_publish_read_it(db_app, monkeypatch):
+    """a holds nothing the engine values: its board equity is read from its row. A rise/fall
+    stake (or a close) committed after that read and before the save keeps its equity."""
+    app = db_app
+    now = utcnow().replace(microsecond=0)
+    with app.app_context():
+        cid, people = live_competition(2)
+        (a, _), (b, _) = people
+        lb.publish_boards(app, now, tracked={b})  # saves (nothing changed yet)
+        db.session.execute(update(Participant).where(Participant.id == a).values(equity=D("10400.00")))
+        db.session.commit()
+        read = lb.refresh_from_database
+
+        def read_then_a_stake_commits(*args):
+            read(*args)
+            db.session.execute(update(Participant).where(Participant.id == a).values(equity=D("10300.00")))
+            db.session.commit()
+
+        monkeypatch.setattr(lb, "refresh_from_database", read_then_a_stake_commits)
+        lb.publish_boards(app, now + timedelta(seconds=6), tracked={b})  # ranks 10,400.00, the save is due
+        assert lb.rank_of(cid, a)[1].equity == D("10400.00")
+        assert saved(cid)[a][0] == D("10300.00")  # the stake's equity stands
+        monkeypatch.setattr(lb, "refresh_from_database", read)
+        lb.publish_boards(app, now + timedelta(seconds=7), tracked={b})
+        assert lb.rank_of(cid, a)[1].equity == D("10300.00")  # and the next publish ranks it
+
+
+def test_a_save_keeps_the_equity_of_a_close_committed_after_the_engine_valued_the_account(db_app):
+    """The engine valued a at version v; a web process then closed a position (the account
+    locked: version v + 1, its equity written). The engine's older figure is not saved over it."""
+    from edutradex.competitions import positions
+
+    app = db_app
+    now = utcnow().replace(microsecond=0)
+    with app.app_context():
+        cid, people = live_competition(2)
+        (a, _), (b, _) = people
+        lb.publish_boards(app, now, tracked={a, b})  # saves (nothing noted yet)
+        version = {pid: v for pid, v in db.session.execute(
+            select(Participant.id, Participant.version).where(Participant.competition_id == cid))}
+        lb.note_equity(cid, [(a, D("10500.00"), lb.ms(now)), (b, D("10100.00"), lb.ms(now))], version)
+        lb.publish_boards(app, now + timedelta(seconds=1), tracked={a, b})  # ranked, not saved yet
+        positions.lock_account(a)  # the close, in a web process
+        db.session.execute(update(Participant).where(Participant.id == a).values(equity=D("10200.00")))
+        db.session.commit()
+        lb.publish_boards(app, now + timedelta(seconds=6), tracked={a, b})  # the save is due
+        assert saved(cid)[a][0] == D("10200.00")  # the close's equity stands
+        assert saved(cid)[b] == (D("10100.00"), lb.ms(now))  # b, still at the version valued, is saved
