@@ -30,6 +30,37 @@ DEDICATED_POOL_SIZE = 2
 DEDICATED_POOL_OVERFLOW = 2
 
 
+def ping_when_idle(engine: sa.Engine, idle_seconds: float) -> None:
+    """Pessimistic disconnect handling for connections that sat in the pool: one idle for
+    more than `idle_seconds` (where a database restart or an idle-connection reaper may
+    have dropped it) is pinged before use and replaced if dead. SQLAlchemy's pool_pre_ping
+    pings at every checkout, a round trip per request in front of every placement; a
+    connection in steady use is as alive as its last statement proved it."""
+    import time
+
+    from sqlalchemy import event, exc
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection, record):
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, proxy):
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= idle_seconds:
+            return
+        record.info["pings"] = record.info.get("pings", 0) + 1
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+            if engine.dialect.name == "postgresql":
+                dbapi_connection.rollback()  # the ping's transaction: end it, it is not the caller's
+        except Exception as error:
+            # the pool discards this connection and checks out another (a fresh one if need be)
+            raise exc.DisconnectionError(f"pooled connection found dead after {idle_seconds}s idle") from error
+
+
 class Database(SQLAlchemy):
     """Flask-SQLAlchemy, plus a connection pool of its own for a long-running task.
 
@@ -57,6 +88,7 @@ class Database(SQLAlchemy):
                    if key not in {"pool_size", "max_overflow", "poolclass"}}
         engine = sa.create_engine(shared.url, **{**options, "pool_size": DEDICATED_POOL_SIZE,
                                                  "max_overflow": DEDICATED_POOL_OVERFLOW})
+        ping_when_idle(engine, app.config["DATABASE_PING_IDLE_SECONDS"])
         token = _dedicated.set({**self._app_engines[app], None: engine})
         try:
             yield engine
