@@ -4,7 +4,8 @@ PostgreSQL. Closed loop: CLIENTS keep-alive connections in 2 client processes po
 HTMX form as fast as answers come back, for SECONDS after a warm-up. Each connection
 rotates over USERS_PER_CLIENT signed-in users placing 5-second trades, so every user stays
 under the open-trade limit (raised to OPEN_LIMIT for the run) and settlement runs alongside.
-Target: >= 500 trades/s sustained with p99 <= 50 ms.
+Target: >= 500 trades/s sustained with p99 <= 50 ms. BENCH_SHAPE=procfile runs the
+Procfile's processes instead of the one embedded web process (see Platform).
 
     .venv/bin/python -m bench.binary_place [seconds] [clients]
 """

@@ -5,7 +5,8 @@ refreshed book. Closed loop: CLIENTS keep-alive connections in 2 client processe
 form as fast as answers come back, for SECONDS after a warm-up; each connection rotates over
 USERS_PER_CLIENT signed-in participants of one LIVE competition. Each filled order opens a
 position (the accounts keep them open, so the books grow through the run).
-Target: >= 500 orders/s sustained with p99 <= 50 ms.
+Target: >= 500 orders/s sustained with p99 <= 50 ms. BENCH_SHAPE=procfile runs the
+Procfile's processes instead of the one embedded web process (binary_place.Platform).
 
 Then, in-process on the same database (no network, no other clients), where one order's
 time goes: the mean of the service alone (orders.place_order) and of the whole request
