@@ -44,7 +44,11 @@ class Config:
     SQLALCHEMY_DATABASE_URI = normalise_database_url(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'instance' / 'edutradex.db'}")
     )
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # A pooled connection idle for longer than this is pinged (SELECT 1) before use, and
+    # replaced if the server dropped it; one in steady use is not (a round trip per request
+    # saved). A connection lost while in use fails that request and invalidates the pool.
+    DATABASE_PING_IDLE_SECONDS = float(os.environ.get("DATABASE_PING_IDLE_SECONDS") or "10")
     REDIS_URL = os.environ.get("REDIS_URL") or None
 
     # Background jobs: "rq" when Redis is configured, "thread" (in-process) otherwise,

@@ -5,7 +5,8 @@ refreshed book. Closed loop: CLIENTS keep-alive connections in 2 client processe
 form as fast as answers come back, for SECONDS after a warm-up; each connection rotates over
 USERS_PER_CLIENT signed-in participants of one LIVE competition. Each filled order opens a
 position (the accounts keep them open, so the books grow through the run).
-Target: >= 500 orders/s sustained with p99 <= 50 ms.
+Target: >= 500 orders/s sustained with p99 <= 50 ms. BENCH_SHAPE=procfile runs the
+Procfile's processes instead of the one embedded web process (binary_place.Platform).
 
 Then, in-process on the same database (no network, no other clients), where one order's
 time goes: the mean of the service alone (orders.place_order) and of the whole request
@@ -16,7 +17,6 @@ time goes: the mean of the service alone (orders.place_order) and of the whole r
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
 import sys
@@ -26,10 +26,9 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlencode
 
-import requests
 from sqlalchemy import func, insert, select
 
-from bench.binary_place import client_process, sign_in, start_server
+from bench.binary_place import Platform, Run, closed_loop, sign_in, wait_for_first_placement
 from config import Config, TestingConfig
 from edutradex import create_app
 from edutradex.auth.models import User
@@ -51,7 +50,7 @@ BUY = {"stop_loss": "0.50000", "take_profit": "2.00000"}
 SELL = {"stop_loss": "2.00000", "take_profit": "0.50000"}
 
 
-def prepare(url: str, outbox: str) -> None:
+def prepare(url: str, outbox: str, users: int | None = None) -> None:
     """Markets, users (one argon2 hash with the server's parameters) and a LIVE CFD
     competition they all joined, with capital enough that no order runs out of margin."""
     from edutradex.auth.models import Role
@@ -59,6 +58,7 @@ def prepare(url: str, outbox: str) -> None:
     from edutradex.market.service import seed_markets
     from edutradex.types import utcnow
 
+    users = users or CLIENTS * USERS_PER_CLIENT
     app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url, ARGON2_TIME_COST=Config.ARGON2_TIME_COST,
                      ARGON2_MEMORY_COST=Config.ARGON2_MEMORY_COST, MAIL_OUTBOX_DIR=outbox)
     with app.app_context():
@@ -70,12 +70,12 @@ def prepare(url: str, outbox: str) -> None:
         db.session.execute(insert(User), [
             {"email": f"bench{n}@example.com", "name": f"Bench {n}", "password_hash": password,
              "role": Role.USER.value, "active": True, "demo_balance": Decimal("10000.00"),
-             "session_nonce": f"{n:016x}"} for n in range(CLIENTS * USERS_PER_CLIENT)])
+             "session_nonce": f"{n:016x}"} for n in range(users)])
         db.session.commit()
         now = utcnow().replace(microsecond=0)
         competition = service.create_competition({
             "name": "Bench CFD Cup", "slug": SLUG, "entry_fee": "0", "starting_capital": "1000000",
-            "min_participants": 1, "max_participants": CLIENTS * USERS_PER_CLIENT,
+            "min_participants": 1, "max_participants": users,
             "registration_opens_at": now - timedelta(hours=1), "registration_closes_at": now + timedelta(minutes=30),
             "start_at": now + timedelta(hours=1), "end_at": now + timedelta(hours=3), "prize_table": {1: "100"}})
         service.publish_competition(competition.id)
@@ -154,86 +154,53 @@ def profile(url: str, outbox: str) -> None:
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
 
 
-def main() -> None:
+def run(pg: PostgresServer, seconds: int, clients: int, database: str = "bench_cfd_place") -> Run:
+    """The HTTP bench on `pg`: prepare, start the server, sign in, run, stop the server.
+    Leaves the database for profile()."""
     from edutradex.competitions.models import CfdFill, CfdPosition, Participant
 
-    pg = PostgresServer().start()
-    server = None
+    users = clients * USERS_PER_CLIENT
+    url = pg.create_database(database)
+    prepare(url, str(Path(pg.base) / "outbox"), users)
+    os.environ["COMPETITIONS_OPEN"] = "1"  # the server's trader pages (whatever the shell has set)
+    port = free_port()
+    logdir = Path(pg.base) / database
+    logdir.mkdir()
+    platform = Platform(url, port, logdir)
+    path = f"/competitions/{SLUG}/trade/orders"
     try:
-        url = pg.create_database("bench_cfd_place")
-        prepare(url, str(Path(pg.base) / "outbox"))
-        os.environ["COMPETITIONS_OPEN"] = "1"  # the server's trader pages (whatever the shell has set)
-        port = free_port()
-        log = Path(pg.base) / "server.log"
-        server = start_server(url, port, log)
         base = f"http://127.0.0.1:{port}"
-        signed_in = [sign_in(base, n, f"/competitions/{SLUG}/trade?symbol={SYMBOL}")
-                     for n in range(CLIENTS * USERS_PER_CLIENT)]
-        sessions = [signed_in[i::CLIENTS] for i in range(CLIENTS)]
-        deadline = time.monotonic() + 15  # the embedded feed publishes the first quote
-        while time.monotonic() < deadline:
-            cookie, token = signed_in[0]
-            r = requests.post(f"{base}/competitions/{SLUG}/trade/orders", data=order_form("bench-first-quote", 1),
-                              headers={"Cookie": cookie, "X-CSRFToken": token, "HX-Request": "true",
-                                       "Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
-            if r.status_code == 200:
-                break
-            time.sleep(0.3)
-        else:
-            raise RuntimeError(f"no order placed before the run: {r.status_code} {r.text[:300]}")
+        signed_in = [sign_in(base, n, f"/competitions/{SLUG}/trade?symbol={SYMBOL}") for n in range(users)]
+        wait_for_first_placement(base, signed_in, path, order_form)
+        result = closed_loop(port, [signed_in[i::clients] for i in range(clients)], seconds, path, order_form)
+    finally:
+        platform.stop()
+    app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url)
+    with app.app_context():
+        opened = db.session.scalar(select(func.count()).select_from(CfdPosition))
+        fills = db.session.scalar(select(func.count()).select_from(CfdFill))
+        used = db.session.scalar(select(func.sum(Participant.used_margin)))
+        held = db.session.scalar(select(func.sum(CfdPosition.margin)))
+        db.engine.dispose()
+    result.trades, result.consistent = opened, used == held
+    result.fills = fills
+    result.url = url
+    return result
 
-        start_at = time.time() + 1
-        warm_until = start_at + WARMUP
-        stop_at = warm_until + SECONDS
-        queue = multiprocessing.Queue()
-        per = [sessions[i::PROCESSES] for i in range(PROCESSES)]
-        procs = [multiprocessing.Process(target=client_process, args=(port, chunk, start_at, stop_at, warm_until, queue,
-                                                                            f"/competitions/{SLUG}/trade/orders", order_form))
-                 for chunk in per]
-        for proc in procs:
-            proc.start()
-        latencies, errors, said = [], [], set()
-        for _ in procs:
-            lat, err, text = queue.get(timeout=SECONDS + WARMUP + 60)
-            latencies += lat
-            errors += err
-            said.add(text)
-        for proc in procs:
-            proc.join()
 
-        latencies.sort()
-        count = len(latencies)
-        if not count:
-            raise RuntimeError(f"no order answered 200 in the run: errors {len(errors)} {sorted(set(errors))} "
-                               f"{' | '.join(t for t in said if t)[:500]}")
-        rate = count / SECONDS
-
-        def pct(p: float) -> float:
-            return latencies[min(count - 1, int(count * p))] * 1000
-
+def main() -> None:
+    pg = PostgresServer().start()
+    try:
+        result = run(pg, SECONDS, CLIENTS)
         print(f"{CLIENTS} clients, {SECONDS}s measured after {WARMUP}s warm-up")
-        print(f"placed {count} orders: {rate:.0f} orders/s; latency ms p50 {pct(0.5):.1f} p95 {pct(0.95):.1f} "
-              f"p99 {pct(0.99):.1f} max {latencies[-1] * 1000:.1f}; errors {len(errors)} {sorted(set(errors))} "
-              f"{sorted(said - {''})[:2]}")
-        app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=url)
-        with app.app_context():
-            opened = db.session.scalar(select(func.count()).select_from(CfdPosition))
-            fills = db.session.scalar(select(func.count()).select_from(CfdFill))
-            used = db.session.scalar(select(func.sum(Participant.used_margin)))
-            held = db.session.scalar(select(func.sum(CfdPosition.margin)))
-            db.engine.dispose()
-        print(f"positions in the database: {opened}, fills {fills}; used margin = the positions' margin: {used == held}")
-        verdict = "PASS" if rate >= 500 and pct(0.99) <= 50 and not errors else "SHORT"
+        print(result.line("orders"))
+        print(f"positions in the database: {result.trades}, fills {result.fills}; used margin = the positions' "
+              f"margin: {result.consistent}")
+        verdict = "PASS" if result.rate >= 500 and result.pct(0.99) <= 50 and not result.errors else "SHORT"
         print(f"{verdict}: target >= 500 orders/s with p99 <= 50 ms")
         if PROFILE:
-            server.terminate()
-            server.wait(10)
-            server = None
-            profile(url, str(Path(pg.base) / "outbox"))
+            profile(result.url, str(Path(pg.base) / "outbox"))
     finally:
-        if server is not None:
-            server.terminate()
-            server.wait(10)
         pg.stop()
 
 

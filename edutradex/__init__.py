@@ -110,6 +110,12 @@ def _init_database(app: Flask) -> None:
             Path(uri.split("sqlite:///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
+    if not uri.startswith("sqlite"):
+        from .extensions import ping_when_idle
+
+        with app.app_context():
+            for engine in db.engines.values():
+                ping_when_idle(engine, app.config["DATABASE_PING_IDLE_SECONDS"])
     if uri.startswith("sqlite"):
         from sqlalchemy import event
 

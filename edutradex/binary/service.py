@@ -27,8 +27,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Protocol
 
 from flask import current_app
-from sqlalchemy import Select, case, func, select, type_coerce, update
+from sqlalchemy import Select, case, func, inspect, select, type_coerce, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from ..auth.models import User
 from ..errors import DomainError, InvalidFields, NotFound
@@ -126,16 +128,20 @@ class DemoAccount:
     def admit(self, market: Market, expires_ms: int) -> None:
         return None
 
-    def debit(self, amount: Decimal) -> None:
+    def debit(self, amount: Decimal) -> Decimal:
+        """The balance after the debit (the row stays locked until the commit, so it is also
+        the balance as committed)."""
         # Locks the user's row (PostgreSQL) or takes the write lock (SQLite).
         users = User.__table__
-        debited = db.session.execute(
+        balance = db.session.execute(
             update(users)
             .where(users.c.id == self.user_id, users.c.demo_balance >= amount)
             .values(demo_balance=users.c.demo_balance - amount)
-        ).rowcount
-        if debited != 1:
+            .returning(users.c.demo_balance)
+        ).scalar()
+        if balance is None:
             raise TradeError("Insufficient balance for this stake.", status_code=409, field="stake")
+        return balance
 
 
 def of_account(participant_id: int | None):
@@ -185,7 +191,7 @@ def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, dura
         # The debit comes first: it locks the account's row (PostgreSQL) or takes the write
         # lock (SQLite), so the open-trade count below cannot race another placement.
         # Account row before trade rows is also the one lock order (see settlement.py).
-        account.debit(amount)
+        balance = account.debit(amount)
         open_count = db.session.scalar(
             select(func.count()).select_from(Trade).where(Trade.user_id == user_id, of_account(account.participant_id),
                                                           Trade.status == TradeStatus.OPEN.value)
@@ -217,7 +223,10 @@ def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, dura
         db.session.flush()
         # Detached with everything loaded, so reading it after the commit needs no query.
         db.session.expunge(trade)
+        signed_in = _loaded_user(user_id) if isinstance(account, DemoAccount) else None
         db.session.commit()
+        if signed_in is not None:
+            _keep_loaded(*signed_in, demo_balance=balance)
     except IntegrityError:
         db.session.rollback()
         replay = existing_trade(user_id, idempotency_key)
@@ -228,6 +237,24 @@ def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, dura
         db.session.rollback()
         raise
     return trade
+
+
+def _loaded_user(user_id: int) -> tuple[User, dict] | None:
+    """The user's object in this session (the signed-in user, loaded by the request) and
+    its loaded column values, before the commit expires them."""
+    user = db.session.identity_map.get(identity_key(User, user_id))
+    if user is None:
+        return None
+    state = inspect(user)
+    return user, {key: state.dict[key] for key in state.mapper.column_attrs.keys() if key in state.dict}
+
+
+def _keep_loaded(user: User, loaded: dict, **changed) -> None:
+    """After the commit: the values the user's object held, with what this transaction
+    changed, as committed values. The answer's balance badge then reads the balance the
+    debit returned instead of reloading the whole row (a query and a transaction more)."""
+    for key, value in {**loaded, **changed}.items():
+        set_committed_value(user, key, value)
 
 
 def ms_to_datetime(ms: int) -> datetime:

@@ -416,7 +416,9 @@ class PriceFeed:
         pause = min(self.tick_interval, self.coalescer.interval, self.writer.flush_interval) / 4
         deadline = None if seconds is None else self.monotonic() + seconds
         lock = AuthorityLock(self.app, monotonic=self.monotonic)
-        with self.app.app_context():
+        # A pool of its own: in a web process the requests share the other one, and a
+        # burst of them must never hold up the ticks (stale quotes would refuse trades).
+        with self.app.app_context(), db.dedicated_engine(self.app):
             self.running = True
             try:
                 while self.running and self._stand_by(lock, deadline):

@@ -309,3 +309,30 @@ def test_another_users_trade_is_404_and_never_listed(app, client, auth, trader):
 def test_profile_says_what_a_reset_does(client, trader):
     html = client.get("/profile").get_data(as_text=True)
     assert "Open rise/fall trades are cancelled" in html
+
+
+def test_a_placement_reads_the_signed_in_user_once_and_shows_the_balance_its_debit_returned(app, client, auth, trader):
+    """One read of the user (the session's check), then the debit, the open-trade count and
+    the insert: the answer's balance is what the debit returned, not a reload after the commit."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+
+    def sent(conn, cursor, statement, *args):
+        statements.append(" ".join(statement.split()[:3]))
+
+    headers = auth.htmx_headers(f"/trade/{SYMBOL}")
+    with app.app_context():
+        engine = db.engine
+    for expected in ("9,990.00", "9,980.00"):
+        data = form(client)
+        event.listen(engine, "before_cursor_execute", sent)
+        try:
+            response = client.post("/trade/place", data=data, headers=headers)
+        finally:
+            event.remove(engine, "before_cursor_execute", sent)
+        assert response.status_code == 200 and expected in response.get_data(as_text=True)
+        assert [s for s in statements if "users" in s] == ["SELECT users.id AS", "UPDATE users SET"], statements
+        assert statements[-1] == "INSERT INTO trades", statements  # nothing read after the commit
+        statements.clear()
+    assert balance(app, trader) == Decimal("9980.00")

@@ -732,3 +732,33 @@ def test_a_triggered_order_without_the_margin_then_is_rejected_and_the_trader_to
         assert [(u, p["event"], p["order_id"]) for u, p in frames] == [(user_id, "order_rejected", order_id)]
         assert frames[0][1]["reason"] == order.status_reason and frames[0][1]["changed"]
         assert ("order", order_id) not in engine.triggers
+
+
+def test_notices_arriving_while_the_engine_syncs_wait_for_the_next_pass(app, record, monkeypatch):
+    """The web keeps placing while the engine reads the database for the notices it took:
+    those new notices are the next pass's. Taking them in the same pass, one sync each,
+    held the feed in take_notices for as long as the orders kept coming (no tick made, every
+    quote stale, every order refused 'Prices are updating')."""
+    with app.app_context():
+        competition_id, participant_id, _ = live_account()
+        record(EUR, "1.08500", "1.08520")
+        engine = started(app)
+        orders = [pending_order(competition_id, participant_id, side="SELL", order_type="LIMIT", price=f"1.0{860 + n}")
+                  for n in range(3)]
+        synced: list[dict] = []
+        real_sync = engine._sync
+
+        def sync_while_the_web_places(**scopes):
+            synced.append(scopes)
+            for n in range(100 if len(synced) < 5 else 0):  # meanwhile, other requests commit and notify
+                engine.notice("order", 10_000 + len(synced) * 100 + n)
+            real_sync(**scopes)
+
+        monkeypatch.setattr(engine, "_sync", sync_while_the_web_places)
+        for order_id in orders:
+            engine.notice("order", order_id)
+        engine.notice("position", 999_999)
+        engine.take_notices()
+        assert synced == [{"order_ids": set(orders), "position_ids": {999_999}, "participant_ids": set()}]
+        assert all(("order", order_id) in engine.triggers for order_id in orders)
+        assert len(engine.notices) == 100  # the next pass's
