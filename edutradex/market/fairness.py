@@ -67,17 +67,30 @@ class _Stream:
     config: str
     last_mid: Decimal | None = None
     last_ts_ms: int | None = None
+    reanchor: bool = False
 
 
 class FairnessRecorder:
     """Used by the feed loop: before each simulated step, `draws_for` gives the tick number and
     its draws (opening periods, logging config changes and restarts, reserving numbers);
-    after it, `stepped` remembers the price the next period opens from."""
+    after it, `stepped` remembers the price the next period opens from.
+
+    While the database is unreachable the feed keeps ticking (as the tick store's buffer
+    does): log entries wait in `pending` and are written with a later step, a reservation
+    is retried on the next tick, and a restart resumes after the highest number either
+    reserved or recorded. Opening a period needs the database (its seed lives there)."""
 
     def __init__(self, feed_seed: int | None, tick_interval_ms: int):
         self.feed_seed = feed_seed
         self.tick_interval_ms = tick_interval_ms
         self.streams: dict[str, _Stream] = {}
+        self.pending: list[dict] = []  # log entries not written yet (database unreachable)
+
+    def reanchor(self) -> None:
+        """The tick store dropped unwritten ticks: each walk restarts, at its next tick, from
+        its last quoted price, logged as an anchor, so the ticks after the hole still verify."""
+        for stream in self.streams.values():
+            stream.reanchor = True
 
     def forget(self, symbol: str | None = None) -> None:
         if symbol is None:
@@ -90,15 +103,26 @@ class FairnessRecorder:
         """(tick number, dt, draws) of the step `walk` is about to take at now_ms."""
         stream = self.streams.get(symbol)
         config = config_json(walk.config)
+        if self.pending:
+            self._write_pending()
         if stream is None or stream.walk is not walk or now_ms >= stream.end_ms:
             stream = self._open(symbol, walk, now_ms, previous_ts_ms, stream, config)
-        elif config != stream.config:
-            _log(symbol, stream.start_ms, "CONFIG", stream.next_n, config=config)
+        elif stream.reanchor and stream.last_mid is not None:
+            walk.log_price = math.log(float(stream.last_mid))
+            self._log(symbol, stream.start_ms, "REANCHOR", stream.next_n, config=config, anchor_mid=stream.last_mid,
+                      anchor_ts_ms=stream.last_ts_ms)
             stream.config = config
+        elif config != stream.config:
+            self._log(symbol, stream.start_ms, "CONFIG", stream.next_n, config=config)
+            stream.config = config
+        stream.reanchor = False
         n = stream.next_n
         if n > stream.reserved_through:
-            stream.reserved_through = n + RESERVE_BLOCK - 1
-            _reserve(symbol, stream.start_ms, stream.reserved_through)
+            try:
+                _reserve(symbol, stream.start_ms, n + RESERVE_BLOCK - 1)
+                stream.reserved_through = n + RESERVE_BLOCK - 1
+            except Exception:  # noqa: BLE001 - retried on the next tick; a restart also resumes after recorded numbers
+                log.warning("%s: could not reserve tick numbers (database unreachable); retrying", symbol)
         stream.next_n = n + 1
         dt = fair_rng.step_seconds(now_ms, stream.last_ts_ms)
         return n, dt, fair_rng.draws(stream.seed, symbol, n)
@@ -106,9 +130,26 @@ class FairnessRecorder:
     def release(self) -> None:
         """A clean stop: give back the reserved numbers not used, so the next holder resumes
         right after the last tick instead of recording them as a gap."""
+        if self.pending:
+            self._write_pending()
         for symbol, stream in self.streams.items():
             _reserve(symbol, stream.start_ms, stream.next_n - 1)
         self.streams.clear()
+
+    def _log(self, symbol: str, start: int, kind: str, from_tick: int, **values) -> None:
+        self.pending.append({"symbol": symbol, "period_start_ms": start, "kind": kind, "from_tick": from_tick,
+                             "recorded_at": utcnow(), **values})
+        self._write_pending()
+
+    def _write_pending(self) -> None:
+        try:
+            with db.engine.begin() as conn:
+                conn.execute(FairnessLogEntry.__table__.insert(), self.pending)
+        except Exception:  # noqa: BLE001 - kept, and written with a later step
+            log.warning("could not write %d fairness log entries (database unreachable); keeping them",
+                        len(self.pending))
+            return
+        self.pending = []
 
     def stepped(self, symbol: str, mid: Decimal, ts_ms: int) -> None:
         stream = self.streams[symbol]
@@ -134,18 +175,17 @@ class FairnessRecorder:
                                           else now_ms - self.tick_interval_ms)
             anchor_mid = Decimal(repr(walk.price)).quantize(ANCHOR_QUANTUM)
             walk.log_price = math.log(float(anchor_mid))
-        first = row.reserved_through + 1
-        if row.reserved_through:
-            recorded = db.session.scalar(select(func.max(Tick.seq)).where(
-                Tick.symbol == symbol, Tick.ts_ms >= start, Tick.ts_ms < start + length)) or 0
-            if recorded < row.reserved_through:
-                _log(symbol, start, "GAP", recorded + 1, to_tick=row.reserved_through)
-                log.warning("%s: tick numbers %d..%d of the period were used or reserved but not recorded "
-                            "(recorded as a gap)", symbol, recorded + 1, row.reserved_through)
-        _log(symbol, start, kind, first, config=config, anchor_mid=anchor_mid, anchor_ts_ms=anchor_ts)
+        recorded = db.session.scalar(select(func.max(Tick.seq)).where(
+            Tick.symbol == symbol, Tick.ts_ms >= start, Tick.ts_ms < start + length)) or 0
+        used = max(row.reserved_through, recorded)
+        if recorded < used:
+            self._log(symbol, start, "GAP", recorded + 1, to_tick=used)
+            log.warning("%s: tick numbers %d..%d of the period were used or reserved but not recorded "
+                        "(recorded as a gap)", symbol, recorded + 1, used)
+        self._log(symbol, start, kind, used + 1, config=config, anchor_mid=anchor_mid, anchor_ts_ms=anchor_ts)
         seed = _seed_of(row)
         db.session.remove()
-        stream = _Stream(walk, start, start + length, seed, first, row.reserved_through, config,
+        stream = _Stream(walk, start, start + length, seed, used + 1, used, config,
                          last_mid=anchor_mid, last_ts_ms=anchor_ts)
         self.streams[symbol] = stream
         return stream
@@ -179,12 +219,6 @@ def _period_row(symbol: str, start: int, length: int, now_ms: int, feed_seed: in
         log.warning("%s: the period starting at %d ms was committed late, at %d ms (no feed ran before it)",
                     symbol, start, now_ms)
     return row
-
-
-def _log(symbol: str, start: int, kind: str, from_tick: int, **values) -> None:
-    with db.engine.begin() as conn:
-        conn.execute(FairnessLogEntry.__table__.insert().values(
-            symbol=symbol, period_start_ms=start, kind=kind, from_tick=from_tick, recorded_at=utcnow(), **values))
 
 
 def reveal_ended(now_ms: int) -> int:
@@ -279,18 +313,20 @@ def _verifier():
     return module
 
 
-def verify_period(period: FairnessPeriod) -> tuple[bool, str]:
-    """Recompute a revealed period from the database and record the outcome on its row."""
+def verify_period(period: FairnessPeriod) -> tuple[str, str]:
+    """Recompute a revealed period from the database and record the outcome on its row:
+    (VERIFIED, PARTIAL or FAILED, the verifier's message)."""
     data = export(period)
     result = _verifier().verify(data)
     seqs = [t["n"] for t in data["ticks"]]
     period.tick_count = len(seqs)
     period.first_tick = seqs[0] if seqs else None
     period.last_tick = seqs[-1] if seqs else None
-    period.status = "VERIFIED" if result.ok else "FAILED"
+    period.status = ("PARTIAL" if result.unverifiable else "VERIFIED") if result.ok else "FAILED"
     period.status_detail = result.message[:300]
+    status = period.status
     db.session.commit()
-    return result.ok, result.message
+    return status, result.message
 
 
 def verify_due(now_ms: int, settle_ms: int) -> int:
@@ -299,7 +335,7 @@ def verify_due(now_ms: int, settle_ms: int) -> int:
                                                            FairnessPeriod.end_ms <= now_ms - settle_ms)
                               .order_by(FairnessPeriod.end_ms).limit(20)).all()
     for row in rows:
-        ok, message = verify_period(row)
-        if not ok:
+        status, message = verify_period(row)
+        if status == "FAILED":
             log.error("%s: the period starting at %d ms FAILED verification: %s", row.symbol, row.start_ms, message)
     return len(rows)

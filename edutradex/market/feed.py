@@ -169,6 +169,7 @@ class PriceFeed:
         self.simulator = Simulator(seed if seed is not None else config.get("FEED_SEED"))
         # committed seeds: every simulated step draws from its period's seed (provably fair)
         self.fairness = fairness.FairnessRecorder(self.simulator.seed, config["FEED_TICK_INTERVAL_MS"])
+        self.dropped_seen = 0  # the tick store's drops the walks have re-anchored after
         self.authority: AuthorityLock | None = None  # set while run() holds the price authority
         self.tick_interval = config["FEED_TICK_INTERVAL_MS"] / 1000
         self.reload_interval = config["FEED_CONFIG_RELOAD_SECONDS"]
@@ -247,6 +248,9 @@ class PriceFeed:
     def step_simulated(self, now_ms: int) -> int:
         produced = 0
         due_ms = int(self.tick_interval * 1000)
+        if self.writer.dropped != self.dropped_seen:  # ticks lost unwritten: restart the walks' proofs after them
+            self.dropped_seen = self.writer.dropped
+            self.fairness.reanchor()
         for symbol in list(self.simulator.walks):
             market = self.markets.get(symbol)
             last = self.last_step.get(symbol)

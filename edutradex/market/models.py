@@ -189,7 +189,7 @@ class FairnessPeriod(db.Model):
     tick_count: Mapped[int | None] = mapped_column(Integer)
     first_tick: Mapped[int | None] = mapped_column(Integer)
     last_tick: Mapped[int | None] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(10), default="COMMITTED")  # COMMITTED, REVEALED, VERIFIED, FAILED
+    status: Mapped[str] = mapped_column(String(10), default="COMMITTED")  # COMMITTED, REVEALED, VERIFIED, PARTIAL, FAILED
     status_detail: Mapped[str | None] = mapped_column(String(300))
 
 
