@@ -64,7 +64,7 @@ class _Stream:
     seed: bytes
     next_n: int
     reserved_through: int
-    config: str
+    config: WalkConfig  # as last logged
     last_mid: Decimal | None = None
     last_ts_ms: int | None = None
     reanchor: bool = False
@@ -102,18 +102,18 @@ class FairnessRecorder:
                   previous_ts_ms: int | None) -> tuple[int, float, tuple[float, float, float]]:
         """(tick number, dt, draws) of the step `walk` is about to take at now_ms."""
         stream = self.streams.get(symbol)
-        config = config_json(walk.config)
+        config = walk.config
         if self.pending:
             self._write_pending()
         if stream is None or stream.walk is not walk or now_ms >= stream.end_ms:
             stream = self._open(symbol, walk, now_ms, previous_ts_ms, stream, config)
         elif stream.reanchor and stream.last_mid is not None:
             walk.log_price = math.log(float(stream.last_mid))
-            self._log(symbol, stream.start_ms, "REANCHOR", stream.next_n, config=config, anchor_mid=stream.last_mid,
-                      anchor_ts_ms=stream.last_ts_ms)
+            self._log(symbol, stream.start_ms, "REANCHOR", stream.next_n, config=config_json(config),
+                      anchor_mid=stream.last_mid, anchor_ts_ms=stream.last_ts_ms)
             stream.config = config
-        elif config != stream.config:
-            self._log(symbol, stream.start_ms, "CONFIG", stream.next_n, config=config)
+        elif config is not stream.config and config != stream.config:
+            self._log(symbol, stream.start_ms, "CONFIG", stream.next_n, config=config_json(config))
             stream.config = config
         stream.reanchor = False
         n = stream.next_n
@@ -156,7 +156,7 @@ class FairnessRecorder:
         stream.last_mid, stream.last_ts_ms = mid, ts_ms
 
     def _open(self, symbol: str, walk: RandomWalk, now_ms: int, previous_ts_ms: int | None,
-              previous: _Stream | None, config: str) -> _Stream:
+              previous: _Stream | None, config: WalkConfig) -> _Stream:
         """Start (or take over) the period that holds now_ms: its seed, where its numbering
         resumes, and the anchor the walk starts from, logged before the first draw."""
         length = period_ms()
@@ -182,7 +182,7 @@ class FairnessRecorder:
             self._log(symbol, start, "GAP", recorded + 1, to_tick=used)
             log.warning("%s: tick numbers %d..%d of the period were used or reserved but not recorded "
                         "(recorded as a gap)", symbol, recorded + 1, used)
-        self._log(symbol, start, kind, used + 1, config=config, anchor_mid=anchor_mid, anchor_ts_ms=anchor_ts)
+        self._log(symbol, start, kind, used + 1, config=config_json(config), anchor_mid=anchor_mid, anchor_ts_ms=anchor_ts)
         seed = _seed_of(row)
         db.session.remove()
         stream = _Stream(walk, start, start + length, seed, used + 1, used, config,
