@@ -98,7 +98,27 @@ def test_uniforms_are_the_documented_53_bit_cuts_of_the_hmac_block():
 
 # ---- recorded periods verify exactly ----------------------------------------------------
 
+@pytest.fixture
+def fair_pg_app(postgres_url, tmp_path, clock):
+    app = build_app(postgres_url, FAIRNESS_PERIOD_SECONDS=PERIOD_MS / 1000)
+    with app.app_context():
+        service.seed_markets()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
 def test_a_recorded_period_verifies_across_an_admin_change_and_a_feed_restart(fair_app, clock, tmp_path):
+    record_and_verify(fair_app, clock, tmp_path)
+
+
+@pytest.mark.postgres
+def test_the_same_on_postgresql(fair_pg_app, clock, tmp_path):
+    record_and_verify(fair_pg_app, clock, tmp_path)
+
+
+def record_and_verify(fair_app, clock, tmp_path):
     start = T0 - T0 % PERIOD_MS
     clock.ms = start + 10  # the feed starts 10 ms into a period
     first = FeedHarness(fair_app, clock)
@@ -247,6 +267,12 @@ def test_the_fairness_page_lists_periods_and_refuses_bad_input(fair_app, clock, 
     assert current.commitment not in refused.get_data(as_text=True) or "not ended" in refused.get_data(as_text=True)
     at = client.get(f"/markets/{SYMBOL}/fairness/at/{recorded['ticks'][3]['ts_ms']}")
     assert at.status_code == 302 and f"period={recorded['period_start_ms']}" in at.headers["Location"]
+
+
+def test_an_export_is_refused_once_its_raw_ticks_are_pruned(fair_app, clock, recorded):
+    clock.advance(int(fair_app.config["TICK_RETENTION_HOURS"] * 3_600_000) + PERIOD_MS)
+    response = fair_app.test_client().get(f"/markets/{SYMBOL}/fairness/{recorded['period_start_ms']}.json")
+    assert response.status_code == 410 and "pruned" in response.get_data(as_text=True)
 
 
 def test_a_forex_market_says_it_is_not_simulated(fair_app):
