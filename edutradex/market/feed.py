@@ -366,7 +366,7 @@ class PriceFeed:
                 db.session.remove()
         if prune:
             self.next_prune = now + 300
-        try:  # reveal ended periods (also of idle markets) and verify those whose ticks are all stored
+        try:  # reveal ended periods (also of idle markets); queue the check of those whose ticks are all stored
             fairness.reveal_ended(now_ms)
             fairness.verify_due(now_ms, settle_ms=int(self.writer.flush_interval * 4000) + 1000)
         except Exception:
