@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "edutradex-fairness/1"
 RESERVE_BLOCK = 600  # tick numbers reserved per database write (5 minutes at 2 ticks a second)
+VERIFIER_PATH = Path(__file__).resolve().parents[2] / "tools" / "verify_prices.py"
 ANCHOR_QUANTUM = Decimal("1e-8")  # anchors are stored as prices (8 places): the walk starts from that value
 
 
@@ -307,8 +308,7 @@ def export(period: FairnessPeriod) -> dict:
 @functools.cache
 def _verifier():
     """tools/verify_prices.py, the script traders run: the app verifies with the very same code."""
-    path = Path(__file__).resolve().parents[2] / "tools" / "verify_prices.py"
-    spec = importlib_util.spec_from_file_location("edutradex_verify_prices", path)
+    spec = importlib_util.spec_from_file_location("edutradex_verify_prices", VERIFIER_PATH)
     module = importlib_util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

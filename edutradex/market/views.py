@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from flask import current_app, jsonify, redirect, render_template, request, url_for
+from flask import current_app, jsonify, redirect, render_template, request, send_file, url_for
 
 from ..errors import DomainError
 from . import bp, candles, fairness, quotes, service
@@ -151,3 +151,10 @@ def utc_ms(ts_ms: int | None) -> str:
     if ts_ms is None:
         return "—"
     return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.route("/fairness/verify_prices.py")
+def fairness_verifier():
+    """The standalone verifier, exactly the file the app itself verifies with."""
+    return send_file(fairness.VERIFIER_PATH, mimetype="text/x-python", as_attachment=True,
+                     download_name="verify_prices.py")

@@ -253,6 +253,8 @@ def test_the_fairness_page_lists_periods_and_refuses_bad_input(fair_app, clock, 
     html = page.get_data(as_text=True)
     assert recorded["commitment"] in html and recorded["seed"] in html
     assert "verify_prices.py" in html
+    script = client.get("/fairness/verify_prices.py")
+    assert script.status_code == 200 and script.get_data() == VERIFIER.read_bytes()
     assert client.get("/markets/NOPE/fairness").status_code == 404
     assert client.get(f"/markets/NOPE/fairness/{recorded['period_start_ms']}.json").status_code == 404
     assert client.get(f"/markets/{SYMBOL}/fairness/123.json").status_code == 404
