@@ -24,7 +24,7 @@ from importlib import util as importlib_util
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 
 from .. import jobs
 from ..errors import DomainError
@@ -135,7 +135,7 @@ class FairnessRecorder:
         if self.pending:
             self._write_pending()
         for symbol, stream in self.streams.items():
-            _reserve(symbol, stream.start_ms, stream.next_n - 1)
+            _reserve(symbol, stream.start_ms, stream.next_n - 1, give_back=True)
         self.streams.clear()
 
     def _log(self, symbol: str, start: int, kind: str, from_tick: int, **values) -> None:
@@ -193,10 +193,15 @@ class FairnessRecorder:
         return stream
 
 
-def _reserve(symbol: str, start_ms: int, through: int) -> None:
+def _reserve(symbol: str, start_ms: int, through: int, *, give_back: bool = False) -> None:
+    """Raise the period's reservation to `through` (never lower it: a paused former holder
+    waking up must not shrink what the current one reserved); `give_back`: set it, on a clean
+    stop of the holder."""
+    column = FairnessPeriod.reserved_through
+    value = through if give_back else case((column < through, through), else_=column)
     with db.engine.begin() as conn:
         conn.execute(update(FairnessPeriod).where(FairnessPeriod.symbol == symbol, FairnessPeriod.start_ms == start_ms)
-                     .values(reserved_through=through))
+                     .values(reserved_through=value))
 
 
 def _seed_of(row: FairnessPeriod) -> bytes:

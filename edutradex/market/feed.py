@@ -496,7 +496,10 @@ class PriceFeed:
         try:
             if self.authority is not None and lock.held():
                 self.flush_ticks(final=True)
-                self.fairness.release()
+                try:
+                    self.fairness.release()
+                except Exception:  # the next holder then records the unused numbers as a gap
+                    log.exception("could not give back the unused fairness tick numbers")
         except AuthorityLost as exc:
             log.error("could not write the last ticks: %s", exc)
         finally:

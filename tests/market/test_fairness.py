@@ -353,3 +353,28 @@ def test_the_command_refuses_unknown_markets_and_times(fair_app):
     assert nothing.exit_code != 0 and "no fairness period" in nothing.output
     garbage = runner.invoke(args=["market", "verify", SYMBOL, "yesterday"])
     assert garbage.exit_code == 2 and "neither an ISO time" in garbage.output
+
+
+def test_a_clean_stop_gives_back_unused_numbers_and_a_late_writer_cannot_shrink_a_reservation(fair_app, clock):
+    start = T0 - T0 % PERIOD_MS
+    clock.ms = start
+    first = FeedHarness(fair_app, clock)
+    first.run(10, step_ms=100)
+    with fair_app.app_context():
+        first.feed.flush_ticks(final=True)
+        reserved = fairness.get_period(SYMBOL, start).reserved_through
+        assert reserved == fairness.RESERVE_BLOCK  # reserved ahead, committed before use
+        fairness._reserve(SYMBOL, start, 3)  # a paused former holder's late reservation
+        assert fairness.get_period(SYMBOL, start).reserved_through == reserved
+        first.feed.fairness.release()  # what a clean stop does after its last flush
+        db.session.remove()
+        period = fairness.get_period(SYMBOL, start)
+        last = period.reserved_through
+        assert 1 < last < reserved
+    second = FeedHarness(fair_app, clock)
+    second.run(5, step_ms=100)
+    second.flush()
+    with fair_app.app_context():
+        entries = [(e.kind, e.from_tick) for e in db.session.scalars(select(FairnessLogEntry).where(
+            FairnessLogEntry.symbol == SYMBOL, FairnessLogEntry.period_start_ms == start).order_by(FairnessLogEntry.id))]
+    assert entries == [("RESTART", 1), ("RESTART", last + 1)]  # no gap: the numbering carries on
