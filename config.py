@@ -81,6 +81,8 @@ class Config:
     FEED_EMIT_INTERVAL_MS = int(os.environ.get("FEED_EMIT_INTERVAL_MS", "100"))  # at most one frame per symbol
     FEED_CONFIG_RELOAD_SECONDS = float(os.environ.get("FEED_CONFIG_RELOAD_SECONDS", "1"))
     FEED_SEED = int(os.environ["FEED_SEED"]) if os.environ.get("FEED_SEED") else None
+    # provably fair prices: each simulated market's seed is committed per period of this length
+    FAIRNESS_PERIOD_SECONDS = float(os.environ.get("FAIRNESS_PERIOD_SECONDS", "3600"))
     TICK_FLUSH_INTERVAL_MS = int(os.environ.get("TICK_FLUSH_INTERVAL_MS", "250"))
     TICK_FLUSH_MAX = int(os.environ.get("TICK_FLUSH_MAX", "500"))
     # the CFD engine re-reads pending orders and open positions this often (a lost notice costs this long)

@@ -33,7 +33,7 @@ from decimal import Decimal
 from flask import Flask, current_app
 
 from ..extensions import db, socketio
-from . import candles, config_signal, quotes, store, ticks
+from . import candles, config_signal, fairness, quotes, store, ticks
 from .authority import LOCK_KEY, AuthorityLock, AuthorityLost  # noqa: F401 - LOCK_KEY: where the lock lives
 from .models import Market, MarketType
 from .simulator import Simulator, WalkConfig, quote_from_mid
@@ -45,7 +45,6 @@ HEARTBEAT_TTL_MS = 3_600_000
 TICK_EVENT = "tick"
 BOARD_EVENT = "ticks"
 BOARD_ROOM = "ticks:board"
-MAX_STEP_SECONDS = 5.0  # after a stall, move the walk as if at most this much time passed
 MIN_GAP = 0.9  # of an interval: the least time between two frames of a symbol (see TickCoalescer)
 CLOCK_SLACK = 0.0005  # seconds; float clocks must not postpone a due flush by a whole pass
 
@@ -168,6 +167,9 @@ class PriceFeed:
         self.clock_ms = clock_ms
         self.monotonic = monotonic
         self.simulator = Simulator(seed if seed is not None else config.get("FEED_SEED"))
+        # committed seeds: every simulated step draws from its period's seed (provably fair)
+        self.fairness = fairness.FairnessRecorder(self.simulator.seed, config["FEED_TICK_INTERVAL_MS"])
+        self.dropped_seen = 0  # the tick store's drops the walks have re-anchored after
         self.authority: AuthorityLock | None = None  # set while run() holds the price authority
         self.tick_interval = config["FEED_TICK_INTERVAL_MS"] / 1000
         self.reload_interval = config["FEED_CONFIG_RELOAD_SECONDS"]
@@ -232,12 +234,13 @@ class PriceFeed:
         self.received.append((symbol, price, bid, ask, self.clock_ms(), source))
 
     def publish(self, market: MarketSnapshot, bid: Decimal, ask: Decimal, mid: Decimal, ts_ms: int,
-                source: str) -> quotes.Quote:
+                source: str, seq: int | None = None) -> quotes.Quote:
         if self.authority is not None:
             self.authority.check()  # never a tick past the lease's deadline
         quote = quotes.Quote(market.symbol, bid, ask, mid, self.tick_ids.next(), ts_ms, source)
         quotes.publish_quote(quote, self.authority)
-        self.writer.add(store.TickRow(quote.tick_id, market.symbol, ts_ms, bid, ask, mid, source, self.writer.epoch))
+        self.writer.add(store.TickRow(quote.tick_id, market.symbol, ts_ms, bid, ask, mid, source, self.writer.epoch,
+                                      seq))
         self.coalescer.add(quote, market.precision)
         self.last_tick_ms = ts_ms
         self.ticks_produced += 1
@@ -246,19 +249,23 @@ class PriceFeed:
     def step_simulated(self, now_ms: int) -> int:
         produced = 0
         due_ms = int(self.tick_interval * 1000)
+        if self.writer.dropped != self.dropped_seen:  # ticks lost unwritten: restart the walks' proofs after them
+            self.dropped_seen = self.writer.dropped
+            self.fairness.reanchor()
         for symbol in list(self.simulator.walks):
             market = self.markets.get(symbol)
             last = self.last_step.get(symbol)
             next_due = self.next_step.get(symbol)
             if market is None or (next_due is not None and now_ms < next_due):
                 continue
-            dt = min(MAX_STEP_SECONDS, (now_ms - last) / 1000) if last is not None else self.tick_interval
-            price = self.simulator.step(symbol, max(dt, 0.001))
+            seq, dt, draws = self.fairness.draws_for(symbol, self.simulator.walks[symbol], now_ms, last)
+            price = self.simulator.step(symbol, dt, draws)
             self.last_step[symbol] = now_ms
             # keep to the interval's grid, so waking a little late does not slow the tick rate
             on_grid = next_due is not None and now_ms - next_due < due_ms
             self.next_step[symbol] = (next_due if on_grid else now_ms) + due_ms
-            self.publish(market, price.bid, price.ask, price.mid, now_ms, "SIM")
+            self.publish(market, price.bid, price.ask, price.mid, now_ms, "SIM", seq)
+            self.fairness.stepped(symbol, price.mid, now_ms)
             produced += 1
         return produced
 
@@ -371,6 +378,14 @@ class PriceFeed:
                 db.session.remove()
         if prune:
             self.next_prune = now + 300
+        try:  # reveal ended periods (also of idle markets); queue the check of those whose ticks are all stored
+            fairness.reveal_ended(now_ms)
+            fairness.verify_due(now_ms, settle_ms=int(self.writer.flush_interval * 4000) + 1000)
+        except Exception:
+            log.exception("fairness reveal / verification failed")
+            db.session.rollback()
+        finally:
+            db.session.remove()
 
     def beat(self) -> None:
         self.next_heartbeat = self.monotonic() + 1.0
@@ -480,6 +495,7 @@ class PriceFeed:
         self.authority = None
         self.tell_authority(False)
         self.writer.forget()
+        self.fairness.forget()
         self.coalescer.pending.clear()
         self.received.clear()
         for symbol in list(self.simulator.walks):
@@ -494,6 +510,10 @@ class PriceFeed:
         try:
             if self.authority is not None and lock.held():
                 self.flush_ticks(final=True)
+                try:
+                    self.fairness.release()
+                except Exception:  # the next holder then records the unused numbers as a gap
+                    log.exception("could not give back the unused fairness tick numbers")
         except AuthorityLost as exc:
             log.error("could not write the last ticks: %s", exc)
         finally:

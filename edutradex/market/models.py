@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -111,6 +111,8 @@ class Tick(db.Model):
     source: Mapped[str] = mapped_column(String(16))
     # the authority tenure that wrote it (FeedAuthority.epoch); None for ticks written otherwise
     epoch: Mapped[int | None] = mapped_column(BigInteger)
+    # simulated ticks: the tick number in its fairness period (the key of its randomness)
+    seq: Mapped[int | None] = mapped_column(Integer)
 
 
 class FeedAuthority(db.Model):
@@ -161,3 +163,52 @@ class Candle(db.Model):
     low: Mapped[Decimal] = mapped_column(Price())
     close: Mapped[Decimal] = mapped_column(Price())
     tick_count: Mapped[int] = mapped_column(default=0)
+
+
+class FairnessPeriod(db.Model):
+    """One market's committed seed for one period (provably fair prices, see fairness.py).
+
+    `commitment` = sha256(seed) is published before the period starts; the seed itself is
+    kept encrypted (`seed_encrypted`, the KYC cipher) until the period ends, then revealed
+    in `seed`. `reserved_through`: the tick numbers the feed may have used, reserved ahead
+    and committed before use, so a restart resumes after them and never draws twice."""
+
+    __tablename__ = "fairness_periods"
+    __table_args__ = (UniqueConstraint("symbol", "start_ms", name="uq_fairness_periods_symbol_start"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    end_ms: Mapped[int] = mapped_column(BigInteger)
+    commitment: Mapped[str] = mapped_column(String(64))
+    seed_encrypted: Mapped[str | None] = mapped_column(Text)  # cleared once revealed
+    seed: Mapped[str | None] = mapped_column(String(64))  # hex, after the period ended
+    committed_at_ms: Mapped[int] = mapped_column(BigInteger)
+    revealed_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    reserved_through: Mapped[int] = mapped_column(Integer, default=0)
+    tick_count: Mapped[int | None] = mapped_column(Integer)
+    first_tick: Mapped[int | None] = mapped_column(Integer)
+    last_tick: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(10), default="COMMITTED")  # COMMITTED, REVEALED, VERIFIED, PARTIAL, FAILED
+    status_detail: Mapped[str | None] = mapped_column(String(300))
+
+
+class FairnessLogEntry(db.Model):
+    """What shapes a period's prices from tick number `from_tick` on: a CONFIG change, the
+    period's OPEN or a feed RESTART (both with the anchor price the walk starts from, as if
+    the previous tick had been at anchor_ts_ms), or a GAP (tick numbers from_tick..to_tick
+    used or reserved but not recorded)."""
+
+    __tablename__ = "fairness_config_log"
+    __table_args__ = (Index("ix_fairness_config_log_period", "symbol", "period_start_ms", "from_tick"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    symbol: Mapped[str] = mapped_column(String(32))
+    period_start_ms: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(8))
+    from_tick: Mapped[int] = mapped_column(Integer)
+    to_tick: Mapped[int | None] = mapped_column(Integer)  # GAP only
+    config: Mapped[str | None] = mapped_column(Text)  # JSON: volatility_mode, trend_bias, precision, spread
+    anchor_mid: Mapped[Decimal | None] = mapped_column(Price())
+    anchor_ts_ms: Mapped[int | None] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

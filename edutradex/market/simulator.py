@@ -5,6 +5,9 @@ by the trend bias; SPIKE mode adds occasional symmetric jumps. Working in log sp
 every price above zero. The walk is pure Python and deterministic for a seed, so tests
 replay it exactly and measure its statistics over many steps without waiting on a clock.
 The walker reads its config on every step, so a change applies from the next tick.
+
+The feed gives every step its draws from the period's committed seed (fair_rng: provably
+fair prices); without them a walk draws from its own random.Random (statistics tests).
 """
 
 from __future__ import annotations
@@ -86,16 +89,21 @@ class RandomWalk:
     def price(self) -> float:
         return math.exp(self.log_price)
 
-    def step(self, dt: float = 1.0) -> float:
-        """Advance by dt seconds with the config as it is now; returns the new mid."""
+    def step(self, dt: float = 1.0, draws: tuple[float, float, float] | None = None) -> float:
+        """Advance by dt seconds with the config as it is now; returns the new mid. `draws`:
+        (standard normal, jump uniform, jump-sign uniform), see fair_rng.draws."""
         profile = PROFILES[self.config.volatility_mode]
+        if draws is None:
+            jumps = (self.rng.random(), self.rng.random()) if profile.jump_rate else (1.0, 1.0)
+            draws = (self.rng.gauss(0.0, 1.0), *jumps)
+        z, u_jump, u_sign = draws
         bias = max(-1.0, min(1.0, float(self.config.trend_bias)))
         sigma = profile.sigma
         drift = bias * DRIFT_PER_SIGMA * profile.total_sigma
         # -sigma^2/2 (Ito) makes the expected price, not just the median, flat at bias 0.
-        move = (drift - 0.5 * profile.total_sigma**2) * dt + sigma * math.sqrt(dt) * self.rng.gauss(0.0, 1.0)
-        if profile.jump_rate and self.rng.random() < profile.jump_rate * dt:
-            move += profile.jump_size if self.rng.random() < 0.5 else -profile.jump_size
+        move = (drift - 0.5 * profile.total_sigma**2) * dt + sigma * math.sqrt(dt) * z
+        if profile.jump_rate and u_jump < profile.jump_rate * dt:
+            move += profile.jump_size if u_sign < 0.5 else -profile.jump_size
         self.log_price += move
         return self.price
 
@@ -125,7 +133,7 @@ class Simulator:
     def forget(self, symbol: str) -> None:
         self.walks.pop(symbol, None)
 
-    def step(self, symbol: str, dt: float) -> SimulatedQuote:
+    def step(self, symbol: str, dt: float, draws: tuple[float, float, float] | None = None) -> SimulatedQuote:
         walk = self.walks[symbol]
-        walk.step(dt)
+        walk.step(dt, draws)
         return walk.quote()

@@ -32,10 +32,11 @@ class TickRow:
     mid: Decimal
     source: str
     epoch: int | None = None
+    seq: int | None = None  # simulated: the tick number in its fairness period
 
     def as_params(self) -> dict:
         return {"id": self.id, "symbol": self.symbol, "ts_ms": self.ts_ms, "bid": self.bid, "ask": self.ask,
-                "mid": self.mid, "source": self.source, "epoch": self.epoch}
+                "mid": self.mid, "source": self.source, "epoch": self.epoch, "seq": self.seq}
 
 
 class TickIds:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
-from flask import current_app, jsonify, render_template, request
+from flask import current_app, jsonify, redirect, render_template, request, send_file, url_for
 
 from ..errors import DomainError
-from . import bp, candles, service
+from . import bp, candles, fairness, quotes, service
 from .models import MarketType
 
 
@@ -93,3 +94,67 @@ def chart(symbol: str):
     return render_template("market/chart.html", market=market, view=service.market_view(market, with_change=True),
                            resolution=resolution, resolutions=list(candles.RESOLUTIONS), others=others,
                            can_trade="binary.trade" in current_app.view_functions)
+
+
+# ---- provably fair prices ----------------------------------------------------------------
+
+@bp.app_template_global()
+def fairness_link(symbol: str, ts_ms: int | None) -> str | None:
+    """The fairness page's period that holds a tick of a simulated market (proof pages)."""
+    market = service.market_snapshot(symbol)
+    if market is None or not market.is_simulated or ts_ms is None:
+        return None
+    return url_for("market.fairness_at", symbol=symbol, ts_ms=ts_ms)
+
+
+@bp.route("/markets/<symbol>/fairness")
+def fairness_page(symbol: str):
+    market = service.get_market(symbol)
+    page = request.args.get("page", "1")
+    page = int(page) if page.isdigit() and 0 < int(page) < 100_000 else 1
+    now = quotes.now_ms()
+    periods, total, current, upcoming = [], 0, None, None
+    if market.is_simulated:
+        periods, total = fairness.past_periods(market.symbol, now, page, FAIRNESS_PER_PAGE)
+        current = fairness.current_period(market.symbol, now)
+        upcoming = fairness.next_period(market.symbol, now)
+    return render_template("market/fairness.html", market=market, periods=periods, current=current,
+                           upcoming=upcoming, page=page, pages=max(1, math.ceil(total / FAIRNESS_PER_PAGE)),
+                           highlight=request.args.get("period", type=int))
+
+
+FAIRNESS_PER_PAGE = 24
+
+
+@bp.route("/markets/<symbol>/fairness/at/<int:ts_ms>")
+def fairness_at(symbol: str, ts_ms: int):
+    market = service.get_market(symbol)
+    period = fairness.period_containing(market.symbol, ts_ms) if market.is_simulated else None
+    if period is None:
+        return redirect(url_for("market.fairness_page", symbol=market.symbol))
+    newer = fairness.count_past_after(market.symbol, quotes.now_ms(), period.start_ms)
+    return redirect(url_for("market.fairness_page", symbol=market.symbol, page=newer // FAIRNESS_PER_PAGE + 1,
+                            period=period.start_ms, _anchor=f"period-{period.start_ms}"))
+
+
+@bp.route("/markets/<symbol>/fairness/<int:start_ms>.json")
+def fairness_export(symbol: str, start_ms: int):
+    market = service.get_market(symbol)
+    data = fairness.export(fairness.get_period(market.symbol, start_ms))
+    response = jsonify(data)
+    response.headers["Content-Disposition"] = f'attachment; filename="{market.symbol}-{start_ms}.json"'
+    return response
+
+
+@bp.app_template_filter("utc_ms")
+def utc_ms(ts_ms: int | None) -> str:
+    if ts_ms is None:
+        return "—"
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@bp.route("/fairness/verify_prices.py")
+def fairness_verifier():
+    """The standalone verifier, exactly the file the app itself verifies with."""
+    return send_file(fairness.VERIFIER_PATH, mimetype="text/x-python", as_attachment=True,
+                     download_name="verify_prices.py")

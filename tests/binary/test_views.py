@@ -255,6 +255,9 @@ def test_history_stats_filters_and_proof(app, client, trader):
     assert client.get("/history?symbol=VOLATILITY_50").get_data(as_text=True).count('data-testid="history-row"') == 0
     detail = client.get(f"/history/{ids[0]}").get_data(as_text=True)
     assert "1.10010" in detail and "tick #" in detail and "→ WIN" in detail
+    # each tick links to the fairness period that holds it
+    assert re.search(r'href="/markets/[A-Z_0-9]+/fairness/at/\d+" data-testid="fairness-link"', detail)
+    assert re.search(r'href="/markets/[A-Z_0-9]+/fairness/at/\d+" data-testid="fairness-link-exit"', detail)
 
 
 def test_history_pagination_and_date_filter(app, client, trader):

@@ -154,6 +154,7 @@ def test_a_market_buy_answers_with_the_book_the_proof_and_a_new_key(app, client,
     assert html.count('data-testid="position-row"') == 1 and 'data-open="1.08510"' in html  # bought at the ask
     assert 'data-stop-loss="1.08000"' in html and 'data-take-profit="1.09000"' in html
     assert "tick #7" in html and "bid 1.08500 / ask 1.08510" in html  # the fill's proof, in History
+    assert 'data-testid="fairness-link"' in html  # the proof links to the fairness period of its tick
     assert 'id="cfd-account" data-testid="account-bar" aria-label="Competition account" hx-swap-oob="true"' in html
     assert 'data-testid="used-margin">361.70' in html  # 0.1 x 100,000 x 1.0851 / 30
     new_key = KEY.search(html).group(1)
