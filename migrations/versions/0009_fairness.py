@@ -2,7 +2,7 @@
 config log that shapes each period's prices, and each simulated tick's number in its period.
 
 Revision ID: 0009_fairness
-Revises: 0008_board
+Revises: 0009_alerts
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 import edutradex.types
 
 revision = "0009_fairness"
-down_revision = "0008_board"
+down_revision = "0009_alerts"
 branch_labels = None
 depends_on = None
 
