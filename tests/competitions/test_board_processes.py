@@ -2,12 +2,14 @@
 serve the same leaderboard. The first stands in for the `feed` process (it holds the price
 authority: the CFD engine re-ranks there); the second only reads the shared board. Traders
 place their orders through the second, the engine in the first values their positions, and
-both pages, both counts and the Socket.IO room of the second show the same ranking."""
+both pages, both counts and the Socket.IO room of the second show the same ranking; when the
+first stops, the second takes the authority over and the same board goes on."""
 
 from __future__ import annotations
 
 import re
 import threading
+import time
 
 import pytest
 import requests
@@ -159,6 +161,17 @@ def test_two_web_processes_on_one_redis_serve_the_same_board(tmp_path, postgres_
 
         latest = wait_for(frame_matches_page, timeout=30, interval=0.2, message="the frame the page shows")
         assert latest["view"] == "live" and latest["counts"]["participants"] == 3
+
+        # The authority's process goes away (a restart): the reader takes the authority,
+        # rebuilds the board from the database and keeps the same room and pages going.
+        assert "starts run_feed_service" not in reader.log_path.read_text()  # so far it only read the board
+        authority.stop()
+        stopped_ms = int(time.time() * 1000)
+        wait_for(lambda: "starts run_feed_service" in reader.log_path.read_text(), timeout=30,
+                 message="the reader taking the price authority")
+        after = wait_for(lambda: (found := frame_matches_page()) and found["at_ms"] > stopped_ms and found,
+                         timeout=30, interval=0.2, message="the reader's own frames, as its page shows them")
+        assert {(r["participant_id"], r["trades"]) for r in after["rows"]} == {(buyer, 1), (seller, 1), (idle, 0)}
     finally:
         if watcher.connected:
             watcher.disconnect()
@@ -167,4 +180,3 @@ def test_two_web_processes_on_one_redis_serve_the_same_board(tmp_path, postgres_
         with app.app_context():
             db.session.remove()
             db.engine.dispose()
-    assert "starts run_feed_service" not in reader.log_path.read_text()  # it never held the authority
