@@ -15,6 +15,7 @@ import pytest
 import requests
 from redis import Redis
 
+from edutradex.auth.models import User
 from edutradex.competitions.models import Competition
 from edutradex.extensions import db
 from edutradex.market.authority import LOCK_KEY
@@ -53,7 +54,9 @@ def place_market_order(session: requests.Session, base: str, slug: str, side: st
             "HX-Request": "true", "X-CSRFToken": CSRF.search(html).group(1)}, data={
             "client_key": CLIENT_KEY.search(html).group(1), "symbol": SYMBOL, "side": side,
             "order_type": "MARKET", "lots": lots})
-        return response.status_code == 200 or print(response.status_code, response.text[:300])
+        if response.status_code != 200:  # shown if the order never goes through
+            print("order refused:", response.status_code, response.text[:300])
+        return response.status_code == 200
 
     wait_for(placed, timeout=30, interval=0.5, message=f"the {side} order placed")
 
@@ -103,8 +106,6 @@ def test_two_web_processes_on_one_redis_serve_the_same_board(tmp_path, postgres_
         with app.app_context():
             cid, people = live_competition(3)
             slug = db.session.get(Competition, cid).slug
-            from edutradex.auth.models import User
-
             emails = [db.session.get(User, user_id).email for _, user_id in people]
             db.session.remove()
         (buyer, _), (seller, _), (idle, _) = people
