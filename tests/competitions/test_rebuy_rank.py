@@ -4,22 +4,25 @@ rebought and ends with more equity but a lower return ranks below one who did no
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import update
 
 from edutradex.competitions import leaderboard as lb
-from edutradex.competitions import lifecycle, service
+from edutradex.competitions import lifecycle, service, standings
 from edutradex.competitions.models import Competition, Participant
 from edutradex.competitions.returns import ranking_cents, return_percent, top_up_cent_seconds
 from edutradex.extensions import db
 from edutradex.types import utcnow
-from tests.competitions.board_helpers import live_competition
+from tests.competitions.board_helpers import live_competition, login
 from tests.competitions.conftest import open_competition, participants, trader
+from tests.competitions.test_board_views import board_html, rows
 from tests.conftest import build_app
 
 D = Decimal
@@ -62,10 +65,10 @@ def _rebuy_at(cid: int, user_id: int, pid: int, at) -> None:
     assert service.rebuy(cid, user_id, now=at) == 1
 
 
-def _three_traders(app, now):
+def _three_traders(app, now, **overrides):
     """Started an hour before ``now``. a: 10,000 -> 11,000 (+10 %); b: down to 4,000 at half time,
     rebuys, ends at 12,000 (-30.77 %, the most equity); c: 10,000 -> 9,500 (-5 %)."""
-    cid, people = live_competition(3, rebuys_allowed=True, max_rebuys=1, rebuy_fee="0.00")
+    cid, people = live_competition(3, rebuys_allowed=True, max_rebuys=1, rebuy_fee="0.00", **overrides)
     (a, _), (b, user_b), (c, _) = people
     start = now - timedelta(hours=1)
     db.session.execute(update(Competition).where(Competition.id == cid).values(start_at=start, started_at=start))
@@ -105,6 +108,36 @@ def test_a_rebuy_cannot_buy_a_rank_on_the_live_board(tmp_path, redis_url):
         lb.rebuild(cid, now)
         assert lb.top(cid, 0, 100) == before
         assert [r["participant_id"] for r in lb.frame(cid)["rows"]] == [a, c, b]
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_the_board_pages_show_the_equity_and_say_what_ranks(app, monkeypatch, frozen):
+    """Page 1 is the frame, page 2 is read from the board (scores): both show equities and
+    returns, the pinned row too; the pages say the board ranks by return."""
+    monkeypatch.setattr(lb, "FRAME_SIZE", 2)
+    monkeypatch.setattr(standings, "PER_PAGE", 2)
+    client = app.test_client()
+    now = utcnow().replace(microsecond=0)
+    with app.app_context():
+        overrides = {"ends_in": timedelta(minutes=5), "freeze_minutes": 10} if frozen else {}
+        cid, a, b, c = _three_traders(app, now, **overrides)
+        lb.publish_boards(app, now)  # with the freeze: this publish takes the snapshot
+        assert (db.session.get(Competition, cid).frozen_at is not None) is frozen
+        user_b = db.session.get(Participant, b).user_id
+    login(client, user_b)
+    first = board_html(client.get(f"/competitions/{cid}/leaderboard"))
+    assert rows(first) == [a, c]
+    assert "Ranked by return on money paid in, time-weighted: a rebuy cannot buy a rank." in first
+    assert "3 ranked · 1 with a positive return" in first
+    assert "11,000.00" in first and "10.00 %" in first and "9,500.00" in first
+    pinned = re.search(r'data-testid="my-board-row".*?</div>', first, re.S).group(0)
+    assert "data-my-rank>3<" in pinned and "12,000.00" in pinned and "-30.77" in pinned
+    second = board_html(client.get(f"/competitions/{cid}/leaderboard?page=2"))
+    assert rows(second) == [b] and "12,000.00" in second and "-30.77 %" in second
+    card = client.get(f"/competitions/{cid}/traders/{b}").get_data(as_text=True)
+    assert "12,000.00" in card
+    detail = client.get(f"/competitions/{cid}").get_data(as_text=True)
+    assert "Ranked by return on money paid in, time-weighted: a rebuy cannot buy a rank" in detail
 
 
 def test_the_rebuyers_score_moves_with_time_at_a_constant_equity(db_app):
