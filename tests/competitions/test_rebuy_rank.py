@@ -218,3 +218,28 @@ def test_without_rebuys_the_final_standings_rank_by_equity(db_app):
         lifecycle.write_standings(competition.id, False)
         db.session.commit()
         assert [p.final_rank for p in participants(competition.id)] == [2, 1]
+
+
+def test_the_rebuyers_own_frame_carries_the_equity_and_the_rank_by_return(app):
+    from edutradex.extensions import socketio
+
+    flask_client = app.test_client()
+    now = utcnow().replace(microsecond=0)
+    with app.app_context():
+        cid, a, b, c = _three_traders(app, now)
+        user_b = db.session.get(Participant, b).user_id
+    login(flask_client, user_b)
+    watcher = socketio.test_client(app, flask_test_client=flask_client)
+    assert watcher.emit("competition_watch", {"id": cid}, callback=True)["id"] == cid
+    with app.app_context():
+        lb.publish_boards(app, now)
+    received = watcher.get_received()
+    mine = [m["args"][0] for m in received if m["name"] == "leaderboard_me"]
+    assert mine == [{"id": cid, "rank": 3, "frozen": False, "of": 3, "equity": "12000.00"}]
+    frame = next(m["args"][0] for m in received if m["name"] == "leaderboard")
+    assert [(r["participant_id"], r["equity"]) for r in frame["rows"]] == [
+        (a, "11000.00"), (c, "9500.00"), (b, "12000.00")]
+    with app.app_context():
+        lb.publish_boards(app, now + timedelta(seconds=1))  # b's score moved with T; rank and equity did not
+    assert [m["name"] for m in watcher.get_received()] == ["leaderboard"]
+    watcher.disconnect()
