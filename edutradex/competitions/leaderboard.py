@@ -505,7 +505,10 @@ def _rows(competition: Competition, frozen: bool, now: datetime | None = None
     users and equities."""
     p = Participant
     equity, at = (p.frozen_equity, p.frozen_equity_at_ms) if frozen else (p.equity, p.equity_at_ms)
-    rows = db.session.execute(select(p.id, p.user_id, equity, at, p.topped_up, p.topped_up_cent_seconds).where(
+    topped, cent_seconds = ((func.coalesce(p.frozen_topped_up, p.topped_up),
+                             func.coalesce(p.frozen_topped_up_cent_seconds, p.topped_up_cent_seconds))
+                            if frozen else (p.topped_up, p.topped_up_cent_seconds))
+    rows = db.session.execute(select(p.id, p.user_id, equity, at, topped, cent_seconds).where(
         p.competition_id == competition.id, p.status == ParticipantStatus.ACTIVE.value, p.disqualified.is_(False),
         equity.is_not(None))).all()
     start = _start_ms(competition)
@@ -704,7 +707,9 @@ def _freeze(competition: Competition, now: datetime) -> bool:
                                .values(frozen_at=now)).rowcount
     if taken:
         db.session.execute(update(Participant).where(Participant.competition_id == competition.id)
-                           .values(frozen_equity=Participant.equity, frozen_equity_at_ms=Participant.equity_at_ms))
+                           .values(frozen_equity=Participant.equity, frozen_equity_at_ms=Participant.equity_at_ms,
+                                   frozen_topped_up=Participant.topped_up,
+                                   frozen_topped_up_cent_seconds=Participant.topped_up_cent_seconds))
     return bool(taken)
 
 
@@ -716,7 +721,7 @@ def _details(competition: Competition, ids: list[int], now: datetime) -> dict[in
         return {}
     p = Participant
     rows = db.session.execute(select(p.id, User.name, p.trades_count, p.topped_up, p.topped_up_cent_seconds,
-                                     p.equity, p.frozen_equity)
+                                     p.equity, p.frozen_equity, p.frozen_topped_up, p.frozen_topped_up_cent_seconds)
                               .join(User, User.id == p.user_id).where(p.id.in_(ids))).all()
     closed = db.session.execute(
         select(CfdPosition.participant_id, func.count(), func.sum(case((CfdPosition.realized_pnl > 0, 1), else_=0)))
@@ -726,8 +731,9 @@ def _details(competition: Competition, ids: list[int], now: datetime) -> dict[in
     elapsed = max(0, int((now - (competition.started_at or competition.start_at)).total_seconds()))
     return {pid: {"name": name, "trades": trades, "topped_up": topped, "cent_seconds": cent_seconds,
                   "win_rate": wins.get(pid),
-                  "elapsed": elapsed, "equity": equity, "frozen_equity": frozen}
-            for pid, name, trades, topped, cent_seconds, equity, frozen in rows}
+                  "elapsed": elapsed, "equity": equity, "frozen_equity": frozen,
+                  "frozen_topped_up": frozen_topped, "frozen_cent_seconds": frozen_cent_seconds}
+            for pid, name, trades, topped, cent_seconds, equity, frozen, frozen_topped, frozen_cent_seconds in rows}
 
 
 def win_rate(won: int, closed: int) -> str | None:
@@ -744,10 +750,16 @@ def build_frame(competition: Competition, view: str, entries: list[Entry], moves
     With rebuys an entry holds a score, not the equity: the equity shown is ``equities``'
     (the authority's) or else the participant row's (``frozen_equity`` for the frozen view)."""
     details = _details(competition, [e.participant_id for e in entries], now)
+    # the frozen view: returns as of the snapshot (top-ups then, T at the freeze), as it is ranked
+    frozen_elapsed = elapsed_seconds(competition, competition.frozen_at) if (
+        view == FROZEN and competition.frozen_at is not None) else None
     rows = []
     for rank, entry in enumerate(entries, start=first_rank):
         info = details.get(entry.participant_id, {})
         equity = entry.equity
+        topped, cent_seconds = info.get("topped_up", Decimal("0.00")), info.get("cent_seconds", 0)
+        if view == FROZEN and info.get("frozen_topped_up") is not None:  # the snapshot's top-ups
+            topped, cent_seconds = info["frozen_topped_up"], info["frozen_cent_seconds"]
         if competition.rebuys_allowed:
             known = (equities or {}).get(entry.participant_id)
             if known is None:
@@ -756,9 +768,8 @@ def build_frame(competition: Competition, view: str, entries: list[Entry], moves
         rows.append({
             "rank": rank, "participant_id": entry.participant_id, "name": info.get("name", "?"),
             "equity": f"{equity:.2f}", "move": moves.get(entry.participant_id, 0),
-            "return_percent": str(return_percent(equity, competition.starting_capital,
-                                                 info.get("topped_up", Decimal("0.00")),
-                                                 info.get("cent_seconds", 0), info.get("elapsed", 0))),
+            "return_percent": str(return_percent(equity, competition.starting_capital, topped, cent_seconds,
+                                                 info.get("elapsed", 0) if frozen_elapsed is None else frozen_elapsed)),
             "trades": info.get("trades", 0), "win_rate": info.get("win_rate"),
         })
     return {"id": competition.id, "view": view, "at": now.isoformat(), "at_ms": ms(now),

@@ -243,3 +243,22 @@ def test_the_rebuyers_own_frame_carries_the_equity_and_the_rank_by_return(app):
         lb.publish_boards(app, now + timedelta(seconds=1))  # b's score moved with T; rank and equity did not
     assert [m["name"] for m in watcher.get_received()] == ["leaderboard"]
     watcher.disconnect()
+
+
+def test_a_rebuy_during_the_freeze_does_not_move_the_frozen_board_even_rebuilt(app):
+    """The snapshot keeps the top-ups with the frozen equity: c rebuys during the freeze, the
+    frozen board rebuilt from the database (a Redis flush, a restart) scores as the snapshot did."""
+    now = utcnow().replace(microsecond=0)
+    with app.app_context():
+        cid, a, b, c = _three_traders(app, now, ends_in=timedelta(minutes=5), freeze_minutes=10)
+        lb.publish_boards(app, now)  # the snapshot
+        frozen = lb.top(cid, 0, 100, lb.FROZEN)
+        frozen_rows = lb.frame(cid, lb.FROZEN)["rows"]
+        assert [e.participant_id for e in frozen] == [a, c, b]
+        assert frozen_rows[1]["return_percent"] == "-5.00"
+        user_c = db.session.get(Participant, c).user_id
+        assert service.rebuy(cid, user_c, now=now + timedelta(seconds=1)) == 1  # 500 paid in at 9,500
+        lb.rebuild(cid, now + timedelta(seconds=2))
+        assert lb.top(cid, 0, 100, lb.FROZEN) == frozen
+        assert [(r["participant_id"], r["equity"], r["return_percent"]) for r in lb.frame(cid, lb.FROZEN)["rows"]] == [
+            (r["participant_id"], r["equity"], r["return_percent"]) for r in frozen_rows]
