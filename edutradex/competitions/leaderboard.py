@@ -800,7 +800,11 @@ def publish_competition(competition: Competition, now: datetime, tracked: set[in
         ranking = _load(competition.id)
         noted, pub.pending[competition.id] = pub.pending[competition.id], {}
         changed = _exact(competition.id, noted)  # packed equities (saved); with rebuys ranked by score
-        pub.equities[competition.id].update((pid, equity) for pid, (equity, _) in noted.items())
+        if competition.rebuys_allowed:  # only exact equities: the frames, own frames and scores use them
+            exact = {key & ID_MASK for key in changed}
+            pub.equities[competition.id].update((pid, equity) for pid, (equity, _) in noted.items() if pid in exact)
+        else:
+            pub.equities[competition.id].update((pid, equity) for pid, (equity, _) in noted.items())
         ranked = (_scored_keys(competition, ranking, changed, pub.equities[competition.id], now)
                   if competition.rebuys_allowed else changed)
         ranking.put_keys(ranked)
@@ -954,6 +958,8 @@ def _send_batch(pub: Publisher, competition_id: int, frozen: bool, frozen_ranks:
         sent = pub.sent.setdefault(competition_id, {})
         for pid, rank in ranks.items():
             cents = cents_of.get(pid)
+            if cents is None:
+                continue
             shown = frozen_ranks.get(pid) if frozen else rank
             if sent.get(pid) == (shown, cents) or pid not in users:
                 continue

@@ -262,3 +262,15 @@ def test_a_rebuy_during_the_freeze_does_not_move_the_frozen_board_even_rebuilt(a
         assert lb.top(cid, 0, 100, lb.FROZEN) == frozen
         assert [(r["participant_id"], r["equity"], r["return_percent"]) for r in lb.frame(cid, lb.FROZEN)["rows"]] == [
             (r["participant_id"], r["equity"], r["return_percent"]) for r in frozen_rows]
+
+
+def test_an_inexact_noted_equity_in_a_rebuy_competition_is_left_out_and_the_board_still_publishes(app):
+    now = utcnow().replace(microsecond=0)
+    with app.app_context():
+        cid, a, b, c = _three_traders(app, now)
+        lb.publish_boards(app, now)
+        lb.note_equity(cid, [(b, D("13000.005"), lb.ms(now))])  # an engine bug: logged, not ranked
+        assert lb.publish_boards(app, now + timedelta(seconds=1)) == 1
+        rows_ = lb.frame(cid)["rows"]
+        assert [(r["participant_id"], r["equity"]) for r in rows_] == [
+            (a, "11000.00"), (c, "9500.00"), (b, "12000.00")]  # b keeps the last exact equity
