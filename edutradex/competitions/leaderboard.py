@@ -1,4 +1,7 @@
 """The live ranking of each competition: by equity, ties to whoever reached that equity first.
+With rebuys (``Competition.rebuys_allowed``) by the time-weighted return on the money paid
+in instead, as "equity-equivalent" cents (``returns.ranking_cents``: the equity itself for
+whoever never topped up), so a rebuy cannot buy a rank; the frames still show the equity.
 
 Who writes, who reads:
 - The price authority (the CFD engine) calls ``note_equity(competition_id, updates)`` as it
@@ -27,6 +30,14 @@ ahead of it: if Redis loses a board (flushed, restarted), the next publish write
 from the authority's ranking, identical, within a second; an authority that restarts loads
 the participants' rows (``rebuild``), and the engine's next valuations bring them up to date.
 
+Rebuys: the packed keys and the Redis scores hold the ranking score, not the equity; the
+authority keeps the equities (``Publisher.equities``: the frames, the own frames, the saves)
+and at each publish scores again, with T = that publish's seconds since the start, every
+account that topped up (its score moves with T even at a constant equity; the top-ups are
+read from their rows, a small query over the rebuyers only). ``_rows`` scores the same way,
+so a rebuild from the database gives the publish's board. Readers that show an equity read
+it from the frame or the participant row (``build_frame``, ``standings``), not from a score.
+
 The freeze (``Competition.freeze_minutes``): when it begins, the first publish copies each
 participant's equity and reach time to ``frozen_equity`` / ``frozen_equity_at_ms`` (once,
 with ``Competition.frozen_at``), and the "frozen" board is built from those columns. The
@@ -52,7 +63,7 @@ from ..extensions import db, socketio
 from ..types import utcnow
 from .events import competition_room
 from .models import CfdPosition, Competition, CompetitionStatus, Participant, ParticipantStatus, PositionStatus
-from .returns import return_percent
+from .returns import cents_of, ranking_cents, return_percent
 
 log = logging.getLogger(__name__)
 
@@ -481,19 +492,70 @@ def _start_ms(competition: Competition) -> int:
     return ms(competition.started_at or competition.start_at)
 
 
-def _rows(competition: Competition, frozen: bool) -> tuple[list[Entry], dict[int, int]]:
-    """The ranked participants from the database: active, not disqualified."""
+def elapsed_seconds(competition: Competition, now: datetime) -> int:
+    """T of the ranking score: whole seconds from the start to ``now`` (as a rebuy counts its
+    top-up's seconds, service.rebuy)."""
+    return max(0, int((now - (competition.started_at or competition.start_at)).total_seconds()))
+
+
+def _rows(competition: Competition, frozen: bool, now: datetime | None = None
+          ) -> tuple[list[Entry], dict[int, int], dict[int, Decimal]]:
+    """The ranked participants from the database: active, not disqualified; their entries
+    (scored as a publish at ``now`` would, with rebuys; the frozen board at ``frozen_at``),
+    users and equities."""
     p = Participant
     equity, at = (p.frozen_equity, p.frozen_equity_at_ms) if frozen else (p.equity, p.equity_at_ms)
-    rows = db.session.execute(select(p.id, p.user_id, equity, at).where(
+    topped, cent_seconds = ((func.coalesce(p.frozen_topped_up, p.topped_up),
+                             func.coalesce(p.frozen_topped_up_cent_seconds, p.topped_up_cent_seconds))
+                            if frozen else (p.topped_up, p.topped_up_cent_seconds))
+    rows = db.session.execute(select(p.id, p.user_id, equity, at, topped, cent_seconds).where(
         p.competition_id == competition.id, p.status == ParticipantStatus.ACTIVE.value, p.disqualified.is_(False),
         equity.is_not(None))).all()
     start = _start_ms(competition)
-    entries = [Entry(pid, to_cents(value), reached if reached is not None else start) for pid, _, value, reached in rows]
-    return entries, {pid: uid for pid, uid, _, _ in rows}
+    start_cents = to_cents(competition.starting_capital)
+    scored = bool(competition.rebuys_allowed)
+    elapsed = elapsed_seconds(competition, (competition.frozen_at if frozen else None) or now or utcnow())
+    entries = [Entry(pid, ranking_cents(to_cents(value), start_cents, cents_of(topped or 0), cent_seconds or 0, elapsed)
+                     if scored else to_cents(value), reached if reached is not None else start)
+               for pid, _, value, reached, topped, cent_seconds in rows]
+    return entries, {row[0]: row[1] for row in rows}, {row[0]: row[2] for row in rows}
 
 
-def rebuild(competition_id: int) -> None:
+def _top_ups(competition_id: int) -> dict[int, tuple[int, int]]:
+    """Participant -> (top-ups in cents, their cent-seconds), for those who topped up."""
+    p = Participant
+    return {pid: (cents_of(topped), cent_seconds) for pid, topped, cent_seconds in db.session.execute(
+        select(p.id, p.topped_up, p.topped_up_cent_seconds).where(
+            p.competition_id == competition_id, p.topped_up > 0, p.status == ParticipantStatus.ACTIVE.value,
+            p.disqualified.is_(False)))}
+
+
+def _scored_keys(competition: Competition, ranking: Ranking, equity_keys: list[int], equities: dict[int, Decimal],
+                 now: datetime) -> list[int]:
+    """With rebuys: the ranking keys of the accounts whose equity moved (``equity_keys``:
+    packed equity cents) and of every account that topped up (its score moves with T), as
+    scores at ``now``; those of the others' keys that did not change are left out."""
+    start_cents = to_cents(competition.starting_capital)
+    elapsed = elapsed_seconds(competition, now)
+    top_ups = _top_ups(competition.id)
+    keys: dict[int, int] = {}
+    for key in equity_keys:
+        pid = key & ID_MASK
+        topped, cent_seconds = top_ups.get(pid, (0, 0))
+        score = ranking_cents(key_cents(key), start_cents, topped, cent_seconds, elapsed)
+        keys[pid] = ((EXACT_LIMIT - score) << LOW_BITS) | (key & LOW_MASK)
+    for pid, (topped, cent_seconds) in top_ups.items():
+        old = ranking._by_id.get(pid)
+        if pid in keys or old is None or pid not in equities:
+            continue
+        score = ranking_cents(to_cents(equities[pid]), start_cents, topped, cent_seconds, elapsed)
+        key = ((EXACT_LIMIT - score) << LOW_BITS) | (old & LOW_MASK)
+        if key != old:
+            keys[pid] = key
+    return list(keys.values())
+
+
+def rebuild(competition_id: int, now: datetime | None = None) -> None:
     """Build the competition's boards again from the database (live, and frozen if the
     freeze began), and the authority's ranking; what was noted since the last publish is
     kept for the next one."""
@@ -503,22 +565,22 @@ def rebuild(competition_id: int) -> None:
         versions = dict(pub.versions.get(competition_id, {}))
     _persist(unsaved, None, versions)
     competition = db.session.get(Competition, competition_id)
-    entries, users = _rows(competition, frozen=False)
+    entries, users, equities = _rows(competition, frozen=False, now=now)
     with pub.lock:
         pub.rankings[competition_id] = Ranking(entries)
         pub.users[competition_id] = users
-        pub.equities[competition_id] = {e.participant_id: e.equity for e in entries}
+        pub.equities[competition_id] = equities
         # equities noted since the last publish are newer than the database: kept
         pub.pending[competition_id] = {pid: noted for pid, noted in pub.pending.get(competition_id, {}).items()
                                        if pid in users}
     boards().replace(competition_id, LIVE, entries)
     if competition.frozen_at is not None:  # the snapshot without whoever left the ranking
-        frozen_entries = _rows(competition, frozen=True)[0]
+        frozen_entries, _, frozen_equities = _rows(competition, frozen=True)
         boards().replace(competition_id, FROZEN, frozen_entries)
         ordered = Ranking(frozen_entries)
         with pub.lock:
             pub.frozen_ranks[competition_id] = {pid: rank for rank, pid in enumerate(ordered.ids(), start=1)}
-        _freeze_pages(competition, ordered, utcnow())
+        _freeze_pages(competition, ordered, utcnow(), frozen_equities)
 
 
 def _ranked_count(competition_id: int) -> int:
@@ -533,10 +595,10 @@ def _load(competition_id: int) -> Ranking:
     ranking = pub.rankings.get(competition_id)
     if ranking is None:
         competition = db.session.get(Competition, competition_id)
-        entries, users = _rows(competition, frozen=False)
+        entries, users, equities = _rows(competition, frozen=False)
         ranking = pub.rankings.setdefault(competition_id, Ranking(entries))
         pub.users.setdefault(competition_id, users)
-        pub.equities.setdefault(competition_id, {e.participant_id: e.equity for e in entries})
+        pub.equities.setdefault(competition_id, equities)
         pub.pending.setdefault(competition_id, {})
     return ranking
 
@@ -645,7 +707,9 @@ def _freeze(competition: Competition, now: datetime) -> bool:
                                .values(frozen_at=now)).rowcount
     if taken:
         db.session.execute(update(Participant).where(Participant.competition_id == competition.id)
-                           .values(frozen_equity=Participant.equity, frozen_equity_at_ms=Participant.equity_at_ms))
+                           .values(frozen_equity=Participant.equity, frozen_equity_at_ms=Participant.equity_at_ms,
+                                   frozen_topped_up=Participant.topped_up,
+                                   frozen_topped_up_cent_seconds=Participant.topped_up_cent_seconds))
     return bool(taken)
 
 
@@ -656,7 +720,8 @@ def _details(competition: Competition, ids: list[int], now: datetime) -> dict[in
     if not ids:
         return {}
     p = Participant
-    rows = db.session.execute(select(p.id, User.name, p.trades_count, p.topped_up, p.topped_up_cent_seconds)
+    rows = db.session.execute(select(p.id, User.name, p.trades_count, p.topped_up, p.topped_up_cent_seconds,
+                                     p.equity, p.frozen_equity, p.frozen_topped_up, p.frozen_topped_up_cent_seconds)
                               .join(User, User.id == p.user_id).where(p.id.in_(ids))).all()
     closed = db.session.execute(
         select(CfdPosition.participant_id, func.count(), func.sum(case((CfdPosition.realized_pnl > 0, 1), else_=0)))
@@ -666,8 +731,9 @@ def _details(competition: Competition, ids: list[int], now: datetime) -> dict[in
     elapsed = max(0, int((now - (competition.started_at or competition.start_at)).total_seconds()))
     return {pid: {"name": name, "trades": trades, "topped_up": topped, "cent_seconds": cent_seconds,
                   "win_rate": wins.get(pid),
-                  "elapsed": elapsed}
-            for pid, name, trades, topped, cent_seconds in rows}
+                  "elapsed": elapsed, "equity": equity, "frozen_equity": frozen,
+                  "frozen_topped_up": frozen_topped, "frozen_cent_seconds": frozen_cent_seconds}
+            for pid, name, trades, topped, cent_seconds, equity, frozen, frozen_topped, frozen_cent_seconds in rows}
 
 
 def win_rate(won: int, closed: int) -> str | None:
@@ -678,19 +744,32 @@ def win_rate(won: int, closed: int) -> str | None:
 
 
 def build_frame(competition: Competition, view: str, entries: list[Entry], moves: dict[int, int], counts_: Counts,
-                now: datetime, first_rank: int = 1) -> dict:
+                now: datetime, first_rank: int = 1, equities: dict[int, Decimal] | None = None) -> dict:
     """The public rows of a board: built once per publish for the top 100 (the frame), or
-    for a page further down by the page itself. Nothing in it depends on who reads it."""
+    for a page further down by the page itself. Nothing in it depends on who reads it.
+    With rebuys an entry holds a score, not the equity: the equity shown is ``equities``'
+    (the authority's) or else the participant row's (``frozen_equity`` for the frozen view)."""
     details = _details(competition, [e.participant_id for e in entries], now)
+    # the frozen view: returns as of the snapshot (top-ups then, T at the freeze), as it is ranked
+    frozen_elapsed = elapsed_seconds(competition, competition.frozen_at) if (
+        view == FROZEN and competition.frozen_at is not None) else None
     rows = []
     for rank, entry in enumerate(entries, start=first_rank):
         info = details.get(entry.participant_id, {})
+        equity = entry.equity
+        topped, cent_seconds = info.get("topped_up", Decimal("0.00")), info.get("cent_seconds", 0)
+        if view == FROZEN and info.get("frozen_topped_up") is not None:  # the snapshot's top-ups
+            topped, cent_seconds = info["frozen_topped_up"], info["frozen_cent_seconds"]
+        if competition.rebuys_allowed:
+            known = (equities or {}).get(entry.participant_id)
+            if known is None:
+                known = info.get("frozen_equity" if view == FROZEN else "equity")
+            equity = known if known is not None else equity
         rows.append({
             "rank": rank, "participant_id": entry.participant_id, "name": info.get("name", "?"),
-            "equity": f"{entry.equity:.2f}", "move": moves.get(entry.participant_id, 0),
-            "return_percent": str(return_percent(entry.equity, competition.starting_capital,
-                                                 info.get("topped_up", Decimal("0.00")),
-                                                 info.get("cent_seconds", 0), info.get("elapsed", 0))),
+            "equity": f"{equity:.2f}", "move": moves.get(entry.participant_id, 0),
+            "return_percent": str(return_percent(equity, competition.starting_capital, topped, cent_seconds,
+                                                 info.get("elapsed", 0) if frozen_elapsed is None else frozen_elapsed)),
             "trades": info.get("trades", 0), "win_rate": info.get("win_rate"),
         })
     return {"id": competition.id, "view": view, "at": now.isoformat(), "at_ms": ms(now),
@@ -716,14 +795,21 @@ def publish_competition(competition: Competition, now: datetime, tracked: set[in
     pub = publisher()
     store = boards()
     if competition.id in pub.rankings and _ranked_count(competition.id) != len(pub.rankings[competition.id]):
-        rebuild(competition.id)  # someone was disqualified (or left the ranking): from the database again
+        rebuild(competition.id, now)  # someone was disqualified (or left the ranking): from the database again
     with pub.lock:
         ranking = _load(competition.id)
         noted, pub.pending[competition.id] = pub.pending[competition.id], {}
-        changed = _exact(competition.id, noted)
-        ranking.put_keys(changed)
-        pub.equities[competition.id].update((pid, equity) for pid, (equity, _) in noted.items())
-        whole = len(changed) * 4 >= len(ranking)
+        changed = _exact(competition.id, noted)  # packed equities (saved); with rebuys ranked by score
+        if competition.rebuys_allowed:  # only exact equities: the frames, own frames and scores use them
+            exact = {key & ID_MASK for key in changed}
+            pub.equities[competition.id].update((pid, equity) for pid, (equity, _) in noted.items() if pid in exact)
+        else:
+            pub.equities[competition.id].update((pid, equity) for pid, (equity, _) in noted.items())
+        ranked = (_scored_keys(competition, ranking, changed, pub.equities[competition.id], now)
+                  if competition.rebuys_allowed else changed)
+        ranking.put_keys(ranked)
+        equities = dict(pub.equities[competition.id]) if competition.rebuys_allowed else None
+        whole = len(ranked) * 4 >= len(ranking)
         board_keys = ranking.keys() if whole else None
         ranks = _ranks_and_moves(pub, competition.id, ranking)
         entries_top = ranking.top(0, FRAME_SIZE)
@@ -740,28 +826,28 @@ def publish_competition(competition: Competition, now: datetime, tracked: set[in
     db.session.commit()
     live_frame = None
     if len(ranks) > INLINE_MAX or competition.id in pub.board_writes:
-        live_frame = build_frame(competition, LIVE, entries_top, moves, live_counts, now)
+        live_frame = build_frame(competition, LIVE, entries_top, moves, live_counts, now, equities=equities)
         _queue_board_write(pub, competition.id, board_keys if board_keys is not None else ranking_keys(competition.id),
                            json.dumps(live_frame))
     elif whole or not store.exists(competition.id, LIVE):  # most moved (or Redis lost it): write it whole
         store.replace_keys(competition.id, LIVE, board_keys if board_keys is not None else ranking_keys(competition.id))
-    elif changed:
-        store.apply_keys(competition.id, LIVE, changed)
+    elif ranked:
+        store.apply_keys(competition.id, LIVE, ranked)
     if competition.frozen_at is not None and (froze or not store.exists(competition.id, FROZEN)):
-        frozen_entries = _rows(competition, frozen=True)[0]
+        frozen_entries, _, frozen_equities = _rows(competition, frozen=True)
         store.replace(competition.id, FROZEN, frozen_entries)
         ordered = Ranking(frozen_entries)
         with pub.lock:
             pub.frozen_ranks[competition.id] = {pid: rank for rank, pid in enumerate(ordered.ids(), start=1)}
-        _freeze_pages(competition, ordered, now)
+        _freeze_pages(competition, ordered, now, frozen_equities)
     if live_frame is None:
-        live_frame = build_frame(competition, LIVE, entries_top, moves, live_counts, now)
+        live_frame = build_frame(competition, LIVE, entries_top, moves, live_counts, now, equities=equities)
         store.set_frame(competition.id, LIVE, json.dumps(live_frame))
     db.session.rollback()  # end the reading transaction
     public = live_frame if competition.frozen_at is None else frame(competition.id, FROZEN)
     if competition.frozen_at is None:
         _emit("leaderboard", live_frame, competition_room(competition.id))
-    _send_own(pub, competition, ranks, users, ranking)
+    _send_own(pub, competition, ranks, users, ranking, equities)
     # After the frames went out (the room does not wait for the database); commits in
     # chunks: an order waits for a row lock a few ms at most.
     _persist(_take_unsaved(pub, competition.id, now), tracked, pub.versions.get(competition.id))
@@ -813,7 +899,8 @@ def frozen_page_view(page: int) -> str:
     return FROZEN if page == 1 else f"{FROZEN}:{page}"
 
 
-def _freeze_pages(competition: Competition, ordered: Ranking, now: datetime) -> None:
+def _freeze_pages(competition: Competition, ordered: Ranking, now: datetime,
+                  equities: dict[int, Decimal] | None = None) -> None:
     """Every page of the frozen board, built once: trades, win rate and return as they were
     when the freeze began (a page built later would show activity since)."""
     store = boards()
@@ -822,7 +909,8 @@ def _freeze_pages(competition: Competition, ordered: Ranking, now: datetime) -> 
     for start in range(0, max(len(entries), 1), FRAME_SIZE):
         page = start // FRAME_SIZE + 1
         store.set_frame(competition.id, frozen_page_view(page), json.dumps(
-            build_frame(competition, FROZEN, entries[start:start + FRAME_SIZE], {}, found, now, first_rank=start + 1)))
+            build_frame(competition, FROZEN, entries[start:start + FRAME_SIZE], {}, found, now, first_rank=start + 1,
+                        equities=equities)))
 
 
 def ranking_entries(competition_id: int) -> list[Entry]:
@@ -838,7 +926,7 @@ def ranking_keys(competition_id: int) -> list[int]:
 
 
 def _send_own(pub: Publisher, competition: Competition, ranks: dict[int, int], users: dict[int, int],
-              ranking: Ranking) -> None:
+              ranking: Ranking, equities: dict[int, Decimal] | None = None) -> None:
     """Each participant's own rank and live equity, when either moved. During the freeze the
     rank is the frozen one (the live rank would tell others' moves); the equity stays live.
     Beyond INLINE_MAX participants they are built and sent by a background task, one batch
@@ -850,8 +938,11 @@ def _send_own(pub: Publisher, competition: Competition, ranks: dict[int, int], u
                                             enumerate(Ranking(entries).entries(), start=1)}
     if competition.id in pub.sending:
         return
-    batch = (competition.id, frozen, pub.frozen_ranks.get(competition.id, {}), ranks, users,
-             {pid: ranking.cents_of(pid) for pid in ranks} if len(ranks) <= INLINE_MAX else ranking.cents_snapshot())
+    if equities is not None:  # with rebuys the ranking holds scores: the equities, in cents
+        cents = {pid: to_cents(equities[pid]) for pid in ranks if pid in equities}
+    else:
+        cents = {pid: ranking.cents_of(pid) for pid in ranks} if len(ranks) <= INLINE_MAX else ranking.cents_snapshot()
+    batch = (competition.id, frozen, pub.frozen_ranks.get(competition.id, {}), ranks, users, cents)
     if len(ranks) <= INLINE_MAX:
         _send_batch(pub, *batch)
     else:
@@ -867,6 +958,8 @@ def _send_batch(pub: Publisher, competition_id: int, frozen: bool, frozen_ranks:
         sent = pub.sent.setdefault(competition_id, {})
         for pid, rank in ranks.items():
             cents = cents_of.get(pid)
+            if cents is None:
+                continue
             shown = frozen_ranks.get(pid) if frozen else rank
             if sent.get(pid) == (shown, cents) or pid not in users:
                 continue

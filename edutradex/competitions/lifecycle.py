@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import Flask, current_app
-from sqlalchemy import Integer, and_, case, func, select, update
+from sqlalchemy import Integer, and_, bindparam, case, func, select, update
 
 from .. import jobs
 from ..extensions import db, socketio
@@ -41,6 +41,7 @@ from ..wallet.models import EntryType
 from . import rules
 from .events import announce_settled, announce_status
 from .fair_play import enqueue_live_scans, enqueue_scan
+from .leaderboard import elapsed_seconds
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
 from .notify import (
     REMINDER_MINUTES,
@@ -50,6 +51,7 @@ from .notify import (
     emails_after_start,
 )
 from .prizes import Split, Standing, split_pool
+from .returns import cents_of, ranking_cents
 from .rise_fall import SettlementPending
 from .service import cancel_in_transaction, pool_account, pool_balance, revenue_account, schedule_next
 
@@ -144,7 +146,9 @@ def write_standings(competition_id: int, requires_trade: bool) -> None:
     """final_equity from the accounts; final_rank among the participants who can win
     (not disqualified, not below the rule set's minimum trading days, and having traded if
     the competition requires it), equal equity
-    sharing a rank (SQL RANK: 1, 2, 2, 4)."""
+    sharing a rank (SQL RANK: 1, 2, 2, 4). With rebuys, by the time-weighted return on the
+    money paid in instead, as the live board ranks (``returns.ranking_cents`` with T = the
+    seconds from the start to the end): a rebuy cannot buy a rank; equal scores share a rank."""
     p = Participant.__table__
     active = and_(p.c.competition_id == competition_id, p.c.status == ParticipantStatus.ACTIVE.value)
     db.session.execute(update(p).where(active, p.c.final_equity.is_(None)).values(final_equity=p.c.equity))
@@ -152,9 +156,31 @@ def write_standings(competition_id: int, requires_trade: bool) -> None:
     if requires_trade:
         eligible = and_(eligible, p.c.trades_count > 0)
     db.session.execute(update(p).where(p.c.competition_id == competition_id).values(final_rank=None))
+    competition = db.session.get(Competition, competition_id)
+    if competition.rebuys_allowed:
+        _write_ranks_by_return(competition, eligible)
+        return
     ranked = (select(p.c.id.label("pid"), func.rank().over(order_by=p.c.final_equity.desc()).label("r"))
               .where(eligible).subquery())
     db.session.execute(update(p).where(p.c.id == ranked.c.pid).values(final_rank=ranked.c.r.cast(Integer)))
+
+
+def _write_ranks_by_return(competition: Competition, eligible) -> None:
+    """final_rank by the ranking score at the end (1, 2, 2, 4 on equal scores)."""
+    p = Participant.__table__
+    start_cents = cents_of(competition.starting_capital)
+    elapsed = elapsed_seconds(competition, competition.end_at)
+    rows = db.session.execute(select(p.c.id, p.c.final_equity, p.c.topped_up, p.c.topped_up_cent_seconds)
+                              .where(eligible, p.c.final_equity.is_not(None))).all()
+    scores = sorted(((ranking_cents(cents_of(equity), start_cents, cents_of(topped or 0), cent_seconds or 0, elapsed),
+                      pid) for pid, equity, topped, cent_seconds in rows), key=lambda s: (-s[0], s[1]))
+    ranks, rank = [], 0
+    for place, (score, pid) in enumerate(scores, start=1):
+        if place == 1 or score != scores[place - 2][0]:
+            rank = place
+        ranks.append({"pid": pid, "rank": rank})
+    if ranks:
+        db.session.execute(update(p).where(p.c.id == bindparam("pid")).values(final_rank=bindparam("rank")), ranks)
 
 
 def end_competition(competition_id: int, now: datetime | None = None) -> bool:

@@ -183,6 +183,10 @@ class Participant(db.Model):
     # The leaderboard's freeze snapshot (leaderboard.py), written once when the freeze begins.
     frozen_equity: Mapped[Decimal | None] = mapped_column(Money())
     frozen_equity_at_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # ... and the top-ups then (a rebuy during the freeze must not move the frozen score).
+    # None: frozen before these columns existed (the current top-ups stand in).
+    frozen_topped_up: Mapped[Decimal | None] = mapped_column(Money())
+    frozen_topped_up_cent_seconds: Mapped[int | None] = mapped_column(BigInteger)
     # Money paid in by rebuys, for the time-weighted return (returns.py): the sum of the
     # top-ups (starting capital - equity given up) and of top-up cents x seconds since the start.
     topped_up: Mapped[Decimal] = mapped_column(Money(), default=ZERO)

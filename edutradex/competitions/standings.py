@@ -81,10 +81,15 @@ def participant_return(competition: Competition, participant: Participant, equit
 def my_row(competition: Competition, participant: Participant, view: str, board: BoardPage | None = None) -> dict:
     """A trader's own pinned row: their live equity (the live board, re-ranked each second;
     the database if they are not on it); the rank as the public board shows it (frozen
-    during a freeze: the live rank would tell the others' moves)."""
+    during a freeze: the live rank would tell the others' moves). With rebuys the board holds
+    scores, not equities: the equity is the row's (saved every LEADERBOARD_PERSIST_SECONDS;
+    the ``leaderboard_me`` frames bring the live one)."""
     found = board.reader_rank if board is not None else lb.rank_of(competition.id, participant.id, view)
-    live = found if view == lb.LIVE else lb.rank_of(competition.id, participant.id, lb.LIVE)
-    equity = live[1].equity if live else participant.equity
+    if competition.rebuys_allowed:
+        equity = participant.equity
+    else:
+        live = found if view == lb.LIVE else lb.rank_of(competition.id, participant.id, lb.LIVE)
+        equity = live[1].equity if live else participant.equity
     return {"rank": found[0] if found else None, "equity": f"{equity:.2f}",
             "return_percent": str(participant_return(competition, participant, equity)),
             "trades": participant.trades_count, "participant_id": participant.id}
@@ -177,6 +182,8 @@ def trader_card(competition: Competition, participant_id: int) -> Card:
         view = lb.public_view(competition)
         found = lb.rank_of(competition.id, participant.id, view)
         equity = found[1].equity if found else None
+        if found and competition.rebuys_allowed:  # the board holds scores: the equity is the row's
+            equity = participant.frozen_equity if view == lb.FROZEN else participant.equity
         returned = participant_return(competition, participant, equity) if equity is not None else None
         if found and view == lb.FROZEN:  # the return as the frozen board shows it (rebuys since are not in it)
             page = lb.frame(competition.id, lb.frozen_page_view((found[0] - 1) // PER_PAGE + 1))
