@@ -3,7 +3,7 @@ equity (issue #13: with rebuys the board ranks by the time-weighted return on th
 in, so a frozen board rebuilt after a rebuy during the freeze must score the snapshot's top-ups).
 
 Revision ID: 0010_rebuyrank
-Revises: 0009_alerts
+Revises: 0009_fairness
 """
 import sqlalchemy as sa
 from alembic import op
@@ -11,7 +11,7 @@ from alembic import op
 import edutradex.types
 
 revision = "0010_rebuyrank"
-down_revision = "0009_alerts"
+down_revision = "0009_fairness"
 branch_labels = None
 depends_on = None
 
