@@ -370,9 +370,11 @@ def test_one_scrape_adds_up_the_samples_of_every_process(tmp_path):
 
 @pytest.mark.redis
 @pytest.mark.slow
-def test_the_procfile_worker_writes_one_set_of_files_for_all_its_jobs(tmp_path, redis_url):
-    """`flask worker` forks a process per job: their samples add up in one scrape, in files
-    named after the worker (not a new set per job, which would grow without end)."""
+@pytest.mark.parametrize("fork", [True, False], ids=["fork", "procfile"])
+def test_the_worker_writes_one_set_of_files_for_all_its_jobs(tmp_path, redis_url, fork):
+    """`flask worker --fork` forks a process per job: their samples add up in one scrape, in
+    files named after the worker (not a new set per job, which would grow without end). The
+    Procfile's `flask worker` runs the jobs in itself: its own files hold them."""
     from tests import job_targets
     from tests.support.deploy import procfile, production_env
 
@@ -386,11 +388,14 @@ def test_the_procfile_worker_writes_one_set_of_files_for_all_its_jobs(tmp_path, 
     environment = {**os.environ, **production_env(database, REDIS_URL=redis_url, PROMETHEUS_MULTIPROC_DIR=str(shared)),
                    "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])}
     environment.pop("SENTRY_DSN", None)
-    done = subprocess.run(["sh", "-c", f"{procfile()['worker']} --burst"], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=180)
+    command = f"{procfile()['worker']} {'--fork ' if fork else ''}--burst"
+    done = subprocess.run(["sh", "-c", command], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     job_files = sorted(name for name in os.listdir(shared) if name.endswith("_job.db"))
-    assert job_files and len({name.rsplit("_", 2)[-2] for name in job_files}) == 1, sorted(os.listdir(shared))
+    if fork:
+        assert job_files and len({name.rsplit("_", 2)[-2] for name in job_files}) == 1, sorted(os.listdir(shared))
+    else:
+        assert job_files == [], sorted(os.listdir(shared))
     samples = parse(run_python(SCRAPER_PROCESS, shared, database))
     assert value(samples, "edutradex_settlement_lag_seconds_count") == 4
     assert value(samples, "edutradex_settlement_lag_seconds_bucket", le="0.5") == 2
