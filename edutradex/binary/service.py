@@ -38,7 +38,7 @@ from ..extensions import db
 from ..market.clock import check_clock_skew
 from ..market.hot import placement_reads
 from ..market.models import Market
-from ..market.quotes import checked_fresh, now_ms
+from ..market.quotes import now_ms
 from ..market.service import STAKE_LIMIT_CEILING, market_snapshot
 from ..parsing import parse_decimal, parse_iso_date, within_days
 from ..settings import get_setting
@@ -180,7 +180,7 @@ def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, dura
     amount = stake_within_limits(market, stake)
     seconds = parse_duration(duration, get_setting("allowed_durations"))
     max_open = int(get_setting("max_open_trades"))
-    quote = checked_fresh(reads.quote, market.symbol, market.name)
+    quote = reads.fresh_quote(market.symbol, market.name)
     check_clock_skew(reads.heartbeat)  # expiry is timed on this clock, the exit tick on the feed's
 
     opened_ms = now_ms()

@@ -22,16 +22,25 @@ from . import config_signal, feed, quotes
 
 @dataclass(frozen=True)
 class PlacementReads:
+    """What was read in the batch; None: not read (embedded), read it when it is needed."""
     quote: quotes.Quote | None
-    heartbeat: tuple[dict | None, int | None, int]  # feed.read_heartbeat_with_age's answer
+    heartbeat: tuple[dict | None, int | None, int] | None  # feed.read_heartbeat_with_age's answer
+    batched: bool = True
+
+    def fresh_quote(self, symbol: str, display_name: str) -> quotes.Quote:
+        """quotes.fresh_quote, on the quote of the batch when there was one."""
+        if not self.batched:
+            return quotes.fresh_quote(symbol, display_name)
+        return quotes.checked_fresh(self.quote, symbol, display_name)
 
 
 def placement_reads(symbol: str) -> PlacementReads:
     """The config version (remembered for this request), `symbol`'s latest quote and the
     feed's heartbeat. The symbol may be unknown: its quote is then None and the caller's
-    market lookup refuses it."""
+    market lookup refuses it. Embedded (no Redis) nothing is read here: the in-process
+    values cost no round trip, and are read where they are used, as late as before."""
     if not current_app.config["REDIS_URL"]:
-        return PlacementReads(quotes.latest_quote(symbol), feed.read_heartbeat_with_age(quotes.now_ms))
+        return PlacementReads(None, None, batched=False)
     from .. import jobs
 
     pipe = jobs.redis_connection().pipeline(transaction=True)
