@@ -36,8 +36,9 @@ from ..auth.models import User
 from ..errors import DomainError, InvalidFields, NotFound
 from ..extensions import db
 from ..market.clock import check_clock_skew
+from ..market.hot import placement_reads
 from ..market.models import Market
-from ..market.quotes import fresh_quote, now_ms
+from ..market.quotes import now_ms
 from ..market.service import STAKE_LIMIT_CEILING, market_snapshot
 from ..parsing import parse_decimal, parse_iso_date, within_days
 from ..settings import get_setting
@@ -171,13 +172,16 @@ def place_trade(user_id: int, symbol: str, direction: str, stake: str | Decimal,
 
 def _place(user_id: int, symbol: str, direction: str, stake: str | Decimal, duration: str | int,
            idempotency_key: str, account: StakeAccount) -> Trade:
+    # One Redis round trip: the config version (the snapshot below, and the response
+    # fragment's lookups, use it), the quote and the feed's heartbeat.
+    reads = placement_reads((symbol or "").strip().upper())
     market = tradable_market(symbol)
     side = parse_direction(direction)
     amount = stake_within_limits(market, stake)
     seconds = parse_duration(duration, get_setting("allowed_durations"))
     max_open = int(get_setting("max_open_trades"))
-    quote = fresh_quote(market.symbol, market.name)
-    check_clock_skew()  # expiry is timed on this clock, the exit tick on the feed's
+    quote = reads.fresh_quote(market.symbol, market.name)
+    check_clock_skew(reads.heartbeat)  # expiry is timed on this clock, the exit tick on the feed's
 
     opened_ms = now_ms()
     # Expiry counts from now, so the entry price must be (nearly) the price of now: with an

@@ -18,19 +18,20 @@ class ClockSkew(DomainError):
     status_code = 503
 
 
-def feed_clock_offset_ms() -> int | None:
+def feed_clock_offset_ms(reading: tuple[dict | None, int | None, int] | None = None) -> int | None:
     """How far the feed's clock is ahead of this process's (negative: behind), in ms; None
-    while there is no heartbeat to measure against."""
-    beat, age_ms, read_at_ms = feed.read_heartbeat_with_age(quotes.now_ms)
+    while there is no heartbeat to measure against. `reading`: a heartbeat already read
+    (feed.read_heartbeat_with_age's answer), else it is read now."""
+    beat, age_ms, read_at_ms = reading if reading is not None else feed.read_heartbeat_with_age(quotes.now_ms)
     if beat is None or age_ms is None:
         return None
     return beat["ts_ms"] + age_ms - read_at_ms
 
 
-def check_clock_skew() -> None:
+def check_clock_skew(reading: tuple[dict | None, int | None, int] | None = None) -> None:
     """Refuse a placement while this process's clock and the feed's disagree too much:
     expiry (this clock) and exit ticks (the feed's) would not line up."""
-    offset = feed_clock_offset_ms()
+    offset = feed_clock_offset_ms(reading)
     limit = current_app.config["MAX_CLOCK_SKEW_MS"]
     if offset is not None and abs(offset) > limit:
         raise ClockSkew(f"Trading is paused: this server's clock and the price feed's differ by "

@@ -571,14 +571,19 @@ def read_heartbeat_with_age(now_ms: Callable[[], int]) -> tuple[dict | None, int
         pipe.pttl(HEARTBEAT_KEY)
         before = now_ms()
         raw, ttl = pipe.execute()
-        read_at = (before + now_ms()) // 2
-        if not raw:
-            return None, None, read_at
-        return json.loads(raw), (HEARTBEAT_TTL_MS - ttl if ttl >= 0 else None), read_at
+        return heartbeat_reading(raw, ttl, (before + now_ms()) // 2)
     read_at = now_ms()
     if not _local_heartbeat or not _local_heartbeat_written:
         return None, None, read_at
     return dict(_local_heartbeat), int((time.monotonic() - _local_heartbeat_written[0]) * 1000), read_at
+
+
+def heartbeat_reading(raw: bytes | str | None, ttl: int, read_at: int) -> tuple[dict | None, int | None, int]:
+    """`read_heartbeat_with_age`'s answer from a GET and a PTTL of HEARTBEAT_KEY read together
+    (in one MULTI) around `read_at`."""
+    if not raw:
+        return None, None, read_at
+    return json.loads(raw), (HEARTBEAT_TTL_MS - ttl if ttl >= 0 else None), read_at
 
 
 def feed_health() -> tuple[bool, dict]:

@@ -93,7 +93,11 @@ def clear_local_quotes() -> None:
 
 def fresh_quote(symbol: str, display_name: str | None = None) -> Quote:
     """The latest quote, or MarketUnavailable if there is none or it is stale."""
-    quote = latest_quote(symbol)
+    return checked_fresh(latest_quote(symbol), symbol, display_name)
+
+
+def checked_fresh(quote: Quote | None, symbol: str, display_name: str | None = None) -> Quote:
+    """`fresh_quote` for a quote already read (e.g. by market.hot.placement_reads)."""
     max_age_ms = int(current_app.config.get("FEED_STALE_AFTER_SECONDS", 10) * 1000)
     name = display_name or symbol
     if quote is None:
