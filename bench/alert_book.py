@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import random
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import insert
 
-from config import TestingConfig
-from edutradex import create_app
 from edutradex.alerts import listener
 from edutradex.alerts.models import PriceAlert
 from edutradex.extensions import db
@@ -38,7 +35,7 @@ from edutradex.market.service import seed_markets
 from edutradex.market.store import TickRow
 from edutradex.types import utcnow
 
-from .competitions import users
+from .competitions import scratch_app, users
 
 ALERTS, TICKS = (int(a) for a in (sys.argv[1:] + ["100000", "20000"][len(sys.argv[1:]):]))
 SYMBOL = "OTC_EUR_USD"
@@ -93,54 +90,49 @@ def main() -> None:
     rng = random.Random(14)
     emails = []
     listener.enqueue_email = emails.append  # counted, not run (see the module's note)
-    with tempfile.TemporaryDirectory() as tmp:
-        app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp}/bench.db")
-        with app.app_context():
-            db.create_all()
-            populate(rng)
-            db.session.remove()
-            engine = listener.AlertEngine(app)
-            t0 = time.perf_counter()
-            engine.start()
-            print(f"start: {len(engine.book):,} alerts on {SYMBOL} rebuilt into the book in "
-                  f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+    with scratch_app(populate, rng) as app:
+        engine = listener.AlertEngine(app)
+        t0 = time.perf_counter()
+        engine.start()
+        print(f"start: {len(engine.book):,} alerts on {SYMBOL} rebuilt into the book in "
+              f"{(time.perf_counter() - t0) * 1000:.0f} ms")
 
-            rows = quiet_ticks(rng, 10_000_000)
-            for row in rows[:1000]:  # warm up (the same ticks are timed below: their ids are past now)
-                engine.book.pop_crossed(SYMBOL, row.mid, row.mid)
-            clock = time.perf_counter_ns
-            engine_ns, book_ns, reference_ns = [], [], []
-            for row in rows:
-                t = clock()
-                engine.process(row)
-                engine_ns.append(clock() - t)
-                t = clock()
-                fired = engine.book.pop_crossed(SYMBOL, row.mid, row.mid)
-                book_ns.append(clock() - t)
-                t = clock()
-                total = 0
-                for step in range(30):
-                    total += step
-                reference_ns.append(clock() - t)
-                if fired:
-                    raise SystemExit("a quiet tick crossed an alert: the levels are not where they should be")
-            if engine.fired:
-                raise SystemExit(f"{engine.fired} alerts fired on the quiet ticks")
+        rows = quiet_ticks(rng, 10_000_000)
+        for row in rows[:1000]:  # warm up (the same ticks are timed below: their ids are past now)
+            engine.book.pop_crossed(SYMBOL, row.mid, row.mid)
+        clock = time.perf_counter_ns
+        engine_ns, book_ns, reference_ns = [], [], []
+        for row in rows:
+            t = clock()
+            engine.process(row)
+            engine_ns.append(clock() - t)
+            t = clock()
+            fired = engine.book.pop_crossed(SYMBOL, row.mid, row.mid)
+            book_ns.append(clock() - t)
+            t = clock()
+            total = 0
+            for step in range(30):
+                total += step
+            reference_ns.append(clock() - t)
+            if fired:
+                raise SystemExit("a quiet tick crossed an alert: the levels are not where they should be")
+        if engine.fired:
+            raise SystemExit(f"{engine.fired} alerts fired on the quiet ticks")
 
-            last = rows[-1].id
-            firing = [TickRow(last + 1 + n, SYMBOL, 1_900_000_100_000 + n * 100, level - D("0.00005"),
-                              level + D("0.00005"), level, "BENCH")
-                      for n, level in enumerate(D("1.08560") + STEP * i for i in range(FIRING_LEVELS))]
-            fire_ns = []
-            for row in firing:
-                t = clock()
-                engine.process(row)
-                fire_ns.append(clock() - t)
-            fired = engine.fired
-            t0 = time.perf_counter()
-            engine.reconcile()
-            reconcile_ms = (time.perf_counter() - t0) * 1000
-            engine.active = False
+        last = rows[-1].id
+        firing = [TickRow(last + 1 + n, SYMBOL, 1_900_000_100_000 + n * 100, level - D("0.00005"),
+                          level + D("0.00005"), level, "BENCH")
+                  for n, level in enumerate(D("1.08560") + STEP * i for i in range(FIRING_LEVELS))]
+        fire_ns = []
+        for row in firing:
+            t = clock()
+            engine.process(row)
+            fire_ns.append(clock() - t)
+        fired = engine.fired
+        t0 = time.perf_counter()
+        engine.reconcile()
+        reconcile_ms = (time.perf_counter() - t0) * 1000
+        engine.active = False
 
     print(f"{'what':<46} {'ticks':>6} {'p50 us':>9} {'p99 us':>9} {'max us':>10}")
     for what, samples in (("AlertEngine.process, nothing fires", engine_ns),

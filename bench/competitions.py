@@ -12,15 +12,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
 import statistics
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 
+from flask import Flask
 from sqlalchemy import func, insert, select
 
 from config import TestingConfig
@@ -53,6 +57,19 @@ def users(count: int, tag: str) -> list[int]:
         for n in range(count)])
     db.session.commit()
     return list(db.session.scalars(select(User.id).where(User.id > first).order_by(User.id)))
+
+
+@contextlib.contextmanager
+def scratch_app(populate: Callable[[random.Random], None], rng: random.Random) -> Iterator[Flask]:
+    """A throwaway SQLite database, its tables created and filled by `populate(rng)`; yields
+    the app inside its app context (the engine benchmarks' setup: cfd_engine, alert_book)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        app = create_app(TestingConfig, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp}/bench.db")
+        with app.app_context():
+            db.create_all()
+            populate(rng)
+            db.session.remove()
+            yield app
 
 
 def terms(name: str, seats: int) -> dict:

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import collections
 import gc
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -46,12 +45,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import func, insert, select, update
 
 from ..competitions.triggers import Trigger, TriggerBook
 from ..extensions import db, socketio
-from ..market.models import Market, Tick
+from ..market import listeners
+from ..market.models import Tick
 from ..market.service import market_snapshot
 from ..market.store import TickRow
 from ..types import utcnow
@@ -73,7 +73,7 @@ _COLUMNS = (PriceAlert.id, PriceAlert.user_id, PriceAlert.symbol, PriceAlert.kin
             PriceAlert.last_tick_id, PriceAlert.version)
 
 
-class EngineBehind(RuntimeError):
+class EngineBehind(listeners.EngineBehind):
     """A tick's transaction failed: the engine stops at that tick and replays from its
     watermark on the next pass."""
 
@@ -104,16 +104,18 @@ class Fired:
     message: str
 
 
-class AlertEngine:
+class AlertEngine(listeners.TickListener):
+    """The lifecycle (authority, start retry, notice channel, watermarks): market/listeners.py."""
+
+    name = "alert engine"
+    log = log
+    channel = NOTICE_CHANNEL
+    start_retry_s = START_RETRY_S
+    watermark_every_s = WATERMARK_EVERY_S
+
     def __init__(self, app: Flask, *, monotonic: Callable[[], float] = time.monotonic):
-        self.app = app
-        self.monotonic = monotonic
-        self.active = False
-        self.held = False
-        self.behind = False
-        self.next_start = 0.0
-        self.notices: collections.deque[int] = collections.deque()
-        self.pubsub = None
+        super().__init__(app, monotonic)
+        self.notices: collections.deque[int]
         self.fired = 0
         self.email_due: dict[int, float] = {}  # fire id -> when its email may be enqueued again
         self._forget()
@@ -126,36 +128,12 @@ class AlertEngine:
         self.next_reconcile = 0.0
         self.next_watermark = 0.0
 
-    # ---- being the authority -------------------------------------------------------------
-
-    def on_authority(self, held: bool) -> None:
-        self.held = held
-        if held:
-            self.try_start()
-        else:
-            self.stop()
-
-    def try_start(self) -> bool:
-        try:
-            self.start()
-            return True
-        except Exception:
-            log.exception("alert engine: could not rebuild and replay; trying again in %.0f s", START_RETRY_S)
-            db.session.rollback()
-            self.active = False
-            self.next_start = self.monotonic() + START_RETRY_S
-            return False
-        finally:
-            db.session.remove()
+    # ---- being the authority (on_authority, try_start, stop: listeners.TickListener) --------
 
     def start(self) -> None:
         """Rebuild the book from the database, then replay the recorded ticks after the
         watermark, before any live tick. Raises if any of it fails."""
-        self.active = False
-        self._forget()
-        self.notices.clear()
-        self.behind = False
-        self._subscribe()
+        self._begin_start()
         self._expire()
         self._sync()
         self._load_watermarks()
@@ -167,37 +145,12 @@ class AlertEngine:
         gc.freeze()  # the long-lived book out of the collector's way (as the CFD engine)
         log.info("alert engine running: %d alerts", len(self.book))
 
-    def stop(self) -> None:
-        if self.active:
-            try:
-                self.save_watermarks()
-            except Exception:
-                log.exception("could not save the alert engine's watermarks")
-                db.session.rollback()
-        self.active = False
-        self._forget()
-        self.notices.clear()
-        self._unsubscribe()
-
     def _reconcile_every(self) -> float:
         return self.app.config.get("ALERTS_RECONCILE_SECONDS", 5)
 
-    # ---- the feed's calls ----------------------------------------------------------------
+    # ---- the feed's calls (__call__: listeners.TickListener, then this) --------------------
 
-    def __call__(self, rows: list[TickRow]) -> None:
-        """A batch of ticks the feed has just committed (possibly none: a heartbeat)."""
-        if not self.active:
-            if not (self.held and self.monotonic() >= self.next_start and self.try_start()):
-                return
-        try:
-            if self.behind:
-                self.replay()
-                self.behind = False
-            self.take_notices()
-            for row in rows:
-                self.process(row)
-        except EngineBehind:
-            self.behind = True
+    def housekeeping(self) -> None:
         now = self.monotonic()
         if now >= self.next_reconcile:
             self.reconcile()
@@ -209,42 +162,8 @@ class AlertEngine:
     def notice(self, alert_id: int) -> None:
         self.notices.append(int(alert_id))
 
-    def _subscribe(self) -> None:
-        if not self.app.config.get("REDIS_URL"):
-            return
-        from .. import jobs
-
-        self._unsubscribe()
-        try:
-            self.pubsub = jobs.redis_connection().pubsub()
-            self.pubsub.subscribe(NOTICE_CHANNEL)
-        except Exception:
-            log.exception("alert engine: cannot subscribe to %s; relying on the reconcile", NOTICE_CHANNEL)
-            self.pubsub = None
-
-    def _unsubscribe(self) -> None:
-        if self.pubsub is not None:
-            try:
-                self.pubsub.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection
-                pass
-            self.pubsub = None
-
-    def _read_pubsub(self) -> None:
-        if self.pubsub is None:
-            return
-        try:
-            for _ in range(10_000):
-                message = self.pubsub.get_message(timeout=0)
-                if message is None:
-                    return
-                if message.get("type") == "message":
-                    data = message["data"]
-                    self.notice(json.loads(data.decode() if isinstance(data, bytes) else data))
-        except Exception:
-            log.exception("alert engine: reading notices failed; resubscribing (the reconcile covers the gap)")
-            self.next_reconcile = 0.0
-            self._subscribe()
+    def _notice_message(self, payload) -> None:
+        self.notice(payload)  # an alert id, as notify publishes it
 
     def take_notices(self) -> None:
         self._read_pubsub()
@@ -385,12 +304,7 @@ class AlertEngine:
     # ---- watermark and replay ------------------------------------------------------------
 
     def _load_watermarks(self) -> None:
-        self.saved = dict(db.session.execute(select(AlertEngineState.symbol, AlertEngineState.last_tick_id)).all())
-        self.watermarks = dict(self.saved)
-        for symbol in db.session.scalars(select(Market.symbol)):
-            if symbol not in self.watermarks:  # never ran for it: from its latest recorded tick
-                self.watermarks[symbol] = db.session.scalar(select(func.max(Tick.id))
-                                                            .where(Tick.symbol == symbol)) or 0
+        self.saved, self.watermarks = listeners.load_watermarks(AlertEngineState)
         db.session.rollback()
 
     def replay(self) -> int:
@@ -419,20 +333,8 @@ class AlertEngine:
             log.info("alert engine replayed %d recorded ticks after its watermark", replayed)
         return replayed
 
-    def save_watermarks(self) -> None:
-        self.next_watermark = self.monotonic() + WATERMARK_EVERY_S
-        changed = {s: i for s, i in self.watermarks.items() if self.saved.get(s) != i}
-        if not changed:
-            return
-        try:
-            _write_watermarks(changed)
-            db.session.commit()
-            self.saved.update(changed)
-        except Exception:
-            log.exception("alert engine: could not save the watermarks")
-            db.session.rollback()
-        finally:
-            db.session.remove()
+    def _write_marks(self, marks: dict[str, int]) -> None:  # save_watermarks: listeners.TickListener
+        _write_watermarks(marks)
 
     # ---- one tick --------------------------------------------------------------------------
 
@@ -538,17 +440,7 @@ def fire_message(symbol: str, watching: str, level: Decimal, mid: Decimal) -> st
 
 def _write_watermarks(marks: dict[str, int]) -> None:
     """Upsert AlertEngineState rows in the session's transaction (never lowering one)."""
-    table = AlertEngineState.__table__
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    now = utcnow()
-    for symbol, tick_id in marks.items():
-        statement = dialect_insert(table).values(symbol=symbol, last_tick_id=tick_id, updated_at=now)
-        db.session.execute(statement.on_conflict_do_update(
-            index_elements=[table.c.symbol], set_={"last_tick_id": tick_id, "updated_at": now},
-            where=table.c.last_tick_id < tick_id))
+    listeners.write_watermarks(AlertEngineState.__table__, marks)
 
 
 def announce(fire: Fired) -> None:
@@ -582,17 +474,8 @@ def enqueue_email(fire_id: int) -> None:
 def notify(alert_id: int) -> None:
     """Call after committing a change to an alert. In-process when the engine runs here;
     over Redis when REDIS_URL is set (the feed process listens)."""
-    app = current_app._get_current_object()  # noqa: SLF001
-    engine = app.extensions.get("alert_engine")
-    if engine is not None and (engine.active or engine.held):
-        engine.notice(alert_id)
-    if app.config.get("REDIS_URL"):
-        from .. import jobs
-
-        try:
-            jobs.redis_connection().publish(NOTICE_CHANNEL, json.dumps(int(alert_id)))
-        except Exception:
-            log.exception("could not notify the alert engine of alert %s; its reconcile will find it", alert_id)
+    listeners.send_notice("alert_engine", NOTICE_CHANNEL, (alert_id,), int(alert_id),
+                          what=f"alert engine of alert {alert_id}", log=log)
 
 
 def init_app(app: Flask) -> None:

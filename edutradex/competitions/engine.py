@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import collections
 import gc
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -58,11 +57,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import func, select, update
 
 from ..extensions import db, socketio
-from ..market import quotes, ticks
+from ..market import listeners, quotes, ticks
 from ..market.models import Market, Tick
 from ..market.store import TickRow
 from ..types import utcnow
@@ -96,7 +95,7 @@ MISSING_RETRY_S = 5.0  # a start (rebuild + replay) that failed is tried again t
 MAX_ATTEMPTS = 3  # a trigger failing this often at one tick is set aside (logged) rather than stall the engine
 
 
-class EngineBehind(RuntimeError):
+class EngineBehind(listeners.EngineBehind):
     """A tick could not be fully processed (the database failed): the engine stops at that
     tick, keeps its watermark before it, and catches up from the tick store on the next pass."""
 LATEST = 2**62  # a time after every tick
@@ -169,19 +168,21 @@ class _Account:
     breached: set[str] = field(default_factory=set)  # rules already recorded: no longer screened
 
 
-class CfdEngine:
+class CfdEngine(listeners.TickListener):
+    """The lifecycle (authority, start retry, notice channel, watermarks): market/listeners.py."""
+
+    name = "CFD engine"
+    log = log
+    channel = NOTICE_CHANNEL
+    start_retry_s = START_RETRY_S
+    watermark_every_s = WATERMARK_EVERY_S
+
     def __init__(self, app: Flask, *, monotonic: Callable[[], float] = time.monotonic,
                  clock_ms: Callable[[], int] | None = None):
-        self.app = app
-        self.monotonic = monotonic
+        super().__init__(app, monotonic)
         self.clock_ms = clock_ms or (lambda: quotes.now_ms())
-        self.active = False
-        self.held = False  # the feed holds the price authority: the engine should be running
-        self.behind = False  # a tick failed part way: replay from the watermark before going on
-        self.next_start = 0.0
         self.failures: dict[tuple, int] = {}
-        self.notices: collections.deque[tuple[str, int]] = collections.deque()
-        self.pubsub = None
+        self.notices: collections.deque[tuple[str, int]]
         self._forget()
 
     def _forget(self) -> None:
@@ -204,37 +205,13 @@ class CfdEngine:
         self.next_publish = 0.0
         self.fills = 0
 
-    # ---- being the authority -----------------------------------------------------------------
-
-    def on_authority(self, held: bool) -> None:
-        self.held = held
-        if held:
-            self.try_start()
-        else:
-            self.stop()
-
-    def try_start(self) -> bool:
-        try:
-            self.start()
-            return True
-        except Exception:
-            log.exception("CFD engine: could not rebuild and replay; trying again in %.0f s", START_RETRY_S)
-            db.session.rollback()
-            self.active = False
-            self.next_start = self.monotonic() + START_RETRY_S
-            return False
-        finally:
-            db.session.remove()
+    # ---- being the authority (on_authority, try_start, stop: listeners.TickListener) ----------
 
     def start(self) -> None:
         """Rebuild the books from the database, then replay the recorded ticks after the
         watermark, before any live tick. Raises if any of it fails (the engine stays off, its
         watermark where it was, and the next pass tries again)."""
-        self.active = False
-        self._forget()
-        self.notices.clear()
-        self.behind = False
-        self._subscribe()
+        self._begin_start()
         self._expire_orders()
         self._sync()
         db.session.remove()
@@ -251,44 +228,7 @@ class CfdEngine:
         gc.freeze()
         log.info("CFD engine running: %d triggers, %d accounts at risk", len(self.triggers), len(self.risk))
 
-    def stop(self) -> None:
-        if self.active:
-            try:
-                self.save_watermarks()
-            except Exception:
-                log.exception("could not save the CFD engine's watermarks")
-                db.session.rollback()
-        self.active = False
-        self._forget()
-        self.notices.clear()
-        self._unsubscribe()
-
-    def _unsubscribe(self) -> None:
-        if self.pubsub is not None:
-            try:
-                self.pubsub.close()
-            except Exception:  # noqa: BLE001 - closing a dead connection
-                pass
-            self.pubsub = None
-
-    # ---- the feed's calls ---------------------------------------------------------------------
-
-    def __call__(self, rows: list[TickRow]) -> None:
-        """A batch of ticks the feed has just committed (possibly none: a heartbeat)."""
-        if not self.active:
-            # a failed start is retried; its replay covers these rows (they are in the store)
-            if not (self.held and self.monotonic() >= self.next_start and self.try_start()):
-                return
-        try:
-            if self.behind:
-                self.replay()  # from the watermark: the failed tick first, then these rows
-                self.behind = False
-            self.take_notices()
-            for row in rows:
-                self.process(row)
-        except EngineBehind:
-            self.behind = True
-        self.housekeeping()
+    # ---- the feed's calls (__call__: listeners.TickListener, then this) -----------------------
 
     def housekeeping(self) -> None:
         now = self.monotonic()
@@ -312,36 +252,9 @@ class CfdEngine:
         """An order, position, account or competition changed in the database (committed)."""
         self.notices.append((kind, int(ident)))
 
-    def _subscribe(self) -> None:
-        if not self.app.config.get("REDIS_URL"):
-            return
-        from .. import jobs
-
-        self._unsubscribe()
-        try:
-            self.pubsub = jobs.redis_connection().pubsub()  # None from get_message means: nothing waiting
-            self.pubsub.subscribe(NOTICE_CHANNEL)
-        except Exception:
-            log.exception("CFD engine: cannot subscribe to %s; relying on the reconcile", NOTICE_CHANNEL)
-            self.pubsub = None
-
-    def _read_pubsub(self) -> None:
-        if self.pubsub is None:
-            return
-        try:
-            for _ in range(10_000):
-                message = self.pubsub.get_message(timeout=0)
-                if message is None:
-                    return
-                if message.get("type") != "message":
-                    continue
-                data = message["data"]
-                kind, ident = json.loads(data.decode() if isinstance(data, bytes) else data)
-                self.notice(kind, ident)
-        except Exception:
-            log.exception("CFD engine: reading notices failed; resubscribing (the reconcile covers the gap)")
-            self.next_reconcile = 0.0
-            self._subscribe()
+    def _notice_message(self, payload) -> None:
+        kind, ident = payload  # [kind, id], as notify publishes it
+        self.notice(kind, ident)
 
     def take_notices(self) -> None:
         """Bring the books in line with what the notices waiting now name, in one sync (the
@@ -626,13 +539,7 @@ class CfdEngine:
     # ---- watermark and replay -----------------------------------------------------------------
 
     def _load_watermarks(self) -> None:
-        self.saved = dict(db.session.execute(select(CfdEngineState.symbol, CfdEngineState.last_tick_id)).all())
-        self.watermarks = dict(self.saved)
-        for symbol in db.session.scalars(select(Market.symbol)):
-            if symbol not in self.watermarks:
-                # never ran for this symbol: start from its latest recorded tick
-                latest = db.session.scalar(select(func.max(Tick.id)).where(Tick.symbol == symbol))
-                self.watermarks[symbol] = latest or 0
+        self.saved, self.watermarks = listeners.load_watermarks(CfdEngineState)
         for symbol, tick_id in self.watermarks.items():
             tick = db.session.get(Tick, tick_id) if tick_id else None
             if tick is not None:
@@ -678,20 +585,8 @@ class CfdEngine:
         db.session.rollback()
         return cursor
 
-    def save_watermarks(self) -> None:
-        self.next_watermark = self.monotonic() + WATERMARK_EVERY_S
-        changed = {s: i for s, i in self.watermarks.items() if self.saved.get(s) != i}
-        if not changed:
-            return
-        try:
-            _write_watermarks(changed)
-            db.session.commit()
-            self.saved.update(changed)
-        except Exception:
-            log.exception("CFD engine: could not save the watermarks")
-            db.session.rollback()
-        finally:
-            db.session.remove()
+    def _write_marks(self, marks: dict[str, int]) -> None:  # save_watermarks: listeners.TickListener
+        _write_watermarks(marks)
 
     # ---- one tick -----------------------------------------------------------------------------
 
@@ -1132,18 +1027,7 @@ def close_rule(kind: str, position: CfdPosition, level: Decimal, row: TickRow) -
 
 def _write_watermarks(marks: dict[str, int]) -> None:
     """Upsert CfdEngineState rows in the session's transaction (never lowering one)."""
-    table = CfdEngineState.__table__
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    now = utcnow()
-    for symbol, tick_id in marks.items():
-        statement = dialect_insert(table).values(symbol=symbol, last_tick_id=tick_id, updated_at=now)
-        db.session.execute(statement.on_conflict_do_update(
-            index_elements=[table.c.symbol],
-            set_={"last_tick_id": tick_id, "updated_at": now},
-            where=table.c.last_tick_id < tick_id))
+    listeners.write_watermarks(CfdEngineState.__table__, marks)
 
 
 def emit(user_id: int, payload: dict) -> None:
@@ -1161,17 +1045,8 @@ def notify(kind: str, ident: int) -> None:
     """Call after committing a change the engine must know of: kind "order", "position",
     "account" (a participant id) or "competition". In-process when the engine runs here;
     over Redis when REDIS_URL is set (the feed process listens)."""
-    app = current_app._get_current_object()  # noqa: SLF001
-    engine = app.extensions.get("cfd_engine")
-    if engine is not None and (engine.active or engine.held):  # held: starting, or retrying a start
-        engine.notice(kind, ident)
-    if app.config.get("REDIS_URL"):
-        from .. import jobs
-
-        try:
-            jobs.redis_connection().publish(NOTICE_CHANNEL, json.dumps([kind, int(ident)]))
-        except Exception:
-            log.exception("could not notify the CFD engine of %s %s; its reconcile will find it", kind, ident)
+    listeners.send_notice("cfd_engine", NOTICE_CHANNEL, (kind, ident), [kind, int(ident)],
+                          what=f"CFD engine of {kind} {ident}", log=log)
 
 
 # ---- competition end and rebuy ----------------------------------------------------------------

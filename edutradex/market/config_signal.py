@@ -3,7 +3,8 @@ instead of waiting for the periodic reload.
 
 A change is marked on the session and announced only after that session commits: the feed
 then reads the committed row. The announcement is a version number, in this process (the
-embedded default) and in Redis (a separate feed process).
+embedded default) and in Redis (a separate feed process); the signal itself is
+change_signal.py's.
 
 Within one web request the shared version is read from Redis once and remembered for the
 rest of that request (`flask.g`): a placement and the fragment it renders see one catalogue,
@@ -15,9 +16,9 @@ from __future__ import annotations
 import itertools
 import logging
 
-from flask import current_app, g, has_app_context, has_request_context
-from sqlalchemy import event
-from sqlalchemy.orm import Session
+from flask import g, has_request_context
+
+from ..change_signal import ChangeSignal
 
 log = logging.getLogger(__name__)
 
@@ -28,34 +29,25 @@ _local_version = 0
 _G_SHARED = "market_config_shared_version"
 
 
-def mark_changed(session: Session) -> None:
-    session.info[_FLAG] = True
-
-
 def announce() -> None:
     global _local_version
     _local_version = next(_local_counter)
-    if has_app_context() and current_app.config.get("REDIS_URL"):
-        from .. import jobs
+    _signal.bump_shared()
 
-        try:
-            jobs.redis_connection().incr(REDIS_KEY)
-        except Exception:  # noqa: BLE001 - the periodic reload still picks the change up
-            log.warning("could not announce a market config change through Redis", exc_info=True)
+
+_signal = ChangeSignal(redis_key=REDIS_KEY, flag=_FLAG, what="a market config change", log=log,
+                       on_commit=lambda: announce())
+mark_changed = _signal.mark_changed
 
 
 def version() -> tuple[int, int]:
     """(local, shared) versions; the feed reloads when either moves. The shared one is read
     once per request (see the module's docstring)."""
-    shared = 0
-    if has_app_context() and current_app.config.get("REDIS_URL"):
-        in_request = has_request_context()
-        if in_request and _G_SHARED in g:
-            return _local_version, g.get(_G_SHARED)
-        from .. import jobs
-
-        shared = remember_shared(jobs.redis_connection().get(REDIS_KEY)) if in_request else \
-            int(jobs.redis_connection().get(REDIS_KEY) or 0)
+    if has_request_context() and _G_SHARED in g:
+        return _local_version, g.get(_G_SHARED)
+    shared = _signal.shared_version()
+    if has_request_context() and _signal.redis() is not None:
+        setattr(g, _G_SHARED, shared)
     return _local_version, shared
 
 
@@ -66,14 +58,3 @@ def remember_shared(raw: bytes | str | int | None) -> int:
     if has_request_context():
         setattr(g, _G_SHARED, shared)
     return shared
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    if session.info.pop(_FLAG, False):
-        announce()
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_FLAG, None)
