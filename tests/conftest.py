@@ -130,6 +130,20 @@ def redis_url(redis_server):
     return redis_server.url
 
 
+@pytest.fixture
+def redis_app(tmp_path, redis_url):
+    """An app on SQLite with the seeded catalogue and the real Redis (REDIS_URL set)."""
+    from edutradex.market.service import seed_markets
+
+    app = build_app(f"sqlite:///{tmp_path / 'redis.db'}", REDIS_URL=redis_url)
+    with app.app_context():
+        seed_markets()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
 # ---- the app as a process, and a browser ----------------------------------------
 
 @pytest.fixture

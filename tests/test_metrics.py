@@ -21,10 +21,11 @@ from edutradex.binary.models import Trade
 from edutradex.binary.settlement import settle_due_trades
 from edutradex.extensions import db, socketio
 from edutradex.market.quotes import now_ms
-from tests.binary.conftest import _no_quotes_between_tests, add_tick, make_market, publish, tick_and_quote  # noqa: F401
+from tests.binary.conftest import add_tick, make_market, publish, tick_and_quote  # noqa: F401
 from tests.conftest import build_app
 from tests.factories import make_admin, make_user
 from tests.support.deploy import ROOT
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 from tests.support.web import csrf_token
 
 TOKEN = "metrics-token-0123456789"

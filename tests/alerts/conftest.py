@@ -18,17 +18,11 @@ from edutradex.market.models import Tick
 from edutradex.market.quotes import Quote
 from edutradex.market.service import seed_markets
 from edutradex.types import utcnow
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 
 D = Decimal
 EUR = "OTC_EUR_USD"
 HALF_SPREAD = D("0.00005")
-
-
-@pytest.fixture(autouse=True)
-def _fresh_quotes():
-    quotes.clear_local_quotes()
-    yield
-    quotes.clear_local_quotes()
 
 
 class Ticks:

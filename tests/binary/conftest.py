@@ -13,13 +13,7 @@ from edutradex.extensions import db
 from edutradex.market import quotes
 from edutradex.market.models import FeedAuthority, Market, Tick
 from edutradex.market.quotes import Quote
-
-
-@pytest.fixture(autouse=True)
-def _no_quotes_between_tests():
-    quotes.clear_local_quotes()
-    yield
-    quotes.clear_local_quotes()
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 
 
 def make_market(symbol: str = "OTC_EUR_USD", **fields) -> Market:

@@ -27,6 +27,16 @@ def db_app(request):
     return request.getfixturevalue("app" if request.param == "sqlite" else "pg_app")
 
 
+@pytest.fixture
+def frames(monkeypatch):
+    """What the CFD engine sends to the traders' `user:<id>` rooms: (user id, payload)."""
+    from edutradex.competitions import engine as engine_module
+
+    sent: list[tuple[int, dict]] = []
+    monkeypatch.setattr(engine_module, "emit", lambda user_id, payload: sent.append((user_id, payload)))
+    return sent
+
+
 def fund(user_id: int, amount: str | Decimal) -> None:
     """Credits from outside (an admin adjustment), so the books balance."""
     post_ledger_entry(EntryType.ADJUSTMENT, Decimal(amount), debit=None, credit=wallet_account(user_id),

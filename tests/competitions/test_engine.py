@@ -31,26 +31,12 @@ from edutradex.types import utcnow
 from edutradex.wallet.models import LedgerEntry
 from tests.competitions.cfd import account, join, live_account
 from tests.competitions.test_lifecycle import move_times
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 
 D = Decimal
 EUR = "OTC_EUR_USD"
 JPY = "OTC_USD_JPY"
 _keys = itertools.count(1)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_quotes():
-    quotes.clear_local_quotes()
-    yield
-    quotes.clear_local_quotes()
-
-
-@pytest.fixture
-def frames(monkeypatch):
-    """What the engine sends to the traders' `user:<id>` rooms: (user id, payload)."""
-    sent: list[tuple[int, dict]] = []
-    monkeypatch.setattr(engine_module, "emit", lambda user_id, payload: sent.append((user_id, payload)))
-    return sent
 
 
 class Ticks:

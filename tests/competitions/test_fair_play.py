@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import func, select
 
 from edutradex.admin.services.audit import Actor
@@ -24,16 +23,10 @@ from edutradex.wallet.kyc import submit_kyc
 from tests.competitions.cfd import at, join, live_account
 from tests.competitions.conftest import open_competition, trader
 from tests.competitions.fair_play_helpers import EURUSD, open_at
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 from tests.support.web import csrf_token
 
 D = Decimal
-
-
-@pytest.fixture(autouse=True)
-def _no_quotes_between_tests():
-    quotes.clear_local_quotes()
-    yield
-    quotes.clear_local_quotes()
 
 
 def flags(competition_id: int, kind: str | None = None) -> list[CompetitionFlag]:

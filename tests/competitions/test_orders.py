@@ -20,16 +20,10 @@ from edutradex.market.service import seed_markets
 from edutradex.types import utcnow
 from tests.competitions.cfd import account, join, live_account, quote
 from tests.competitions.conftest import open_competition, trader
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 
 D = Decimal
 _keys = itertools.count(1)
-
-
-@pytest.fixture(autouse=True)
-def _no_quotes_between_tests():
-    quotes.clear_local_quotes()
-    yield
-    quotes.clear_local_quotes()
 
 
 @pytest.fixture

@@ -15,19 +15,12 @@ from edutradex.competitions.models import CfdFill, CfdOrder, CfdPosition, Compet
 from edutradex.competitions.positions import InsufficientMargin
 from edutradex.errors import Conflict
 from edutradex.extensions import db
-from edutradex.market import quotes
 from tests.competitions.cfd import live_account, quote
 from tests.support.concurrency import run_in_threads
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 
 pytestmark = pytest.mark.postgres
 D = Decimal
-
-
-@pytest.fixture(autouse=True)
-def _no_quotes_between_tests():
-    quotes.clear_local_quotes()
-    yield
-    quotes.clear_local_quotes()
 
 
 def test_50_parallel_market_orders_fill_only_while_the_free_margin_lasts(pg_app):

@@ -12,18 +12,11 @@ from edutradex.competitions import positions
 from edutradex.competitions.models import CfdFill, CfdOrder, CfdPosition, Competition
 from edutradex.competitions.positions import At, InsufficientMargin
 from edutradex.extensions import db
-from edutradex.market import quotes
 from tests.competitions.cfd import account, at, live_account, quote
 from tests.support.concurrency import run_in_threads
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 
 D = Decimal
-
-
-@pytest.fixture(autouse=True)
-def _no_quotes_between_tests():
-    quotes.clear_local_quotes()
-    yield
-    quotes.clear_local_quotes()
 
 
 def buy(participant_id: int, lots: str = "1", symbol: str = "OTC_EUR_USD", side: str = "BUY",

@@ -27,7 +27,6 @@ from edutradex.settings import set_setting
 from edutradex.types import utcnow
 from edutradex.wallet.models import LedgerEntry
 from tests.binary.conftest import (  # noqa: F401 - the fixtures
-    _no_quotes_between_tests,
     add_tick,
     clock,
     live_quote,
@@ -37,6 +36,7 @@ from tests.binary.conftest import (  # noqa: F401 - the fixtures
 )
 from tests.competitions.conftest import assert_books_balance, open_competition, trader
 from tests.support.concurrency import run_in_threads
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 
 D = Decimal
 SYMBOL = "OTC_EUR_USD"

@@ -17,9 +17,10 @@ from edutradex.competitions import lifecycle, service
 from edutradex.competitions.models import Competition, Participant
 from edutradex.extensions import db
 from edutradex.types import utcnow
-from tests.binary.conftest import _no_quotes_between_tests, make_market, tick_and_quote  # noqa: F401
+from tests.binary.conftest import make_market, tick_and_quote  # noqa: F401
 from tests.competitions.conftest import open_competition
 from tests.factories import make_user
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 
 SYMBOL = "OTC_EUR_USD"
 KEY_INPUT = re.compile(r'id="idempotency-key" name="idempotency_key" value="([^"]+)"')

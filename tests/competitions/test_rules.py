@@ -18,25 +18,10 @@ from edutradex.types import utcnow
 from tests.competitions.cfd import account, live_account, quote
 from tests.competitions.test_engine import EUR, Ticks, open_position, pending_order, started
 from tests.competitions.test_lifecycle import move_times
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 
 D = Decimal
 DAY_MS = rules.DAY_MS
-
-
-@pytest.fixture(autouse=True)
-def _fresh_quotes():
-    quotes.clear_local_quotes()
-    yield
-    quotes.clear_local_quotes()
-
-
-@pytest.fixture
-def frames(monkeypatch):
-    from edutradex.competitions import engine as engine_module
-
-    sent: list[tuple[int, dict]] = []
-    monkeypatch.setattr(engine_module, "emit", lambda user_id, payload: sent.append((user_id, payload)))
-    return sent
 
 
 def next_midnight_ms() -> int:

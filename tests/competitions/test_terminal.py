@@ -14,22 +14,15 @@ from sqlalchemy import event, func, select
 from edutradex.competitions import service
 from edutradex.competitions.models import CfdFill, CfdOrder, CfdPosition, Competition
 from edutradex.extensions import db
-from edutradex.market import quotes
 from edutradex.types import utcnow
 from tests.competitions.cfd import account, join, live_account, quote
 from tests.competitions.conftest import open_competition, trader
 from tests.factories import PASSWORD
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 from tests.support.web import AuthActions, csrf_token
 
 D = Decimal
 KEY = re.compile(r'id="cfd-client-key" name="client_key" value="([0-9a-f]+)"')
-
-
-@pytest.fixture(autouse=True)
-def _no_quotes_between_tests():
-    quotes.clear_local_quotes()
-    yield
-    quotes.clear_local_quotes()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from edutradex.extensions import db
 from edutradex.market import quotes
 from edutradex.market.feed import PriceFeed
 from edutradex.market.service import seed_markets
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 
 T0 = 1_700_000_040_000  # a fixed server time (ms), 40 s into a minute
 
@@ -47,13 +48,6 @@ class FeedHarness:
         with self.app.app_context():
             self.feed.coalescer.flush()
             self.feed.writer.flush()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_quotes():
-    quotes.clear_local_quotes()
-    yield
-    quotes.clear_local_quotes()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ from edutradex.market import quotes, store, ticks
 from edutradex.market.authority import AuthorityLock, AuthorityLost
 from edutradex.market.feed import PriceFeed
 from edutradex.market.models import FeedAuthority, Tick, TickGap
-from edutradex.market.service import seed_markets
 from tests.conftest import build_app
 from tests.market.conftest import T0, FakeClock
 from tests.support.waiting import wait_for
@@ -26,17 +25,6 @@ from tests.support.waiting import wait_for
 
 def row(tick_id: int, ts_ms: int, epoch: int | None, symbol: str = "OTC_GOLD") -> store.TickRow:
     return store.TickRow(tick_id, symbol, ts_ms, Decimal("1.0"), Decimal("1.2"), Decimal("1.1"), "SIM", epoch)
-
-
-@pytest.fixture
-def redis_app(tmp_path, redis_url):
-    app = build_app(f"sqlite:///{tmp_path / 'lock.db'}", REDIS_URL=redis_url)
-    with app.app_context():
-        seed_markets()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -39,15 +39,21 @@ def load_verifier():
 verifier = load_verifier()
 
 
-@pytest.fixture
-def fair_app(tmp_path, clock):
-    app = build_app(f"sqlite:///{tmp_path / 'fair.db'}", FAIRNESS_PERIOD_SECONDS=PERIOD_MS / 1000)
+def fairness_app(database_url: str):
+    """An app with fairness periods of PERIOD_MS and the seeded catalogue, for a fixture
+    to `yield from` (disposed after the test)."""
+    app = build_app(database_url, FAIRNESS_PERIOD_SECONDS=PERIOD_MS / 1000)
     with app.app_context():
         service.seed_markets()
     yield app
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def fair_app(tmp_path, clock):
+    yield from fairness_app(f"sqlite:///{tmp_path / 'fair.db'}")
 
 
 def run_verifier(tmp_path, data: dict) -> subprocess.CompletedProcess:
@@ -99,14 +105,8 @@ def test_uniforms_are_the_documented_53_bit_cuts_of_the_hmac_block():
 # ---- recorded periods verify exactly ----------------------------------------------------
 
 @pytest.fixture
-def fair_pg_app(postgres_url, tmp_path, clock):
-    app = build_app(postgres_url, FAIRNESS_PERIOD_SECONDS=PERIOD_MS / 1000)
-    with app.app_context():
-        service.seed_markets()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+def fair_pg_app(postgres_url, clock):
+    yield from fairness_app(postgres_url)
 
 
 def test_a_recorded_period_verifies_across_an_admin_change_and_a_feed_restart(fair_app, clock, tmp_path):

@@ -5,24 +5,10 @@ from __future__ import annotations
 import pytest
 
 from edutradex.extensions import db
-from edutradex.market import quotes
 from edutradex.market.service import seed_markets
 from tests.factories import PASSWORD, make_user
-from tests.market.conftest import FakeClock
-
-
-@pytest.fixture(autouse=True)
-def _fresh_quotes():
-    quotes.clear_local_quotes()
-    yield
-    quotes.clear_local_quotes()
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    clock = FakeClock()
-    monkeypatch.setattr(quotes, "now_ms", clock.now_ms)
-    return clock
+from tests.market.conftest import clock  # noqa: F401 - the markets tests' fake server clock
+from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 
 
 @pytest.fixture

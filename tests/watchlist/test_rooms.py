@@ -6,23 +6,9 @@ from __future__ import annotations
 import pytest
 
 from edutradex.errors import DomainError
-from edutradex.extensions import db
-from edutradex.market.service import seed_markets
 from edutradex.watchlist import service, signal
 from edutradex.watchlist.rooms import SHARED_CHECK_SECONDS, WatchlistRooms
-from tests.conftest import build_app
 from tests.factories import make_user
-
-
-@pytest.fixture
-def redis_app(tmp_path, redis_url):
-    app = build_app(f"sqlite:///{tmp_path / 'watch.db'}", REDIS_URL=redis_url)
-    with app.app_context():
-        seed_markets()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def test_a_change_committed_elsewhere_reaches_the_authority_through_redis(redis_app, monkeypatch):
