@@ -94,6 +94,7 @@ def _wake_the_hub_on_signals() -> None:
 
 _main_greenlet = None
 _stopping = False
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 def stop_services(seconds: float = 5.0) -> None:
@@ -135,13 +136,23 @@ def serve(listener, max_connections: int) -> None:
     import eventlet.wsgi
 
     app.extensions["health_checks"]["web_process"] = lambda: (True, {"pid": os.getpid()})
-    if app.config["EMBEDDED_SERVICES"]:
-        start_web_services(app)
     install_signal_handlers()
     try:
+        # A pre-fork child holds SIGTERM / SIGINT from its fork until its handlers are in
+        # place: one sent meanwhile (a stop right after a start) is handled here, not fatal.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        if app.config["EMBEDDED_SERVICES"]:
+            start_web_services(app)
         eventlet.wsgi.server(listener, app, max_size=max_connections, log_output=False)
-    finally:  # the server returns on Ctrl-C / SIGTERM
+    except KeyboardInterrupt:  # stopped before the server served (the server returns on it)
+        pass
+    finally:
         stop_services()
+        # Stopped. Python gives back the default action (death) to the signals it handled
+        # when the interpreter finalises: a late duplicate of the stop signal (the host's and
+        # the pre-fork parent's) would then kill the exiting process, exit -15. Ignored now.
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
 
 
 # Pre-fork (WEB_CONCURRENCY > 1). Children dying this soon after their start, this many times
@@ -231,13 +242,15 @@ def _fork_child(serve_child) -> int:
     and exit (never return: the parent's loop must not run in a child)."""
     from eventlet import hubs, patcher
 
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # eventlet warns at every fork
         pid = patcher.original("os").fork()
     if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
         return pid
-    # The child. The parent's handlers would forward signals to its siblings: back to the
-    # defaults until serve() installs this process's own.
+    # The child, with SIGTERM / SIGINT held until serve() has its own handlers in place: the
+    # parent's would forward them to the siblings, the defaults would kill it uncleanly.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     # The parent's hub was never run, but its epoll instance is shared with the parent and

@@ -116,8 +116,12 @@ def test_two_web_processes_share_one_port_and_socketio_stays_correct(cluster):
     finally:
         clients[0].disconnect()
 
-    # SIGTERM to the parent stops every web process; the feed stops cleanly
+    # SIGTERM to the parent stops every web process; the feed stops cleanly. Sent to every
+    # process at once too, as a host stopping a dyno does: a child then gets it twice.
     children = children_of(parent)
+    server.process.terminate()
+    for pid in children:
+        os.kill(pid, signal.SIGTERM)
     server.stop()
     log = server.log_path.read_text()
     assert server.process.returncode == 0, log
@@ -141,6 +145,28 @@ def test_several_web_processes_without_redis_are_refused(tmp_path):
     assert "WEB_CONCURRENCY=2 needs REDIS_URL" in result.stderr
     with pytest.raises(requests.ConnectionError):  # it never listened
         requests.get(server.url + "/healthz", timeout=2)
+
+
+SUPERVISE_CHILDREN_THAT_CANNOT_START = """
+import wsgi
+
+def cannot_start():
+    raise RuntimeError("cannot start")
+
+print("parent exits with", wsgi.supervise(2, cannot_start), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_web_processes_that_cannot_start_stop_the_parent(tmp_path):
+    """Replaced for ever, children failing at start would be a silent restart loop: the
+    parent gives up with exit 1. A child never runs the parent's loop (one line printed)."""
+    server = LiveServer(tmp_path / "failing")
+    result = subprocess.run([sys.executable, "-c", SUPERVISE_CHILDREN_THAT_CANNOT_START], cwd=ROOT, env=server.env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.splitlines() == ["parent exits with 1"], result.stderr
+    assert result.stderr.count("RuntimeError: cannot start") >= 3
+    assert "in a row exited within 5s of their start" in result.stderr
 
 
 @pytest.mark.parametrize(("env", "transports"), [
