@@ -6,6 +6,10 @@ connected, so the pool size is the process's connection limit: eventlet's defaul
 (and socketio.run's listen backlog of 50) would turn away the 1,025th watcher of the
 Markets page. WEB_MAX_CONNECTIONS and WEB_LISTEN_BACKLOG set them.
 
+WEB_CONCURRENCY=N (N > 1) uses N cores: the port is bound once, then N web processes are
+forked to serve on it, supervised by this one (`supervise`). They need Redis (rooms over the
+message queue, one price authority) and WebSocket-only Socket.IO clients (SOCKETIO_TRANSPORTS).
+
 eventlet must patch the standard library before anything else is imported, and the
 PostgreSQL driver must yield to eventlet too (psycogreen). This is the only module that
 knows about eventlet; everything else uses socketio.start_background_task / socketio.sleep.
