@@ -40,10 +40,11 @@ def web_processes(server: LiveServer, reports: dict) -> dict:
     return reports
 
 
-@pytest.fixture
-def cluster(tmp_path, redis_url):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def cluster(request, tmp_path, redis_url):
+    database = {} if request.param == "sqlite" else {"DATABASE_URL": request.getfixturevalue("postgres_url")}
     server = LiveServer(tmp_path / "web", REDIS_URL=redis_url, WEB_CONCURRENCY="2", JOBS_MODE="thread",
-                        FEED_TICK_INTERVAL_MS="300").prepare().start()
+                        FEED_TICK_INTERVAL_MS="300", **database).prepare().start()
     try:
         yield server
     finally:

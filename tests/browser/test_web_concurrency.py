@@ -9,6 +9,7 @@ from tests.test_web_concurrency import cluster  # noqa: F401 - the fixture
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.redis]
 
 
+@pytest.mark.parametrize("cluster", ["sqlite"], indirect=True)  # the database makes no difference here
 def test_the_page_connects_by_websocket_only(cluster, page):  # noqa: F811 - the fixture
     errors = []
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
