@@ -163,6 +163,19 @@ class Config:
     # Several wsgi.py processes on one port (SO_REUSEPORT), on purpose only: without it a
     # second process started on a port in use exits with an error.
     WEB_REUSE_PORT = _bool("WEB_REUSE_PORT", False)
+    # `python wsgi.py` with N > 1 binds the port once and forks N web processes that serve on
+    # it (pre-fork). They share rooms and the price authority through Redis only: N > 1
+    # without REDIS_URL is refused at start (wsgi.py).
+    WEB_CONCURRENCY = int(os.environ.get("WEB_CONCURRENCY") or "1")
+    # The Engine.IO transports the server accepts (and the page tells the client to use):
+    # long-polling needs every request of a session to reach the same process, which several
+    # processes behind one port (or dynos behind a router) do not give without sticky
+    # sessions. Unset: WebSocket only when this process shares its port (WEB_CONCURRENCY > 1,
+    # WEB_REUSE_PORT), else WebSocket then polling.
+    SOCKETIO_TRANSPORTS = [transport.strip() for transport in (
+        os.environ.get("SOCKETIO_TRANSPORTS")
+        or ("websocket" if WEB_CONCURRENCY > 1 or WEB_REUSE_PORT else "websocket,polling")
+    ).split(",") if transport.strip()]
     # Broadcasts written straight to idle WebSockets (edutradex/broadcast.py); eventlet only.
     SOCKETIO_DIRECT_WRITES = _bool("SOCKETIO_DIRECT_WRITES", True)
 

@@ -47,6 +47,7 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         message_queue=app.config["REDIS_URL"],
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS"),
+        transports=_socketio_transports(app),  # always given: SocketIO keeps options between init_app calls
     )
     metrics.count_emits(socketio.server)
     if app.config["SOCKETIO_DIRECT_WRITES"]:
@@ -67,6 +68,18 @@ def create_app(config: str | type[Config] | None = None, **overrides) -> Flask:
         feature.init_app(app)
     _trust_proxies(app)
     return app
+
+
+def _socketio_transports(app: Flask) -> list[str]:
+    """SOCKETIO_TRANSPORTS (config.py): the transports the server accepts; the page tells the
+    client the same (base.html's socketio-transports meta tag, read by app.js)."""
+    transports = list(app.config["SOCKETIO_TRANSPORTS"])
+    unknown = [transport for transport in transports if transport not in ("websocket", "polling")]
+    if unknown or not transports:
+        raise RuntimeError(f"SOCKETIO_TRANSPORTS={','.join(transports)!r}: use websocket, polling or both "
+                           "(comma-separated)")
+    app.config["SOCKETIO_TRANSPORTS"] = transports
+    return transports
 
 
 def _trust_proxies(app: Flask) -> None:

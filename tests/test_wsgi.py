@@ -75,6 +75,17 @@ def test_a_sigterm_stops_the_embedded_feed_cleanly(live_server):
     engine.dispose()
 
 
+def test_an_idle_server_stops_at_once_on_sigterm(tmp_path):
+    """No request, no feed: eventlet's hub sleeps in epoll until its next timer (up to a
+    minute). The SIGTERM must wake it, not wait for that timer past the platform's grace."""
+    server = LiveServer(tmp_path / "idle", EMBEDDED_SERVICES="0").prepare().start()
+    time.sleep(1)  # idle: the hub has gone back to sleep after the start-up request
+    started = time.monotonic()
+    server.stop()
+    assert server.process.returncode == 0, server.log_path.read_text()
+    assert time.monotonic() - started < 5
+
+
 SIGNAL_IN_A_GREENLET = """
 import os, signal
 import eventlet

@@ -54,7 +54,14 @@
 
   // One Socket.IO connection per page. The server puts a signed-in user in their own
   // room from the session cookie; pages subscribe to public rooms through EduTradeX.socket.
-  var socket = window.io ? window.io({ transports: ["websocket", "polling"] }) : null;
+  // The transports are the server's (SOCKETIO_TRANSPORTS): WebSocket only when several web
+  // processes share the port, where long-polling requests could reach another process.
+  function socketTransports() {
+    var meta = document.querySelector('meta[name="socketio-transports"]');
+    var listed = meta ? meta.getAttribute("content").split(",").filter(Boolean) : [];
+    return listed.length ? listed : ["websocket", "polling"];
+  }
+  var socket = window.io ? window.io({ transports: socketTransports() }) : null;
 
   function formatMoney(value) {
     var n = Number(value);
