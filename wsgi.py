@@ -287,22 +287,30 @@ def _fork_child(serve_child) -> int:
     raise SystemExit(code)  # atexit runs (metrics files, logs), and nothing of the parent's loop
 
 
-def refuse_concurrency(processes: int) -> None:
-    """WEB_CONCURRENCY > 1 works only where the processes share what one process would hold."""
+def web_processes(processes: int) -> int:
+    """How many web processes to run for WEB_CONCURRENCY: more than one only where the
+    processes share what one process would hold.
+
+    Without Redis it is one, with a warning, not a refusal: a Heroku-style Python buildpack
+    sets WEB_CONCURRENCY by dyno size (for gunicorn), and the one-dyno deploy with PostgreSQL
+    alone must still start. The other misconfigurations are refused: someone asked for them."""
     if processes < 1:
         raise SystemExit(f"EduTradeX: WEB_CONCURRENCY={processes}: use 1 or more web processes.")
     if processes == 1:
-        return
+        return 1
     if socketio.server.eio.async_mode != "eventlet":
         raise SystemExit("EduTradeX: WEB_CONCURRENCY > 1 needs SOCKETIO_ASYNC_MODE=eventlet (the default).")
     if not app.config["REDIS_URL"]:
-        raise SystemExit(f"EduTradeX: WEB_CONCURRENCY={processes} needs REDIS_URL: without Redis each web process "
-                         "would have its own Socket.IO rooms (a client would miss the ticks and notices emitted in "
-                         "another process) and its own price feed. Set REDIS_URL, or WEB_CONCURRENCY=1.")
+        app.logger.warning("WEB_CONCURRENCY=%d ignored: several web processes need REDIS_URL (without Redis each "
+                           "would have its own Socket.IO rooms, so a client would miss what another process emits, "
+                           "and its own price feed); running one web process. Set REDIS_URL, or WEB_CONCURRENCY=1 "
+                           "to silence this.", processes)
+        return 1
     if "polling" in app.config["SOCKETIO_TRANSPORTS"]:
         raise SystemExit(f"EduTradeX: WEB_CONCURRENCY={processes} with SOCKETIO_TRANSPORTS including polling: a "
                          "long-polling client's requests would reach any of the processes, not the one holding "
                          "its session. Leave SOCKETIO_TRANSPORTS unset (WebSocket only) or set it to websocket.")
+    return processes
 
 
 if __name__ == "__main__":
@@ -310,8 +318,7 @@ if __name__ == "__main__":
     port = int(os.environ.get("PORT", "5000"))
     max_connections = int(os.environ.get("WEB_MAX_CONNECTIONS", "10000"))
     backlog = int(os.environ.get("WEB_LISTEN_BACKLOG", "1024"))
-    processes = app.config["WEB_CONCURRENCY"]
-    refuse_concurrency(processes)
+    processes = web_processes(app.config["WEB_CONCURRENCY"])
     if socketio.server.eio.async_mode == "eventlet":
         listener = listen(host, port, backlog)  # before the services: a refused start makes no tick
         if processes > 1:
