@@ -15,4 +15,5 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def unread_notifications():
-        return {"unread_notifications": views.unread_for_nav, "alert_choices": service.CHOICES}
+        return {"unread_notifications": views.unread_for_nav, "recent_alert_fires": views.recent_for_nav,
+                "alert_choices": service.CHOICES}

@@ -155,6 +155,20 @@ def unread_count(user_id: int) -> int:
         AlertFire.user_id == user_id, AlertFire.read_at.is_(None))) or 0
 
 
+RECENT_TOAST_SECONDS = 60
+
+
+def recent_unread(user_id: int, seconds: int = RECENT_TOAST_SECONDS, limit: int = 3) -> list[dict]:
+    """The user's unread fires of the last `seconds`, newest first: a page that loads right
+    after a fire (the form's redirect, a navigation) shows them as toasts, since its live
+    connection was not there yet to receive the `alert_fired` frame."""
+    since = utcnow() - timedelta(seconds=seconds)
+    rows = db.session.execute(select(AlertFire.id, AlertFire.message).where(
+        AlertFire.user_id == user_id, AlertFire.read_at.is_(None), AlertFire.created_at >= since)
+        .order_by(AlertFire.id.desc()).limit(limit)).all()
+    return [{"fire_id": fire_id, "message": message} for fire_id, message in rows]
+
+
 def notifications(user_id: int) -> list[AlertFire]:
     return list(db.session.scalars(select(AlertFire).where(AlertFire.user_id == user_id)
                                    .order_by(AlertFire.id.desc()).limit(NOTIFICATIONS_SHOWN)))

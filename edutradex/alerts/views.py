@@ -20,6 +20,12 @@ def unread_for_nav() -> int:
     return service.unread_count(current_user.id) if current_user.is_authenticated else 0
 
 
+def recent_for_nav(unread: int) -> list[dict]:
+    """The fires a page shows as toasts on load (base.html): only looked up when the bell
+    has something unread."""
+    return service.recent_unread(current_user.id) if unread and current_user.is_authenticated else []
+
+
 def _page(status: int = 200, error: DomainError | None = None, form: dict | None = None):
     return render_template("alerts/index.html", alerts=service.list_alerts(current_user.id),
                            markets=list_markets(active_only=True), error=error, form=form or {},

@@ -147,3 +147,34 @@ def test_notifications_show_the_unread_count_in_the_bell_and_mark_read(app, clie
     assert 'data-testid="unread-count">1<' in client.get("/alerts").get_data(as_text=True)
     client.post("/notifications/read", data={"csrf_token": csrf_token(client, "/notifications")})
     assert 'data-testid="unread-count">0<' in client.get("/notifications").get_data(as_text=True)
+
+
+def test_a_page_carries_the_recent_unread_fires_for_the_toasts_its_connection_missed(app, client, signed_in):
+    """A fire while the page was loading (the form's redirect, a navigation) reached no live
+    connection: the next page carries the unread fires of the last minute, and alerts.js
+    toasts each once per tab. Older or read fires are not carried."""
+    import json
+    import re
+    from datetime import timedelta
+
+    from edutradex.types import utcnow
+
+    def carried() -> list[dict]:
+        page = client.get("/alerts").get_data(as_text=True)
+        return json.loads(re.search(r"id=\"recent-alert-fires\" data-fires='([^']*)'", page).group(1))
+
+    assert carried() == []
+    with app.app_context():
+        from edutradex.alerts import service
+
+        alert_id = service.create_alert(signed_in, EUR, "ABOVE", "1.09000").id
+        old = AlertFire(alert_id=alert_id, user_id=signed_in, symbol=EUR, tick_id=1, tick_ts_ms=1, price=1,
+                        message="EUR/USD OTC rose to 1.09001", created_at=utcnow() - timedelta(minutes=5))
+        new = AlertFire(alert_id=alert_id, user_id=signed_in, symbol=EUR, tick_id=2, tick_ts_ms=2, price=1,
+                        message="EUR/USD OTC rose to <b>1.09002</b> 'quoted'")
+        db.session.add_all([old, new])
+        db.session.commit()
+        new_id = new.id
+    assert carried() == [{"fire_id": new_id, "message": "EUR/USD OTC rose to <b>1.09002</b> 'quoted'"}]
+    client.post("/notifications/read", data={"csrf_token": csrf_token(client, "/notifications")})
+    assert carried() == []
