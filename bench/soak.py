@@ -19,7 +19,8 @@ The load, for SOAK_SECONDS (default 600):
 Reported per minute: placements, errors (must be 0), placement p99, tick frames and
 delivery p99, settlement lag after expiry p99 (from the database); from /metrics when the
 app serves it (a scrape per minute, with the health token). Memory (RSS) of each process
-at the start and the end (growth beyond 10 % is flagged). At the end: every trade settled
+idle, once every watcher is connected (the start: 1,000 WebSockets cost a web process
+~70 MB), each minute and at the end; growth from the start beyond 10 % is flagged. At the end: every trade settled
 exactly once (no OPEN trade left, balances + stakes - payouts = the starting balances) and
 `flask wallet verify` clean.
 
@@ -264,8 +265,8 @@ def main() -> None:
             rate = max(1.0, capacity / 2)
             print(f"capacity (closed loop, {CLIENTS} connections, {PROBE_SECONDS}s): {capacity:.0f} placements/s; "
                   f"the soak places at half: {rate:.0f}/s", flush=True)
-        time.sleep(6)  # the probe's trades settle before the start figures
-        memory_start = {name: rss_mb(p.pid) for name, p in processes.items()}
+        time.sleep(6)  # the probe's trades settle
+        memory_idle = {name: rss_mb(p.pid) for name, p in processes.items()}
 
         start_at = time.time() + 5 + WATCHERS / 150  # everyone connected first
         stop_at = start_at + SECONDS
@@ -279,10 +280,14 @@ def main() -> None:
             proc.start()
         print(f"soak: {SECONDS}s, {WATCHERS} board watchers, {rate:.0f} placements/s open loop, processes "
               f"{', '.join(processes)}; {os.cpu_count()} cores", flush=True)
+        time.sleep(max(0.0, start_at + 5 - time.time()))  # everyone connected and placing: the start figures
+        memory_start = {name: rss_mb(p.pid) for name, p in processes.items()}
+        memory_minutes: list[dict[str, float]] = []
         scrapes: list[dict[str, float]] = [scrape(base)]
         while time.time() < stop_at:
             time.sleep(min(60.0, max(0.0, stop_at - time.time())))
             scrapes.append(scrape(base))
+            memory_minutes.append({name: rss_mb(p.pid) for name, p in processes.items()})
             dead = [name for name, p in processes.items() if p.poll() is not None]
             if dead:
                 raise RuntimeError(f"process(es) exited during the soak: {dead} (logs in {logs})")
@@ -319,12 +324,16 @@ def main() -> None:
             for minute in range(1, len(scrapes)):
                 print(f"{minute:>4} " + " ".join(f"{figure(scrapes[minute - 1], scrapes[minute]):>11.1f}"
                                                  for _, figure in METRICS_COLUMNS))
-        print(f"\n{'process':>8} {'RSS start MB':>12} {'RSS end MB':>10} {'growth':>7}")
+        print("\nRSS MB: idle (before the watchers connected), at the start of the load, each minute, at the end")
+        print(f"{'process':>8} {'idle':>6} {'start':>6} " + " ".join(f"{m + 1:>5}" for m in range(len(memory_minutes)))
+              + f" {'end':>6} {'growth':>7}")
         grew = []
         for name in processes:
             growth = memory_end[name] / memory_start[name] - 1
             grew += [name] if growth > 0.10 else []
-            print(f"{name:>8} {memory_start[name]:>12.1f} {memory_end[name]:>10.1f} {growth:>7.1%}")
+            print(f"{name:>8} {memory_idle[name]:>6.0f} {memory_start[name]:>6.0f} "
+                  + " ".join(f"{m[name]:>5.0f}" for m in memory_minutes)
+                  + f" {memory_end[name]:>6.0f} {growth:>7.1%}")
         trades, still_open, consistent = books(db_url)
         verify = subprocess.run([str(Path(sys.executable).parent / "flask"), "wallet", "verify"], cwd=ROOT, env=env,
                                 capture_output=True, text=True)
