@@ -38,7 +38,7 @@ from ..extensions import db, socketio
 from ..types import utcnow
 from ..wallet.ledger import post_ledger_entries, post_ledger_entry, wallet_accounts
 from ..wallet.models import EntryType
-from . import rules
+from . import gate, rules
 from .events import announce_settled, announce_status
 from .fair_play import enqueue_live_scans, enqueue_scan
 from .leaderboard import elapsed_seconds
@@ -188,6 +188,7 @@ def end_competition(competition_id: int, now: datetime | None = None) -> bool:
     now = now or utcnow()
     table = Competition.__table__
     try:
+        gate.close(competition_id, table.c.status == S.LIVE.value, table.c.end_at <= now)  # placements queue behind us
         ended = db.session.execute(
             update(table).where(table.c.id == competition_id, table.c.status == S.LIVE.value, table.c.end_at <= now)
             .values(status=S.ENDED.value, ended_at=now, updated_at=now).returning(table.c.id)).scalar_one_or_none()

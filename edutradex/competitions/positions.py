@@ -23,7 +23,7 @@ from ..extensions import db
 from ..market import quotes
 from ..market.service import market_snapshot
 from ..types import utcnow
-from . import margin, rules
+from . import gate, margin, rules
 from .models import (
     CfdFill,
     CfdOrder,
@@ -100,8 +100,8 @@ def hold_competition(competition_id: int) -> tuple[str, datetime]:
     this transaction or this one for it, so no position opens after its closer looked. One
     lock order: competition, account, then its orders and positions."""
     return tuple(db.session.execute(
-        select(Competition.status, Competition.end_at).where(Competition.id == competition_id)
-        .with_for_update(read=True)).one())
+        select(Competition.status, Competition.end_at, *gate.shared(competition_id))
+        .where(Competition.id == competition_id).with_for_update(read=True)).one())[:2]
 
 
 def open_positions(participant_id: int) -> list[CfdPosition]:

@@ -39,6 +39,7 @@ from ..errors import Conflict, Forbidden, NotFound
 from ..extensions import db
 from ..market.models import Market
 from ..types import utcnow
+from . import gate
 from .models import Competition, CompetitionKind, CompetitionStatus, Participant, ParticipantStatus
 
 S = CompetitionStatus
@@ -124,7 +125,8 @@ class CompetitionAccount:
         if db.engine.dialect.name == "sqlite":
             p = Participant.__table__
             db.session.execute(update(p).where(p.c.id == self.participant_id).values(cash=p.c.cash))
-        competition = db.session.scalar(select(Competition).where(Competition.id == self.competition_id)
+        competition = db.session.scalar(select(Competition, *gate.shared(self.competition_id))
+                                        .where(Competition.id == self.competition_id)
                                         .with_for_update(read=True).execution_options(populate_existing=True))
         if competition is None:
             raise NotFound("This competition does not exist.")

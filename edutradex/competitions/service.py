@@ -32,7 +32,7 @@ from ..extensions import db
 from ..types import utcnow
 from ..wallet.ledger import InsufficientFunds, platform_account, post_ledger_entry, wallet_account
 from ..wallet.models import EntryType, PlatformAccount, PlatformAccountKind
-from . import rules
+from . import gate, rules
 from .events import announce_participants, announce_status
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, Repeats, pool_reference
 from .notify import email_joined, emails_after_cancel
@@ -513,6 +513,7 @@ def cancel_competition(competition_id: int, reason: str, *, actor=None, now: dat
     def cancel() -> int:
         # The status under the row lock, not the one read above: a start that commits in
         # between makes it LIVE, and a LIVE competition is cancelled just the same.
+        gate.close(competition_id)  # placements in flight finish, new ones wait for us (gate.py)
         before = db.session.scalar(select(Competition.status).where(Competition.id == competition_id)
                                    .with_for_update().execution_options(**FRESH))
         _refuse_unless_cancellable(before)

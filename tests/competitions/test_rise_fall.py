@@ -5,6 +5,7 @@ own expiry tick before the standings, rebuys refused while a trade is open."""
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
@@ -17,7 +18,7 @@ from edutradex.auth.service import reset_demo_balance
 from edutradex.binary.models import Trade
 from edutradex.binary.service import place_trade
 from edutradex.binary.settlement import settle_due_trades
-from edutradex.competitions import lifecycle, service
+from edutradex.competitions import lifecycle, positions, service
 from edutradex.competitions.models import Competition, Participant
 from edutradex.competitions.rise_fall import SettlementPending, place_competition_trade, to_ms
 from edutradex.errors import DomainError
@@ -361,6 +362,65 @@ def test_placements_racing_the_end_leave_no_trade_open(pg_app):
         for user in users:
             me = account(competition_id, user)
             assert me.cash == me.equity == me.final_equity == CAPITAL  # every stake back (no tick: a tie)
+
+
+@pytest.mark.postgres
+def test_a_stream_of_overlapping_placements_cannot_starve_the_end(pg_app):
+    """PostgreSQL lets a new FOR SHARE join the row's lockers while an UPDATE waits, so two
+    placements that always overlap would hold the end off for as long as they go on (a CI
+    run saw 15 s). The advisory gate (competitions/gate.py) queues the second placement
+    behind the waiting end: the end commits as soon as the first placement does, and the
+    second one then sees ENDED."""
+    competition_id, _ = pg_competition(pg_app, 1)
+    with pg_app.app_context():
+        end_at = utcnow() + timedelta(seconds=60)
+        db.session.execute(update(Competition).where(Competition.id == competition_id).values(end_at=end_at))
+        db.session.commit()
+        stored_through(to_ms(end_at) + 1)
+    seen: dict[str, object] = {}
+    held = {name: threading.Event() for name in ("first", "second")}
+    release = {name: threading.Event() for name in ("first", "second")}
+
+    def placement(name: str) -> None:  # the competition under its share lock, as a placement holds it
+        with pg_app.app_context():
+            try:
+                seen[name] = positions.hold_competition(competition_id)[0]
+                held[name].set()
+                release[name].wait(30)
+                db.session.commit()
+            finally:
+                db.session.remove()
+
+    def end() -> None:
+        with pg_app.app_context():
+            try:
+                seen["end"] = lifecycle.end_competition(competition_id, end_at)
+                seen["ended_at"] = time.monotonic()
+            finally:
+                db.session.remove()
+
+    threads = {name: threading.Thread(target=target, args=args, daemon=True)
+               for name, target, args in (("first", placement, ("first",)), ("end", end, ()),
+                                          ("second", placement, ("second",)))}
+    try:
+        threads["first"].start()
+        assert held["first"].wait(10) and seen["first"] == "LIVE"
+        threads["end"].start()
+        time.sleep(0.5)  # the end waits for the first placement
+        threads["second"].start()
+        time.sleep(0.5)  # the second placement arrives while the end waits
+        assert "end" not in seen
+        released = time.monotonic()
+        release["first"].set()
+        threads["end"].join(10)
+        assert seen.get("end") is True, "the end is still waiting behind the second placement"
+        assert seen["ended_at"] - released < 5
+        assert held["second"].wait(10) and seen["second"] == "ENDED"  # it queued behind the end
+    finally:
+        for event in release.values():
+            event.set()
+        for thread in threads.values():
+            thread.join(10)
 
 
 def test_an_end_passed_while_the_app_was_down_settles_each_trade_at_its_expiry_then_the_prizes(ctx):
