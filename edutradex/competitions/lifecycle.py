@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import Flask, current_app
-from sqlalchemy import Integer, and_, bindparam, case, func, select, update
+from sqlalchemy import Integer, and_, bindparam, case, exists, func, select, update
 
 from .. import jobs
 from ..extensions import db, socketio
@@ -40,7 +40,9 @@ from ..wallet.ledger import post_ledger_entries, post_ledger_entry, wallet_accou
 from ..wallet.models import EntryType
 from . import gate, rules
 from .events import announce_settled, announce_status
-from .fair_play import enqueue_live_scans, enqueue_scan
+from .fair_play import enqueue_live_scans, open_flag_count
+from .fair_play import scan as scan_fair_play
+from .fair_play_models import CompetitionFlag, FlagStatus
 from .leaderboard import elapsed_seconds
 from .models import Competition, CompetitionStatus, Participant, ParticipantStatus, pool_reference
 from .notify import (
@@ -204,16 +206,17 @@ def end_competition(competition_id: int, now: datetime | None = None) -> bool:
         db.session.rollback()
         raise
     announce_status(competition_id, S.ENDED.value)
-    _scan_fair_play(competition_id)
     return True
 
 
-def _scan_fair_play(competition_id: int) -> None:
-    """Queue the fair-play scan of the final trades; a failure there never holds up the end."""
-    try:
-        enqueue_scan(competition_id)
-    except Exception:
-        log.exception("competition %s: the fair-play scan failed", competition_id)
+def review_then_settle(competition_id: int, now: datetime | None = None) -> Split | None:
+    """The prizes wait for the fair-play review. The final trades are scanned first (a
+    scan keeps decided flags as they are and never repeats one); while any flag of the
+    competition is open, nothing is paid: an admin dismisses it or disqualifies a trader it
+    names, and the clock's next cycle pays (due_steps skips a competition on hold). A scan
+    that fails is retried by the clock, and the prizes wait for it."""
+    scan_fair_play(competition_id)
+    return settle_competition(competition_id, now)
 
 
 def _standings(competition_id: int) -> list[Standing]:
@@ -236,6 +239,11 @@ def settle_competition(competition_id: int, now: datetime | None = None) -> Spli
                 .values(status=S.SETTLED.value, settled_at=now, updated_at=now).returning(Competition.id)
         ).scalar_one_or_none():
             db.session.rollback()
+            return None
+        held = open_flag_count(cid)
+        if held:  # checked under the status lock: a disqualification or a dismissal comes first
+            db.session.rollback()
+            log.info("competition %s: prizes held while %d fair-play flag(s) are open", cid, held)
             return None
         # The status row is locked until our commit: a disqualification waits for us.
         competition = db.session.get(Competition, cid, populate_existing=True)
@@ -306,10 +314,16 @@ def due_steps(now: datetime | None = None, limit: int = MAX_PER_CYCLE) -> list[t
         select(c.id, step).where(
             ((c.status == S.SCHEDULED.value) & (c.start_at <= now))
             | ((c.status == S.LIVE.value) & (c.end_at <= now))
-            | (c.status == S.ENDED.value))
+            | ((c.status == S.ENDED.value) & ~on_hold(c.id)))
         .order_by(due_at, c.id).limit(limit)).all()
     db.session.rollback()
     return [(cid, action) for cid, action in rows]
+
+
+def on_hold(competition_id):
+    """SQL: the competition has an open fair-play flag, so its prizes wait for the review."""
+    return exists().where(CompetitionFlag.competition_id == competition_id,
+                          CompetitionFlag.status == FlagStatus.OPEN.value)
 
 
 def run_step(competition_id: int, action: str, now: datetime | None = None):
@@ -317,10 +331,10 @@ def run_step(competition_id: int, action: str, now: datetime | None = None):
         return start_competition(competition_id, now)
     if action == "end":
         if end_competition(competition_id, now):
-            return settle_competition(competition_id, now)
+            return review_then_settle(competition_id, now)
         return None
     if action == "settle":
-        return settle_competition(competition_id, now)
+        return review_then_settle(competition_id, now)
     raise ValueError(f"unknown competition step {action!r}")
 
 

@@ -81,7 +81,8 @@ def detail(competition_id: int):
                            preview=pages.prize_preview(competition, pool), me=me,
                            participants=pages.participants(competition.id), wallet=get_wallet(current_user.id),
                            now=utcnow(), countdown=pages.countdown(competition), seconds_until=pages.seconds_until,
-                           shown_limit=pages.PARTICIPANTS_SHOWN)
+                           shown_limit=pages.PARTICIPANTS_SHOWN,
+                           prizes_held=competition.status == "ENDED" and fair_play.open_flag_count(competition.id) > 0)
 
 
 @bp.route("/<int:competition_id>/join", methods=["GET"])

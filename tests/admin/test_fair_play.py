@@ -4,7 +4,7 @@ state; traders get 403 and a POST without the CSRF token changes nothing."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
@@ -166,21 +166,79 @@ def test_a_post_without_the_csrf_token_is_refused(app, client, admin):
     assert flag(app, flag_id).status == "OPEN" and not participant(app, cid, ub).disqualified
 
 
-def test_after_the_prizes_a_flag_can_still_be_dismissed_but_nobody_disqualified(app, client, admin):
-    cid, _, _, ub = flagged_competition(app, scan=False)
+def ended_with_an_open_flag(app) -> tuple[int, int, int, int, datetime]:
+    """(competition id, flag id, user a, user b, end_at): the mirrored pair's competition,
+    ended by the clock's step, its prizes held by the flag the end's scan raised."""
+    cid, _, ua, ub = flagged_competition(app, scan=False)
     with app.app_context():
         for position_id in db.session.scalars(select(CfdPosition.id).where(CfdPosition.competition_id == cid)).all():
-            positions.close_position(position_id, at=at("1.08500", "1.08510"), reason="MANUAL", rule="by hand")
+            positions.close_position(position_id, at=at("1.08500", "1.08510"), reason="MARKET", rule="by hand")
             db.session.commit()
         end_at = db.session.get(Competition, cid).end_at
-        lifecycle.run_step(cid, "end", end_at + timedelta(seconds=1))  # the end scans, then settles
-        assert db.session.get(Competition, cid).status == "SETTLED"
+        assert lifecycle.run_step(cid, "end", end_at + timedelta(seconds=1)) is None  # the end scans, then holds
+        assert db.session.get(Competition, cid).status == "ENDED"
         flag_id = db.session.scalar(select(CompetitionFlag.id).where(CompetitionFlag.competition_id == cid))
+    return cid, flag_id, ua, ub, end_at
+
+
+def competition_status(app, cid: int) -> str:
+    with app.app_context():
+        return db.session.get(Competition, cid).status
+
+
+def test_an_ended_competition_holds_the_prizes_until_the_last_flag_is_decided(app, client, admin):
+    cid, flag_id, ua, ub, end_at = ended_with_an_open_flag(app)
+    detail = client.get(f"/admin/competitions/{cid}").get_data(as_text=True)
+    assert 'data-testid="prizes-held"' in detail and "1 fair-play flag is open" in detail
+    review = client.get(f"/admin/competitions/{cid}/fair-play").get_data(as_text=True)
+    assert "The prizes are held until every open flag is decided." in review
+    assert f"/fair-play/{flag_id}/disqualify" in review  # still possible: nothing is paid
+    public = client.get(f"/competitions/{cid}").get_data(as_text=True)
+    assert "The prizes are on hold while the organisers finish a fair-play review" in public
+
+    response = admin.post(f"/admin/competitions/{cid}/fair-play/{flag_id}/disqualify",
+                          {"user_id": str(ub), "reason": "Mirrored account"})
+    assert response.status_code == 302
+    after = client.get(f"/admin/competitions/{cid}/fair-play").get_data(as_text=True)
+    assert "No flag is open any more: the prizes are paid within seconds." in after
+    assert 'data-testid="prizes-held"' not in after
+    with app.app_context():
+        assert lifecycle.run_overdue(end_at + timedelta(seconds=2)) == 1
+    assert competition_status(app, cid) == "SETTLED"
+    assert participant(app, cid, ub).disqualified and participant(app, cid, ub).final_rank is None
+    assert participant(app, cid, ua).final_rank == 1
+
+
+def test_a_decision_that_leaves_flags_open_says_the_prizes_stay_held(app, client, admin):
+    cid, flag_id, ua, ub, _ = ended_with_an_open_flag(app)
+    with app.app_context():
+        fair_play.record_device(cid, ua, "e" * 32)
+        fair_play.record_device(cid, ub, "e" * 32)
+        fair_play.scan(cid)
+    assert admin.post(f"/admin/competitions/{cid}/fair-play/{flag_id}/dismiss", {"note": "Cousins, checked"}
+                      ).status_code == 302
     page = client.get(f"/admin/competitions/{cid}/fair-play").get_data(as_text=True)
-    assert "Mirrored trades" in page and "a disqualification is no longer possible" in page
-    assert f"/fair-play/{flag_id}/dismiss" in page and f"/fair-play/{flag_id}/disqualify" not in page
-    refused = admin.post(f"/admin/competitions/{cid}/fair-play/{flag_id}/disqualify",
+    assert "The prizes stay on hold: 1 flag is still open." in page
+    assert competition_status(app, cid) == "ENDED"
+
+
+def test_after_the_prizes_a_flag_can_still_be_dismissed_but_nobody_disqualified(app, client, admin):
+    cid, flag_id, ua, ub, end_at = ended_with_an_open_flag(app)
+    assert admin.post(f"/admin/competitions/{cid}/fair-play/{flag_id}/dismiss", {"note": "Hedging cousins"}
+                      ).status_code == 302
+    with app.app_context():
+        assert lifecycle.run_overdue(end_at + timedelta(seconds=2)) == 1
+        assert db.session.get(Competition, cid).status == "SETTLED"
+        fair_play.record_device(cid, ua, "f" * 32)  # a later "Scan now" finds something new
+        fair_play.record_device(cid, ub, "f" * 32)
+        assert fair_play.scan(cid)["new"] == 1
+        late = db.session.scalar(select(CompetitionFlag.id).where(CompetitionFlag.competition_id == cid,
+                                                                  CompetitionFlag.status == "OPEN"))
+    page = client.get(f"/admin/competitions/{cid}/fair-play").get_data(as_text=True)
+    assert "Accounts on one device" in page and "a disqualification is no longer possible" in page
+    assert f"/fair-play/{late}/dismiss" in page and f"/fair-play/{late}/disqualify" not in page
+    refused = admin.post(f"/admin/competitions/{cid}/fair-play/{late}/disqualify",
                          {"user_id": str(ub), "reason": "Too late"})
-    assert refused.status_code == 409 and flag(app, flag_id).status == "OPEN"
-    assert admin.post(f"/admin/competitions/{cid}/fair-play/{flag_id}/dismiss", {"note": "Seen after the end"}
+    assert refused.status_code == 409 and flag(app, late).status == "OPEN"
+    assert admin.post(f"/admin/competitions/{cid}/fair-play/{late}/dismiss", {"note": "Seen after the end"}
                       ).status_code == 302

@@ -4,24 +4,24 @@ add nothing."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from edutradex.admin.services.audit import Actor
 from edutradex.auth.models import User
 from edutradex.binary.models import Trade
 from edutradex.competitions import fair_play, lifecycle, positions, service
 from edutradex.competitions.fair_play_models import CompetitionFlag, ParticipantDevice
-from edutradex.competitions.models import Competition
+from edutradex.competitions.models import Competition, Participant
 from edutradex.devices import COOKIE_NAME
 from edutradex.extensions import db
 from edutradex.market import quotes
 from edutradex.types import utcnow
 from edutradex.wallet.kyc import submit_kyc
 from tests.competitions.cfd import at, join, live_account
-from tests.competitions.conftest import open_competition, trader
+from tests.competitions.conftest import assert_books_balance, open_competition, participants, trader
 from tests.competitions.fair_play_helpers import EURUSD, open_at
 from tests.support.quotes import fresh_quotes  # noqa: F401 - autouse: no quote outlives a test
 from tests.support.web import csrf_token
@@ -308,16 +308,76 @@ def test_a_device_shared_by_a_whole_classroom_is_one_flag(db_app):
         assert flag.user_ids == sorted(users) and flag.participants_key.startswith("sha256:")
 
 
-def test_the_end_of_a_competition_scans_it(app):
+def shared_device_at_the_end() -> tuple[int, int, int, datetime]:
+    """(competition id, user a, user b, end_at): a LIVE competition whose two traders used
+    one browser, at its end."""
+    cid, _, ua = live_account()
+    _, ub = join(cid)
+    fair_play.record_device(cid, ua, "b" * 32)
+    fair_play.record_device(cid, ub, "b" * 32)
+    return cid, ua, ub, db.session.get(Competition, cid).end_at
+
+
+def status(competition_id: int) -> str:
+    db.session.expire_all()
+    return db.session.get(Competition, competition_id).status
+
+
+def test_the_end_scans_the_final_trades_and_holds_the_prizes_while_a_flag_is_open(app):
     with app.app_context():
-        cid, _, ua = live_account()
-        _, ub = join(cid)
-        fair_play.record_device(cid, ua, "b" * 32)
-        fair_play.record_device(cid, ub, "b" * 32)
-        end_at = db.session.get(Competition, cid).end_at
-        assert lifecycle.end_competition(cid, end_at + timedelta(seconds=1))
+        cid, ua, ub, end_at = shared_device_at_the_end()
+        after = end_at + timedelta(seconds=1)
+        assert lifecycle.run_step(cid, "end", after) is None  # ended, but nothing paid
         [flag] = flags(cid)
-        assert flag.kind == "SHARED_DEVICE"
+        assert (flag.kind, flag.status, status(cid)) == ("SHARED_DEVICE", "OPEN", "ENDED")
+        assert (cid, "settle") not in lifecycle.due_steps(after)  # the clock does not retry it every second
+        assert lifecycle.run_overdue(after + timedelta(hours=1)) == 0 and status(cid) == "ENDED"
+        assert lifecycle.settle_competition(cid, after) is None and status(cid) == "ENDED"  # the step itself refuses too
+
+        fair_play.dismiss(cid, flag.id, "Two siblings on the family laptop.", actor=Actor(trader(), "127.0.0.1"))
+        assert (cid, "settle") in lifecycle.due_steps(after)
+        assert lifecycle.run_overdue(after + timedelta(seconds=2)) == 1
+        assert status(cid) == "SETTLED"
+        assert [f.status for f in flags(cid)] == ["DISMISSED"]  # the scan before paying kept the decision
+        assert_books_balance(app)
+
+
+def test_a_disqualification_during_the_hold_counts_in_the_prizes(app):
+    with app.app_context():
+        cid, ua, ub, end_at = shared_device_at_the_end()
+        db.session.execute(update(Participant).where(Participant.competition_id == cid, Participant.user_id == ub)
+                           .values(cash=D("10500.00"), equity=D("10500.00"), trades_count=1))
+        db.session.execute(update(Participant).where(Participant.competition_id == cid, Participant.user_id == ua)
+                           .values(trades_count=1))
+        db.session.commit()
+        after = end_at + timedelta(seconds=1)
+        assert lifecycle.run_step(cid, "end", after) is None
+        [flag] = flags(cid)
+        ranked = {p.user_id: p.final_rank for p in participants(cid)}
+        assert ranked == {ub: 1, ua: 2}  # the standings are written at the end
+        fair_play.disqualify_from_flag(cid, flag.id, ub, "One person, two accounts.",
+                                       actor=Actor(trader(), "127.0.0.1"))
+        assert lifecycle.run_overdue(after + timedelta(seconds=2)) == 1 and status(cid) == "SETTLED"
+        result = {p.user_id: (p.final_rank, p.disqualified) for p in participants(cid)}
+        assert result == {ub: (None, True), ua: (1, False)}  # the leader's account is out; the other moves up
+        assert_books_balance(app)
+
+
+def test_the_prizes_wait_for_a_flag_raised_while_the_competition_was_live(app):
+    with app.app_context():
+        cid, ua, ub, end_at = shared_device_at_the_end()
+        fair_play.scan(cid)  # a periodic scan while LIVE
+        assert lifecycle.run_step(cid, "end", end_at + timedelta(seconds=1)) is None
+        assert status(cid) == "ENDED" and len(flags(cid)) == 1
+
+
+def test_a_competition_without_flags_is_paid_at_the_end(app):
+    with app.app_context():
+        cid, _, _ = live_account()
+        join(cid)
+        end_at = db.session.get(Competition, cid).end_at
+        assert lifecycle.run_step(cid, "end", end_at + timedelta(seconds=1)) is not None
+        assert status(cid) == "SETTLED" and flags(cid) == []
 
 
 def test_the_clock_scans_live_competitions_every_interval(app, monkeypatch):

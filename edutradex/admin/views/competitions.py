@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import render_template, request, url_for
 
 from ...competitions import fair_play, pages, rules, service
+from ...competitions.models import CompetitionStatus
 from ...errors import DomainError
 from .. import bp
 from ..services import competitions as admin_competitions
@@ -122,12 +123,23 @@ def competition_fair_play_scan(competition_id: int):
 @bp.post("/competitions/<int:competition_id>/fair-play/<int:flag_id>/dismiss")
 def competition_flag_dismiss(competition_id: int, flag_id: int):
     fair_play.dismiss(competition_id, flag_id, request.form.get("note", ""), actor=actor())
-    return done("Flag dismissed.", url_for("admin.competition_fair_play", competition_id=competition_id))
+    return done("Flag dismissed." + _prizes_after_review(competition_id),
+                url_for("admin.competition_fair_play", competition_id=competition_id))
 
 
 @bp.post("/competitions/<int:competition_id>/fair-play/<int:flag_id>/disqualify")
 def competition_flag_disqualify(competition_id: int, flag_id: int):
     fair_play.disqualify_from_flag(competition_id, flag_id, request.form.get("user_id"),
                                    request.form.get("reason", ""), actor=actor())
-    return done("Participant disqualified: no prize, fee not refunded.",
+    return done("Participant disqualified: no prize, fee not refunded." + _prizes_after_review(competition_id),
                 url_for("admin.competition_fair_play", competition_id=competition_id))
+
+
+def _prizes_after_review(competition_id: int) -> str:
+    """What a decision did to the prizes of an ended competition (they wait for the review)."""
+    if service.get_competition(competition_id).status != CompetitionStatus.ENDED.value:
+        return ""
+    left = fair_play.open_flag_count(competition_id)
+    if left:
+        return f" The prizes stay on hold: {left} flag{'s are' if left != 1 else ' is'} still open."
+    return " No flag is open any more: the prizes are paid within seconds."
