@@ -10,8 +10,13 @@ export FLASK_APP := edutradex:create_app
 run: setup db seed
 	$(BIN)/python wsgi.py
 
+# Two workers (pytest-xdist), each running whole test files: most of the suite waits on
+# real servers, processes and a browser, so two workers halve it on two cores.
+# TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed $(VENDOR)/.installed
 
