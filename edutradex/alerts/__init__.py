@@ -8,12 +8,11 @@ bp = Blueprint("alerts", __name__)
 
 
 def init_app(app: Flask) -> None:
-    from . import listener, models, service, views  # noqa: F401 - tables, pages
+    from . import events, listener, models, service, views  # noqa: F401 - Socket.IO, tables, pages
 
     listener.init_app(app)
     app.register_blueprint(bp)
 
     @app.context_processor
     def unread_notifications():
-        return {"unread_notifications": views.unread_for_nav, "recent_alert_fires": views.recent_for_nav,
-                "alert_choices": service.CHOICES}
+        return {"unread_notifications": views.unread_for_nav, "alert_choices": service.CHOICES}

@@ -42,7 +42,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from flask import Flask
@@ -102,6 +102,8 @@ class Fired:
     fire_id: int
     user_id: int
     message: str
+    tick_id: int
+    at: datetime  # when it was recorded (the notification's time)
 
 
 class AlertEngine(listeners.TickListener):
@@ -401,12 +403,12 @@ class AlertEngine(listeners.TickListener):
                 continue
             moved.append((alert, after, version, done))
             if fires:
-                message = fire_message(alert.symbol, alert.watching, alert.level, row.mid)
+                message, now = fire_message(alert.symbol, alert.watching, alert.level, row.mid), utcnow()
                 fire_id = db.session.scalar(insert(AlertFire).values(
                     alert_id=alert.id, user_id=alert.user_id, symbol=alert.symbol, tick_id=row.id,
-                    tick_ts_ms=row.ts_ms, price=row.mid, message=message, created_at=utcnow())
+                    tick_ts_ms=row.ts_ms, price=row.mid, message=message, created_at=now)
                     .returning(AlertFire.id))
-                fired.append(Fired(fire_id, alert.user_id, message))
+                fired.append(Fired(fire_id, alert.user_id, message, row.id, now))
         for alert in expired:
             db.session.execute(update(PriceAlert).where(PriceAlert.id == alert.id,
                                                         PriceAlert.status == AlertStatus.ACTIVE.value)
@@ -446,12 +448,12 @@ def _write_watermarks(marks: dict[str, int]) -> None:
 def announce(fire: Fired) -> None:
     """The live toast and the bell's count, on the owner's room (after the commit)."""
     from ..core.events import user_room
-    from .service import unread_count
+    from .service import fire_frame, unread_count
 
     try:
         unread = unread_count(fire.user_id)
         db.session.rollback()
-        socketio.emit(FIRED_EVENT, {"fire_id": fire.fire_id, "message": fire.message, "unread": unread},
+        socketio.emit(FIRED_EVENT, {**fire_frame(fire.fire_id, fire.message, fire.tick_id, fire.at), "unread": unread},
                       to=user_room(fire.user_id))
     except Exception:  # noqa: BLE001 - the notification list has it; a lost frame is only a late bell
         log.exception("could not announce alert fire %s", fire.fire_id)

@@ -23,6 +23,7 @@ from ..extensions import db
 from ..market.models import Market
 from ..market.quotes import latest_quote
 from ..parsing import parse_decimal
+from ..templating import datetime_utc
 from ..types import utcnow
 from . import book
 from .models import AlertFire, AlertKind, AlertStatus, PriceAlert
@@ -37,7 +38,7 @@ EXPIRIES: dict[str, tuple[str, timedelta | None]] = {
     "30d": ("In 30 days", timedelta(days=30)),
 }
 KIND_LABELS = {AlertKind.ABOVE.value: "Above", AlertKind.BELOW.value: "Below", AlertKind.CROSSING.value: "Crossing"}
-NOTIFICATIONS_SHOWN = 100
+NOTIFICATIONS_PER_PAGE = 50
 
 
 @dataclass(frozen=True)
@@ -159,19 +160,25 @@ RECENT_TOAST_SECONDS = 60
 
 
 def recent_unread(user_id: int, seconds: int = RECENT_TOAST_SECONDS, limit: int = 3) -> list[dict]:
-    """The user's unread fires of the last `seconds`, newest first: a page that loads right
-    after a fire (the form's redirect, a navigation) shows them as toasts, since its live
-    connection was not there yet to receive the `alert_fired` frame."""
+    """The user's unread fires of the last `seconds`, newest first, as the `alert_fired`
+    frame carries them (events.py: a new connection's catch-up)."""
     since = utcnow() - timedelta(seconds=seconds)
-    rows = db.session.execute(select(AlertFire.id, AlertFire.message).where(
+    rows = db.session.execute(select(AlertFire.id, AlertFire.message, AlertFire.tick_id, AlertFire.created_at).where(
         AlertFire.user_id == user_id, AlertFire.read_at.is_(None), AlertFire.created_at >= since)
         .order_by(AlertFire.id.desc()).limit(limit)).all()
-    return [{"fire_id": fire_id, "message": message} for fire_id, message in rows]
+    return [fire_frame(*row) for row in rows]
 
 
-def notifications(user_id: int) -> list[AlertFire]:
-    return list(db.session.scalars(select(AlertFire).where(AlertFire.user_id == user_id)
-                                   .order_by(AlertFire.id.desc()).limit(NOTIFICATIONS_SHOWN)))
+def fire_frame(fire_id: int, message: str, tick_id: int, at: datetime) -> dict:
+    """A fire as the browser gets it (`alert_fired`, the catch-up): alerts.js toasts the
+    message and adds the row to a live /notifications page."""
+    return {"fire_id": fire_id, "message": message, "tick_id": tick_id, "at": datetime_utc(at)}
+
+
+def notifications(user_id: int, page: int = 1, per_page: int = NOTIFICATIONS_PER_PAGE):
+    """The user's notifications, newest first, one page (a Flask-SQLAlchemy Pagination)."""
+    return db.paginate(select(AlertFire).where(AlertFire.user_id == user_id).order_by(AlertFire.id.desc()),
+                       page=page, per_page=per_page, error_out=False)
 
 
 def mark_read(user_id: int, fire_id: int | None = None) -> int:

@@ -8,6 +8,7 @@ from flask_login import current_user, login_required
 
 from ..errors import DomainError
 from ..market.service import list_markets
+from ..parsing import parse_page
 from . import bp, service
 
 
@@ -18,12 +19,6 @@ def is_htmx() -> bool:
 def unread_for_nav() -> int:
     """The bell's count (base.html), for a signed-in user."""
     return service.unread_count(current_user.id) if current_user.is_authenticated else 0
-
-
-def recent_for_nav(unread: int) -> list[dict]:
-    """The fires a page shows as toasts on load (base.html): only looked up when the bell
-    has something unread."""
-    return service.recent_unread(current_user.id) if unread and current_user.is_authenticated else []
 
 
 def _page(status: int = 200, error: DomainError | None = None, form: dict | None = None):
@@ -68,7 +63,8 @@ def delete(alert_id: int):
 @bp.route("/notifications")
 @login_required
 def notifications():
-    return render_template("alerts/notifications.html", fires=service.notifications(current_user.id),
+    return render_template("alerts/notifications.html",
+                           fires=service.notifications(current_user.id, parse_page(request.args.get("page"))),
                            unread=service.unread_count(current_user.id))
 
 
@@ -76,11 +72,17 @@ def notifications():
 @login_required
 def mark_all_read():
     service.mark_read(current_user.id)
-    return redirect(url_for("alerts.notifications"))
+    return redirect(_back_to_the_page())
 
 
 @bp.route("/notifications/<int:fire_id>/read", methods=["POST"])
 @login_required
 def mark_read(fire_id: int):
     service.mark_read(current_user.id, fire_id)
-    return redirect(url_for("alerts.notifications"))
+    return redirect(_back_to_the_page())
+
+
+def _back_to_the_page() -> str:
+    """Back to the notifications page the form was on (its ?page=)."""
+    page = parse_page(request.args.get("page"))
+    return url_for("alerts.notifications", page=page) if page > 1 else url_for("alerts.notifications")

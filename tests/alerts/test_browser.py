@@ -1,7 +1,7 @@
 """A price alert in a real browser (Debian chromium) against the app as a real process with
 its own price feed: set a crossing alert at the price of the moment on /alerts, see it fire
 as a toast while the page stays open, the bell's count move to 1, and the notification
-listed (then marked read)."""
+appear live at the top of /notifications open in another tab (then marked read there)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,13 @@ def test_an_alert_set_on_the_page_fires_as_a_toast_and_lands_in_the_notification
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "alerts-trade-form.png"))
 
+    # a second tab on /notifications, open before the alert exists: the fire must arrive live
+    inbox = page.context.new_page()
+    inbox.on("pageerror", lambda exc: problems.append(str(exc)))
+    inbox.goto(f"{base}/notifications")
+    inbox.get_by_test_id("no-notifications").wait_for()
+    assert not inbox.get_by_test_id("mark-all-read").is_visible()
+
     page.goto(f"{base}/alerts")
     for attempt in range(5):
         mid = None
@@ -76,13 +83,23 @@ def test_an_alert_set_on_the_page_fires_as_a_toast_and_lands_in_the_notification
     assert page.get_by_test_id("unread-count").inner_text() == "1"
     page.screenshot(path=str(ARTIFACTS / "alerts-toast.png"))
 
+    row = inbox.get_by_test_id("notification")
+    row.wait_for(timeout=10_000)  # added at the top without a reload
+    assert row.count() == 1 and row.get_attribute("data-live") == "1"
+    assert f"your alert at {level:.3f}" in row.inner_text() and " UTC" in row.inner_text()
+    assert inbox.get_by_test_id("no-notifications").count() == 0
+    assert inbox.get_by_test_id("unread").inner_text() == "1 unread"
+    assert inbox.get_by_test_id("unread-count").inner_text() == "1" and inbox.get_by_test_id("mark-all-read").is_visible()
+    inbox.screenshot(path=str(ARTIFACTS / "alerts-notifications-live.png"))
+    row.get_by_test_id("mark-read").click()  # the live row's own form (and CSRF token)
+    inbox.wait_for_url(f"{base}/notifications")
+    assert inbox.get_by_test_id("unread").inner_text() == "0 unread"
+
     page.get_by_test_id("bell").click()
     page.wait_for_url(f"{base}/notifications")
     assert page.get_by_test_id("notification").count() == 1
     assert f"your alert at {level:.3f}" in page.get_by_test_id("notification").inner_text()
-    page.get_by_test_id("mark-read").click()
-    page.wait_for_url(f"{base}/notifications")
-    assert page.get_by_test_id("unread-count").inner_text() == "0"
+    assert page.get_by_test_id("unread-count").inner_text() == "0" and page.get_by_test_id("mark-read").count() == 0
     page.goto(f"{base}/alerts")
     assert "Fired" in page.get_by_test_id("alert-row").filter(has_text="Volatility 100").inner_text()
     assert problems == []

@@ -12,11 +12,11 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from edutradex.alerts.models import AlertEngineState, PriceAlert
-from edutradex.extensions import db
+from edutradex.extensions import db, socketio
 from edutradex.market.service import seed_markets
 from edutradex.types import utcnow
 from tests.alerts.conftest import EUR, Ticks, alert, bulk_alerts, fires, started
-from tests.factories import make_user
+from tests.factories import PASSWORD, make_user
 
 
 def filler(count: int) -> list[tuple[str, str, str, bool]]:
@@ -258,3 +258,24 @@ def test_ticks_that_passed_before_the_engine_heard_of_a_new_alert_still_fire_it(
         assert len(fires()) == 2
         engine([record(EUR, "1.08600")])
         assert len(fires(crossing)) == 3
+
+
+def test_the_fire_frame_carries_what_the_notifications_page_shows(app, client, auth, record):
+    """alert_fired on the owner's room: the toast's message, the bell's count, and what
+    /notifications adds at the top live (its id, time and tick)."""
+    with app.app_context():
+        user = make_user()
+        email, start = user.email, record(EUR, "1.08500")
+        (above,) = bulk_alerts(user.id, [("ABOVE", "1.08600", ">=", False)], start.id)
+    auth.login(email, PASSWORD)
+    sio = socketio.test_client(app, flask_test_client=client)
+    sio.get_received()
+    with app.app_context():
+        engine = started(app)
+        crossing = record(EUR, "1.08650")
+        engine([crossing])
+        [fire] = fires(above)
+        expected = {"fire_id": fire.id, "message": fire.message, "unread": 1, "tick_id": crossing.id,
+                    "at": fire.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")}
+    [frame] = [m["args"][0] for m in sio.get_received() if m["name"] == "alert_fired"]
+    assert frame == expected

@@ -3,6 +3,8 @@ deleting alerts, and every bad input refused with a clear message and nothing wr
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import func, select
 
@@ -149,21 +151,24 @@ def test_notifications_show_the_unread_count_in_the_bell_and_mark_read(app, clie
     assert 'data-testid="unread-count">0<' in client.get("/notifications").get_data(as_text=True)
 
 
-def test_a_page_carries_the_recent_unread_fires_for_the_toasts_its_connection_missed(app, client, signed_in):
-    """A fire while the page was loading (the form's redirect, a navigation) reached no live
-    connection: the next page carries the unread fires of the last minute, and alerts.js
-    toasts each once per tab. Older or read fires are not carried."""
-    import json
-    import re
+def test_a_connection_catches_up_on_the_fires_that_came_before_it_joined(app, client, signed_in, auth):
+    """A fire between a page's render and its connection joining the user's room reached
+    neither: once connected, the page asks (alerts_catch_up) and gets the unread count and
+    the unread fires of the last minute, as the live frame carries them. Older or read
+    fires are not in it; an anonymous connection gets nothing."""
     from datetime import timedelta
 
+    from edutradex.extensions import socketio
     from edutradex.types import utcnow
 
-    def carried() -> list[dict]:
-        page = client.get("/alerts").get_data(as_text=True)
-        return json.loads(re.search(r"id=\"recent-alert-fires\" data-fires='([^']*)'", page).group(1))
+    def catch_up() -> dict:
+        sio = socketio.test_client(app, flask_test_client=client)
+        try:
+            return sio.emit("alerts_catch_up", {}, callback=True)
+        finally:
+            sio.disconnect()
 
-    assert carried() == []
+    assert catch_up() == {"unread": 0, "fires": []}
     with app.app_context():
         from edutradex.alerts import service
 
@@ -174,7 +179,48 @@ def test_a_page_carries_the_recent_unread_fires_for_the_toasts_its_connection_mi
                         message="EUR/USD OTC rose to <b>1.09002</b> 'quoted'")
         db.session.add_all([old, new])
         db.session.commit()
-        new_id = new.id
-    assert carried() == [{"fire_id": new_id, "message": "EUR/USD OTC rose to <b>1.09002</b> 'quoted'"}]
+        new_id, at = new.id, new.created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert catch_up() == {"unread": 2, "fires": [
+        {"fire_id": new_id, "message": "EUR/USD OTC rose to <b>1.09002</b> 'quoted'", "tick_id": 2, "at": at}]}
     client.post("/notifications/read", data={"csrf_token": csrf_token(client, "/notifications")})
-    assert carried() == []
+    assert catch_up() == {"unread": 0, "fires": []}
+    auth.logout()
+    assert catch_up() == {"unread": 0, "fires": []}
+    assert "recent-alert-fires" not in client.get("/").get_data(as_text=True)  # nothing carried by the page now
+
+
+def test_notifications_are_paginated_newest_first_and_a_read_keeps_the_page(app, client, signed_in):
+    with app.app_context():
+        from edutradex.alerts import service
+
+        alert_id = service.create_alert(signed_in, EUR, "ABOVE", "1.09000").id
+        db.session.add_all([AlertFire(alert_id=alert_id, user_id=signed_in, symbol=EUR, tick_id=n, tick_ts_ms=n,
+                                      price=1, message=f"fire number {n:03d}") for n in range(1, 121)])
+        db.session.commit()
+        oldest = db.session.scalar(select(AlertFire.id).order_by(AlertFire.id))
+
+    def shown(url: str) -> tuple[list[str], str]:
+        page = client.get(url).get_data(as_text=True)
+        return re.findall(r"<b>fire number (\d{3})</b>", page), page
+
+    first, page = shown("/notifications")
+    assert first == [f"{n:03d}" for n in range(120, 70, -1)]  # the newest 50
+    assert "Page 1 of 3 · 120 in all" in page and 'href="/notifications?page=2" rel="next"' in page
+    assert 'data-live="1"' in page  # page 1 takes new fires live
+    last, page = shown("/notifications?page=3")
+    assert last == [f"{n:03d}" for n in range(20, 0, -1)] and 'data-live="1"' not in page
+    assert 'href="/notifications?page=2" rel="prev"' in page
+    assert shown("/notifications?page=abc")[0] == first  # a page that is not a number: the first
+    beyond, page = shown("/notifications?page=99")
+    assert beyond == [] and "No notifications on this page." in page
+
+    token = csrf_token(client, "/notifications?page=3")
+    response = client.post(f"/notifications/{oldest}/read?page=3", data={"csrf_token": token})
+    assert response.status_code == 302 and response.headers["Location"].endswith("/notifications?page=3")
+    assert "119 unread" in client.get("/notifications?page=3").get_data(as_text=True)
+
+
+def test_no_notifications_yet_says_how_to_get_one(app, client, signed_in):
+    page = client.get("/notifications").get_data(as_text=True)
+    assert "Nothing yet." in page and "0 unread" in page
+    assert 'id="mark-all-read" hidden' in page  # nothing to mark; alerts.js shows it when a fire comes

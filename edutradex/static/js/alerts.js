@@ -4,8 +4,8 @@
   "use strict";
   var app = window.EduTradeX;
   if (!app || !app.socket) return;
-  // Each fire is toasted once per browser tab: live, or, if it came while the page was
-  // loading (no connection yet to hear it), from the recent unread fires the page carries.
+  // Each fire is toasted once per browser tab: live, or, if it came before this page's
+  // connection joined the user's room, from the catch-up the connection asks for.
   var SHOWN = "edutradex-alert-toasts";
   function shown() {
     try { return JSON.parse(window.sessionStorage.getItem(SHOWN) || "[]"); } catch (e) { return []; }
@@ -19,15 +19,79 @@
     ids.push(fire.fire_id);
     try { window.sessionStorage.setItem(SHOWN, JSON.stringify(ids.slice(-50))); } catch (e) { /* private mode */ }
   }
+  // On the first page of /notifications, each new fire is added at the top as it comes,
+  // built from text nodes (the message is data, never markup), with its own "Mark read".
+  function addRow(fire) {
+    var rows = document.getElementById("notification-rows");
+    if (!rows || !rows.hasAttribute("data-live") || fire.fire_id === undefined) return;
+    if (rows.querySelector('[data-fire-id="' + fire.fire_id + '"]')) return;
+    var tr = document.createElement("tr");
+    tr.className = "unread";
+    tr.setAttribute("data-testid", "notification");
+    tr.setAttribute("data-fire-id", String(fire.fire_id));
+    tr.setAttribute("data-live", "1");
+    var when = document.createElement("td");
+    when.className = "small mono";
+    when.textContent = fire.at || "";
+    var what = document.createElement("td");
+    var bold = document.createElement("b");
+    bold.textContent = fire.message;
+    what.appendChild(bold);
+    if (fire.tick_id !== undefined) {
+      var tick = document.createElement("span");
+      tick.className = "small muted";
+      tick.textContent = " tick " + fire.tick_id;
+      what.appendChild(tick);
+    }
+    var action = document.createElement("td");
+    var form = document.createElement("form");
+    form.method = "post";
+    form.className = "inline-form";
+    form.action = rows.getAttribute("data-read-url").replace("/0/read", "/" + fire.fire_id + "/read");
+    var token = document.createElement("input");
+    token.type = "hidden";
+    token.name = "csrf_token";
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    token.value = meta ? meta.getAttribute("content") : "";
+    var button = document.createElement("button");
+    button.type = "submit";
+    button.className = "btn btn-ghost btn-sm";
+    button.setAttribute("data-testid", "mark-read");
+    button.textContent = "Mark read";
+    form.appendChild(token);
+    form.appendChild(button);
+    action.appendChild(form);
+    tr.appendChild(when);
+    tr.appendChild(what);
+    tr.appendChild(action);
+    rows.insertBefore(tr, rows.firstChild);
+    var table = rows.closest("table");
+    if (table) table.hidden = false;
+    var empty = document.querySelector('[data-testid="no-notifications"]');
+    if (empty) empty.remove();
+  }
+  function setUnread(unread) {
+    if (unread === undefined) return;
+    var count = document.getElementById("unread-count");
+    if (count) count.textContent = String(unread);
+    var badge = document.getElementById("notifications-unread");
+    if (badge) badge.textContent = unread + " unread";
+    var all = document.getElementById("mark-all-read");
+    if (all) all.hidden = !unread;
+  }
   app.socket.on("alert_fired", function (data) {
     toastOnce(data);
-    var count = document.getElementById("unread-count");
-    if (count && data.unread !== undefined) count.textContent = String(data.unread);
+    addRow(data);
+    setUnread(data.unread);
   });
-  var recent = document.getElementById("recent-alert-fires");
-  if (recent) {
-    var fires = [];
-    try { fires = JSON.parse(recent.getAttribute("data-fires") || "[]"); } catch (e) { fires = []; }
-    fires.reverse().forEach(toastOnce);
+  // Each (re)connection catches up on what came before it joined (alerts/events.py).
+  function catchUp() {
+    app.socket.emit("alerts_catch_up", {}, function (reply) {
+      if (!reply) return;
+      (reply.fires || []).slice().reverse().forEach(function (fire) { toastOnce(fire); addRow(fire); });
+      setUnread(reply.unread);
+    });
   }
+  app.socket.on("connect", catchUp);
+  if (app.socket.connected) catchUp();
 })();
