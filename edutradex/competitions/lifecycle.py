@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -36,7 +37,7 @@ from sqlalchemy import Integer, and_, bindparam, case, exists, func, select, upd
 from .. import jobs
 from ..extensions import db, socketio
 from ..types import utcnow
-from ..wallet.ledger import post_ledger_entries, post_ledger_entry, wallet_accounts
+from ..wallet.ledger import InsufficientFunds, post_ledger_entries, post_ledger_entry, wallet_accounts
 from ..wallet.models import EntryType
 from . import gate, rules
 from .events import announce_settled, announce_status
@@ -55,12 +56,55 @@ from .notify import (
 from .prizes import Split, Standing, split_pool
 from .returns import cents_of, ranking_cents
 from .rise_fall import SettlementPending
-from .service import cancel_in_transaction, pool_account, pool_balance, revenue_account, schedule_next
+from .service import (
+    cancel_in_transaction,
+    pool_account,
+    pool_balance,
+    revenue_account,
+    revenue_balance,
+    schedule_next,
+)
 
 log = logging.getLogger(__name__)
 S = CompetitionStatus
 ACTIONS = ("start", "end", "settle")
 MAX_PER_CYCLE = 100
+
+
+class GuaranteeShortfall(Exception):
+    """Platform revenue cannot cover the guaranteed pool's top-up: nothing was paid, the
+    competition stays ENDED and is retried each cycle until revenue is funded (`flask wallet
+    fund-revenue`). An operator's problem, not a bug: logged as a warning once a minute."""
+
+    def __init__(self, competition_id: int, needed: Decimal):
+        super().__init__(f"competition {competition_id}: the guaranteed pool needs {needed} credits from platform "
+                         f"revenue, which cannot cover them; the prizes wait (flask wallet fund-revenue)")
+        self.competition_id, self.needed = competition_id, needed
+
+
+_SHORTFALL_WARNED: dict[int, float] = {}
+SHORTFALL_WARN_SECONDS = 60.0
+
+
+def _warn_shortfall(short: GuaranteeShortfall) -> None:
+    now = time.monotonic()
+    if now - _SHORTFALL_WARNED.get(short.competition_id, -SHORTFALL_WARN_SECONDS) >= SHORTFALL_WARN_SECONDS:
+        _SHORTFALL_WARNED[short.competition_id] = now
+        log.warning("%s", short)
+
+
+def guarantee_shortfall(competition_id: int) -> tuple[Decimal, Decimal] | None:
+    """For an ENDED competition whose prizes the guarantee tops up: (the top-up the prizes
+    need, what platform revenue can give: its balance plus this competition's fee) when
+    the first is larger, else None. For the admin's page."""
+    competition = db.session.get(Competition, competition_id)
+    if competition is None or competition.status != S.ENDED.value or competition.guaranteed_pool <= 0:
+        return None
+    split = split_pool(pool_balance(competition_id), competition.platform_fee_percent,
+                       [Decimal(p) for p in competition.prize_table], _standings(competition_id),
+                       competition.guaranteed_pool)
+    available = revenue_balance() + split.fee
+    return (split.topup, available) if split.topup > available else None
 
 
 def prize_key(competition_id: int, user_id: int) -> str:
@@ -256,8 +300,11 @@ def settle_competition(competition_id: int, now: datetime | None = None) -> Spli
             post_ledger_entry(EntryType.PLATFORM_FEE, split.fee, debit=pool, credit=revenue,
                               idempotency_key=f"competition-fee:{cid}", reference=reference)
         if split.topup > 0:
-            post_ledger_entry(EntryType.COMPETITION_GUARANTEE, split.topup, debit=revenue, credit=pool,
-                              idempotency_key=f"competition-guarantee:{cid}", reference=reference)
+            try:
+                post_ledger_entry(EntryType.COMPETITION_GUARANTEE, split.topup, debit=revenue, credit=pool,
+                                  idempotency_key=f"competition-guarantee:{cid}", reference=reference)
+            except InsufficientFunds:
+                raise GuaranteeShortfall(cid, split.topup) from None
         user_of = {s.participant_id: s.user_id for s in standings}
         winners = sorted(split.prizes.items(), key=lambda item: (user_of[item[0]], item[0]))
         wallets = wallet_accounts([user_of[pid] for pid, _ in winners])
@@ -340,8 +387,12 @@ def run_step(competition_id: int, action: str, now: datetime | None = None):
 
 @jobs.job
 def run_step_job(competition_id: int, action: str) -> None:
-    """RQ entry point: one job per (competition, step)."""
-    run_step(competition_id, action)
+    """RQ entry point: one job per (competition, step). A guarantee shortfall is a wait, not
+    a failed job: the clock enqueues the step again next cycle."""
+    try:
+        run_step(competition_id, action)
+    except GuaranteeShortfall as short:
+        _warn_shortfall(short)
 
 
 def step_job_id(competition_id: int, action: str) -> str:
@@ -371,6 +422,8 @@ def run_lifecycle_cycle(now: datetime | None = None) -> int:
             run_step(competition_id, action, now)
         except SettlementPending as pending:
             log.info("%s; the end is retried next cycle", pending)  # the usual wait for the tick store's flush
+        except GuaranteeShortfall as short:
+            _warn_shortfall(short)
         except Exception:
             # The step rolled back; the competition keeps its status and is retried next cycle.
             log.exception("competition %s: %s failed", competition_id, action)
@@ -392,6 +445,8 @@ def run_overdue(now: datetime | None = None) -> int:
                     progressed += 1
             except SettlementPending as pending:
                 log.info("%s; the clock retries the end", pending)
+            except GuaranteeShortfall as short:
+                _warn_shortfall(short)
             except Exception:
                 log.exception("competition %s: overdue %s failed", competition_id, action)
         total += progressed

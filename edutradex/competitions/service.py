@@ -55,6 +55,12 @@ def revenue_account():
     return platform_account(PlatformAccountKind.PLATFORM_REVENUE)
 
 
+def revenue_balance() -> Decimal:
+    balance = db.session.scalar(select(PlatformAccount.balance).where(
+        PlatformAccount.kind == PlatformAccountKind.PLATFORM_REVENUE.value, PlatformAccount.reference == ""))
+    return balance if balance is not None else Decimal("0.00")
+
+
 def _suffix(entry_number: int) -> str:
     return "" if entry_number == 1 else f":{entry_number}"
 

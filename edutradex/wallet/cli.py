@@ -26,6 +26,24 @@ def verify_command():
     click.echo("OK: every wallet and platform account matches its ledger entries, and the platform balances.")
 
 
+@wallet_cli.command("fund-revenue")
+@click.argument("amount")
+@click.option("--reason", required=True, help="Why (kept on the ledger entry), e.g. the competition it guarantees.")
+def fund_revenue_command(amount, reason):
+    """Put AMOUNT credits into platform revenue from outside: the account guaranteed pools
+    are topped up from. A competition whose guarantee it could not cover is paid at the
+    competition clock's next cycle."""
+    from ..errors import DomainError
+    from .service import fund_platform_revenue
+
+    try:
+        balance = fund_platform_revenue(amount, reason)
+    except DomainError as refused:
+        click.echo(f"Refused: {refused.message}", err=True)
+        sys.exit(2)
+    click.echo(f"Platform revenue now holds {balance:,.2f} credits.")
+
+
 @wallet_cli.command("fingerprint-kyc")
 def fingerprint_kyc_command():
     """Compute the identity fingerprints (fair play) of KYC submissions made before they

@@ -15,9 +15,12 @@ from sqlalchemy import func, select
 from ..auth.models import User
 from ..errors import Conflict, DomainError, Forbidden, found
 from ..extensions import db
-from .ledger import get_or_create_wallet, parse_amount, post_ledger_entry, wallet_account
-from .models import EntryType, LedgerEntry, Wallet
+from ..parsing import parse_decimal
+from .ledger import get_or_create_wallet, parse_amount, platform_account, post_ledger_entry, wallet_account
+from .models import EntryType, LedgerEntry, PlatformAccountKind, Wallet
 from .notify import after_commit, commit, live_update
+
+FUNDING_CEILING = Decimal("1000000.00")  # one funding at most: a typo of a few zeros is refused
 
 HISTORY_PAGE_SIZE = 20
 
@@ -110,6 +113,29 @@ class AdjustmentAlreadyMade(Conflict):
     def __init__(self, entry: LedgerEntry):
         super().__init__("This form was already submitted: the adjustment was made once.")
         self.entry = entry
+
+
+def fund_platform_revenue(amount: str, reason: str) -> Decimal:
+    """The operator puts credits into platform revenue from outside (an ADJUSTMENT with no
+    debit account, like an admin's credit to a wallet): what guaranteed pools are topped up
+    from when fees have not earned enough. Returns the new revenue balance."""
+    reason = (reason or "").strip()
+    if len(reason) < 3:
+        raise DomainError("Give a reason (at least 3 characters): it is kept on the ledger entry.")
+    if len(reason) > 500:
+        raise DomainError("Keep the reason under 500 characters.")
+    size = parse_decimal(amount, "Amount", places=2, minimum=Decimal(0), above_minimum=True,
+                         maximum=FUNDING_CEILING, example="500.00")
+    try:
+        [entry] = post_ledger_entry(EntryType.ADJUSTMENT, size, debit=None,
+                                    credit=platform_account(PlatformAccountKind.PLATFORM_REVENUE),
+                                    idempotency_key=f"revenue-funding:{uuid.uuid4().hex}", reference="platform",
+                                    reason=reason)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return entry.balance_after
 
 
 def adjust_credits(user_id: int, amount: Decimal, reason: str, actor_id: int, *,

@@ -235,3 +235,27 @@ def test_the_detail_page_links_a_recurring_competition_to_its_next_instance(app,
         audit_url = url_for("admin.audit_log", target_type="competition", target_id=next_id)
     response = client.get(audit_url)
     assert response.status_code == 200 and "competition.schedule_next" in response.get_data(as_text=True)
+
+
+def test_the_page_says_what_a_guarantee_the_platform_cannot_cover_needs(app, client, admin):
+    from edutradex.competitions import lifecycle
+    from tests.competitions.conftest import trader
+
+    with app.app_context():
+        competition = open_competition(name='Cup "Spring"', entry_fee="10.00", guaranteed_pool="500.00")
+        user = trader()
+        service.join_competition(competition.id, user)
+        [p] = participants(competition.id)
+        p.equity = p.cash = Decimal("10500.00")
+        p.trades_count = 1
+        db.session.commit()
+        cid, end = competition.id, competition.end_at + timedelta(seconds=1)
+        lifecycle.run_overdue(end)
+    page = client.get(f"/admin/competitions/{cid}").get_data(as_text=True)
+    assert 'data-testid="guarantee-shortfall"' in page
+    assert "needs a top-up of\n  <b class=\"mono\">342.00</b>" in page and "<b class=\"mono\">2.00</b>" in page
+    assert 'flask wallet fund-revenue 340.00 --reason "Guarantee of Cup &#34;Spring&#34;"' in page  # escaped
+    with app.app_context():
+        assert app.test_cli_runner().invoke(args=["wallet", "fund-revenue", "340.00", "--reason", "Spring"]).exit_code == 0
+        assert lifecycle.run_overdue(end) == 1
+    assert 'data-testid="guarantee-shortfall"' not in client.get(f"/admin/competitions/{cid}").get_data(as_text=True)

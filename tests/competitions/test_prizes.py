@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from edutradex.competitions import lifecycle, service
 from edutradex.competitions.models import Competition
@@ -192,21 +193,52 @@ def test_guaranteed_pool_is_topped_up_from_platform_revenue(db_app):
         assert_books_balance(db_app)
 
 
-def test_a_guarantee_the_platform_cannot_cover_leaves_the_competition_ended_and_retried(app):
+def test_a_guarantee_the_platform_cannot_cover_leaves_the_competition_ended_and_retried(app, caplog, monkeypatch):
+    """Nothing is paid while platform revenue cannot cover the top-up; the clock retries
+    each cycle with one warning a minute (no traceback); the admin's page says what is
+    missing; funding revenue with `flask wallet fund-revenue` lets the next cycle pay."""
+    monkeypatch.setattr(lifecycle, "_SHORTFALL_WARNED", {})
     with app.app_context():
         competition = open_competition(entry_fee="10.00", guaranteed_pool="500.00")
         user = trader()
         service.join_competition(competition.id, user)
         _finish(competition.id, {user: "10500"})
         end = competition.end_at + timedelta(seconds=1)
-        lifecycle.run_overdue(end)
+        with caplog.at_level("WARNING", logger="edutradex.competitions.lifecycle"):
+            lifecycle.run_overdue(end)
+            lifecycle.run_lifecycle_cycle(end)
+        warnings = [r for r in caplog.records if r.name == "edutradex.competitions.lifecycle"]
+        assert [(r.levelname, r.exc_info) for r in warnings] == [("WARNING", None)]  # once a minute, no traceback
+        assert "needs 342.00 credits from platform revenue" in warnings[0].getMessage()
         db.session.expire_all()
         assert db.session.get(Competition, competition.id).status == "ENDED"
         assert _pool(competition.id) == D("10.00") and balance(user) == D("90.00")
+        # pool 10.00, fee 2.00, net 8.00 raised to 500.00: rank 1's 350.00 needs 342.00; revenue can give the fee
+        assert lifecycle.guarantee_shortfall(competition.id) == (D("342.00"), D("2.00"))
         assert_books_balance(app)
-        fund_revenue("1000.00")
+        funded = app.test_cli_runner().invoke(args=["wallet", "fund-revenue", "340.00", "--reason", "Spring cup"])
+        assert funded.exit_code == 0 and "Platform revenue now holds 340.00 credits." in funded.output
+        assert lifecycle.guarantee_shortfall(competition.id) is None
         assert lifecycle.run_overdue(end) == 1
         db.session.expire_all()
         assert db.session.get(Competition, competition.id).status == "SETTLED" and balance(user) == D("440.00")
+        assert _revenue() == D("0.00")  # 340.00 funded + 2.00 fee - 342.00 top-up
         assert_books_balance(app)
 
+
+@pytest.mark.parametrize("amount, reason, says", [
+    ("-5", "Spring cup", "Amount"), ("0", "Spring cup", "Amount"), ("NaN", "Spring cup", "Amount"),
+    ("abc", "Spring cup", "Amount"), ("10.001", "Spring cup", "Amount"), ("1000000.01", "Spring cup", "Amount"),
+    ("1e3", "Spring cup", "Amount"), ("50.00", "  ", "reason"), ("50.00", "x" * 501, "reason"),
+])
+def test_fund_revenue_refuses_bad_input_and_changes_nothing(app, amount, reason, says):
+    with app.app_context():
+        entries = db.session.scalar(select(func.count()).select_from(LedgerEntry))
+        result = app.test_cli_runner().invoke(args=["wallet", "fund-revenue", "--reason", reason, "--", amount])
+        assert result.exit_code == 2 and "Refused:" in result.output and says in result.output, result.output
+        assert db.session.scalar(select(func.count()).select_from(LedgerEntry)) == entries and _revenue() == D("0.00")
+
+
+def test_fund_revenue_needs_a_reason(app):
+    result = app.test_cli_runner().invoke(args=["wallet", "fund-revenue", "50.00"])
+    assert result.exit_code == 2 and "--reason" in result.output

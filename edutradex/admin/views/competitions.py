@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import render_template, request, url_for
 
-from ...competitions import fair_play, pages, rules, service
+from ...competitions import fair_play, lifecycle, pages, rules, service
 from ...competitions.models import CompetitionStatus
 from ...errors import DomainError
 from .. import bp
@@ -51,7 +51,8 @@ def competition_detail(competition_id: int):
     return render_template("admin/competition_detail.html", c=competition, pool=service.pool_balance(competition_id),
                            rows=rows, total=total, page=page_number(), per_page=PER_PAGE,
                            next_id=service.next_instance_id(competition_id),
-                           open_flags=fair_play.open_flag_count(competition_id), breaches=rules.breaches_of(competition_id))
+                           open_flags=fair_play.open_flag_count(competition_id), breaches=rules.breaches_of(competition_id),
+                           shortfall=lifecycle.guarantee_shortfall(competition_id))
 
 
 @bp.get("/competitions/<int:competition_id>/edit")
