@@ -25,43 +25,20 @@
     var rows = document.getElementById("notification-rows");
     if (!rows || !rows.hasAttribute("data-live") || fire.fire_id === undefined) return;
     if (rows.querySelector('[data-fire-id="' + fire.fire_id + '"]')) return;
-    var tr = document.createElement("tr");
-    tr.className = "unread";
-    tr.setAttribute("data-testid", "notification");
-    tr.setAttribute("data-fire-id", String(fire.fire_id));
-    tr.setAttribute("data-live", "1");
-    var when = document.createElement("td");
-    when.className = "small mono";
-    when.textContent = fire.at || "";
-    var what = document.createElement("td");
-    var bold = document.createElement("b");
-    bold.textContent = fire.message;
-    what.appendChild(bold);
-    if (fire.tick_id !== undefined) {
-      var tick = document.createElement("span");
-      tick.className = "small muted";
-      tick.textContent = " tick " + fire.tick_id;
-      what.appendChild(tick);
-    }
-    var action = document.createElement("td");
-    var form = document.createElement("form");
-    form.method = "post";
-    form.className = "inline-form";
-    form.action = rows.getAttribute("data-read-url").replace("/0/read", "/" + fire.fire_id + "/read");
-    var token = document.createElement("input");
-    token.type = "hidden";
-    token.name = "csrf_token";
+    var el = app.element;
+    var what = el("td");
+    what.appendChild(el("b", {}, fire.message));
+    if (fire.tick_id !== undefined) what.appendChild(el("span", { "class": "small muted" }, " tick " + fire.tick_id));
     var meta = document.querySelector('meta[name="csrf-token"]');
-    token.value = meta ? meta.getAttribute("content") : "";
-    var button = document.createElement("button");
-    button.type = "submit";
-    button.className = "btn btn-ghost btn-sm";
-    button.setAttribute("data-testid", "mark-read");
-    button.textContent = "Mark read";
-    form.appendChild(token);
-    form.appendChild(button);
+    var form = el("form", { method: "post", "class": "inline-form",
+                            action: rows.getAttribute("data-read-url").replace("/0/read", "/" + fire.fire_id + "/read") });
+    form.appendChild(el("input", { type: "hidden", name: "csrf_token", value: meta ? meta.getAttribute("content") : "" }));
+    form.appendChild(el("button", { type: "submit", "class": "btn btn-ghost btn-sm", "data-testid": "mark-read" }, "Mark read"));
+    var action = el("td");
     action.appendChild(form);
-    tr.appendChild(when);
+    var tr = el("tr", { "class": "unread", "data-testid": "notification", "data-fire-id": String(fire.fire_id),
+                        "data-live": "1" });
+    tr.appendChild(el("td", { "class": "small mono" }, fire.at || ""));
     tr.appendChild(what);
     tr.appendChild(action);
     rows.insertBefore(tr, rows.firstChild);

@@ -6,16 +6,20 @@
   // flashed into the page, swapped in by htmx), the observer below gives it both.
   var TOAST_MS = 8000;
 
+  // An element from data: attributes set one by one and the text as a text node, so
+  // nothing the server or a user sent is ever parsed as markup.
+  function element(tag, attributes, text) {
+    var el = document.createElement(tag);
+    Object.keys(attributes || {}).forEach(function (name) { el.setAttribute(name, attributes[name]); });
+    if (text !== undefined && text !== null) el.textContent = String(text);
+    return el;
+  }
+
   function prepareToast(el) {
     if (el.nodeType !== 1 || !el.classList.contains("toast") || el.hasAttribute("data-ready")) return;
     el.setAttribute("data-ready", "1");
     if (!el.querySelector(".toast-close")) {
-      var close = document.createElement("button");
-      close.type = "button";
-      close.className = "toast-close";
-      close.setAttribute("aria-label", "Dismiss");
-      close.textContent = "×";
-      el.appendChild(close);
+      el.appendChild(element("button", { type: "button", "class": "toast-close", "aria-label": "Dismiss" }, "×"));
     }
     setTimeout(function () { el.remove(); }, TOAST_MS);
   }
@@ -163,6 +167,6 @@
     setConnectionState("offline");
   }
 
-  window.EduTradeX = { socket: socket, toast: toast, formatMoney: formatMoney,
+  window.EduTradeX = { socket: socket, toast: toast, formatMoney: formatMoney, element: element,
                        connectionState: function () { return connectionState; } };
 })();
