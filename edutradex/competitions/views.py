@@ -14,7 +14,7 @@ from ..parsing import parse_page
 from ..trading_account import use_competition
 from ..types import utcnow
 from ..wallet.service import get_wallet
-from . import bp, fair_play, pages, service
+from . import bp, fair_play, lifecycle, pages, service
 from .models import CompetitionStatus, ParticipantStatus
 
 S = CompetitionStatus
@@ -82,7 +82,8 @@ def detail(competition_id: int):
                            participants=pages.participants(competition.id), wallet=get_wallet(current_user.id),
                            now=utcnow(), countdown=pages.countdown(competition), seconds_until=pages.seconds_until,
                            shown_limit=pages.PARTICIPANTS_SHOWN,
-                           prizes_held=competition.status == "ENDED" and fair_play.open_flag_count(competition.id) > 0)
+                           prizes_held=competition.status == "ENDED" and fair_play.open_flag_count(competition.id) > 0,
+                           guarantee_short=lifecycle.guarantee_shortfall(competition.id) is not None)
 
 
 @bp.route("/<int:competition_id>/join", methods=["GET"])

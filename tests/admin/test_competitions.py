@@ -255,6 +255,8 @@ def test_the_page_says_what_a_guarantee_the_platform_cannot_cover_needs(app, cli
     assert 'data-testid="guarantee-shortfall"' in page
     assert "needs a top-up of\n  <b class=\"mono\">342.00</b>" in page and "<b class=\"mono\">2.00</b>" in page
     assert 'flask wallet fund-revenue 340.00 --reason "Guarantee of Cup &#34;Spring&#34;"' in page  # escaped
+    public = client.get(f"/competitions/{cid}").get_data(as_text=True)
+    assert "The prizes wait for the organisers to fund the guaranteed pool" in public and "342.00" not in public
     with app.app_context():
         assert app.test_cli_runner().invoke(args=["wallet", "fund-revenue", "340.00", "--reason", "Spring"]).exit_code == 0
         assert lifecycle.run_overdue(end) == 1
