@@ -55,10 +55,14 @@ def revenue_account():
     return platform_account(PlatformAccountKind.PLATFORM_REVENUE)
 
 
-def revenue_balance() -> Decimal:
+def _platform_balance(kind: PlatformAccountKind, reference: str = "") -> Decimal:
     balance = db.session.scalar(select(PlatformAccount.balance).where(
-        PlatformAccount.kind == PlatformAccountKind.PLATFORM_REVENUE.value, PlatformAccount.reference == ""))
+        PlatformAccount.kind == kind.value, PlatformAccount.reference == reference))
     return balance if balance is not None else Decimal("0.00")
+
+
+def revenue_balance() -> Decimal:
+    return _platform_balance(PlatformAccountKind.PLATFORM_REVENUE)
 
 
 def _suffix(entry_number: int) -> str:
@@ -78,10 +82,7 @@ def rebuy_key(competition_id: int, user_id: int, number: int) -> str:
 
 
 def pool_balance(competition_id: int) -> Decimal:
-    balance = db.session.scalar(select(PlatformAccount.balance).where(
-        PlatformAccount.kind == PlatformAccountKind.PRIZE_POOL.value,
-        PlatformAccount.reference == pool_reference(competition_id)))
-    return balance if balance is not None else Decimal("0.00")
+    return _platform_balance(PlatformAccountKind.PRIZE_POOL, pool_reference(competition_id))
 
 
 # ---- reading --------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def detail(competition_id: int):
                            participants=pages.participants(competition.id), wallet=get_wallet(current_user.id),
                            now=utcnow(), countdown=pages.countdown(competition), seconds_until=pages.seconds_until,
                            shown_limit=pages.PARTICIPANTS_SHOWN,
-                           prizes_held=competition.status == "ENDED" and fair_play.open_flag_count(competition.id) > 0,
+                           prizes_held=competition.status == S.ENDED.value and fair_play.open_flag_count(competition.id) > 0,
                            guarantee_short=lifecycle.guarantee_shortfall(competition.id) is not None)
 
 
